@@ -6,6 +6,8 @@
 
 /// JSON-RPC bytes <-> envelopes: zero-copy envelope scan, splice rewriting, encoding, SSE framing. Pure.
 pub mod wire;
+/// Sealed tokens (session ids, cursors): AEAD under a startup key, URL-safe.
+pub mod seal;
 /// The gateway's error type: kind, whose fault, retry safety, and the one mapping to JSON-RPC/HTTP.
 pub mod error;
 /// Configuration: raw TOML types with documented defaults, `${VAR}` expansion, validate-all.

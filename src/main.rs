@@ -1,1 +1,84 @@
-fn main() {}
+//! `ringgate`: CLI → config → runtime. Nothing else lives here.
+
+use std::process::ExitCode;
+
+use ringgate::config::{self, cli, cli::Command};
+use ringgate::{demo, runtime, telemetry};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    telemetry::logger::init();
+    let command = match cli::parse_args(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ringgate: {e}\n\n{}", cli::HELP);
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
+        Command::Help => {
+            println!("{}", cli::HELP);
+            Ok(())
+        }
+        Command::Version => {
+            println!("ringgate {}", cli::VERSION);
+            Ok(())
+        }
+        Command::Check { config } => return check(&config),
+        Command::Serve { config } => load(&config).and_then(|c| runtime::run(c).map_err(|e| e.to_string())),
+        Command::Stdio { .. } => Err("the stdio front transport is not available in this build".to_string()),
+        Command::Demo => run_demo(),
+        Command::DemoServer { transport, listen, name } => run_demo_server(&transport, listen, name),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<config::Config, String> {
+    config::load(path).map_err(|e| format!("invalid config {}:\n{e}", path.display()))
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(c) => {
+            println!("{}: OK ({} servers, listen {}, admin {})", path.display(), c.servers.len(), c.gateway.listen, c.gateway.admin_listen);
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{}: {} problem(s):", path.display(), errors.0.len());
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_demo() -> Result<(), String> {
+    let a = demo::spawn(demo::DemoOptions::new("demo")).map_err(|e| e.to_string())?;
+    let b = demo::spawn(demo::DemoOptions::new("notes")).map_err(|e| e.to_string())?;
+    let text = demo::demo_config_toml(&a.url(), &b.url());
+    let config = config::parse_str(&text, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    eprintln!("ringgate demo: MCP endpoint http://127.0.0.1:8787/mcp, admin http://127.0.0.1:8788 (Ctrl-C to stop)");
+    let result = runtime::run(config).map_err(|e| e.to_string());
+    drop((a, b));
+    result
+}
+
+fn run_demo_server(transport: &str, listen: Option<std::net::SocketAddr>, name: Option<String>) -> Result<(), String> {
+    if transport != "http" {
+        return Err(format!("demo-server transport '{transport}' is not available in this build (use http)"));
+    }
+    let mut opts = demo::DemoOptions::new(name.as_deref().unwrap_or("demo"));
+    if let Some(l) = listen {
+        opts.listen = l;
+    }
+    demo::run_foreground(opts).map_err(|e| e.to_string())
+}

@@ -1,1 +1,184 @@
-//! placeholder
+//! Process shape: the control thread, N worker threads, signals, graceful shutdown.
+//!
+//! [`start`] binds the listeners (so port 0 works in tests and bind errors surface at once), starts
+//! the control thread and waits for its first sync with every downstream (bounded per server), then
+//! starts one worker per configured core, each on its own `SO_REUSEPORT` socket. [`Running`] is the
+//! handle: its addresses, [`Running::shutdown`] and [`Running::wait`]. [`run`] adds SIGINT/SIGTERM.
+//!
+//! Invariants: workers share nothing mutable; they get the snapshot through `ArcSwap` and messages
+//! through their inbox. Shutdown stops accepting, lets in-flight requests finish (bounded by
+//! `gateway.shutdown_timeout_ms`), then closes downstream connections.
+
+pub mod admin;
+pub mod control;
+pub mod front;
+pub mod worker;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
+use crate::catalog::cursor::CursorCodec;
+use crate::config::Config;
+use crate::proxy::Gateway;
+use crate::session::downstream::ServerLink;
+use crate::session::SessionCodec;
+use crate::telemetry::CoreStats;
+
+/// Messages a worker accepts from other threads.
+pub enum WorkerMsg {
+    /// Send this notification to every client stream on the worker.
+    Notify(Bytes),
+    /// Reply with a copy of the worker's stats and its open stream count.
+    Scrape(async_channel::Sender<(CoreStats, usize)>),
+    /// Open pool connections to servers that became available.
+    Warm,
+    /// Stop accepting and drain.
+    Shutdown,
+}
+
+/// A running gateway.
+pub struct Running {
+    /// Where the MCP endpoint listens.
+    pub listen: SocketAddr,
+    /// Where the admin endpoints listen.
+    pub admin: SocketAddr,
+    /// Shared state (tests inspect the snapshot).
+    pub gateway: Arc<Gateway>,
+    inboxes: Vec<async_channel::Sender<WorkerMsg>>,
+    reports: async_channel::Sender<crate::proxy::Report>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Asks every thread to stop (returns at once; see [`Running::wait`]).
+    pub fn shutdown(&self) {
+        for inbox in &self.inboxes {
+            let _ = inbox.try_send(WorkerMsg::Shutdown);
+        }
+        self.reports.close();
+    }
+
+    /// Waits for every thread to finish.
+    pub fn wait(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds the first listener of a group. SO_REUSEPORT would let a second gateway process silently
+/// share the port (and split traffic between two session keys), so the address is first claimed
+/// without it: if anything else holds it, startup fails with "address in use".
+fn bind_exclusive_first(addr: SocketAddr) -> io::Result<StdListener> {
+    let probe = StdListener::bind(addr)?;
+    let resolved = probe.local_addr()?;
+    drop(probe);
+    bind(resolved)
+}
+
+fn bind(addr: SocketAddr) -> io::Result<StdListener> {
+    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Starts the gateway for `config` and returns once it serves.
+pub fn start(config: Config) -> io::Result<Running> {
+    let gateway_cfg = Arc::new(config.gateway.clone());
+    let first = bind_exclusive_first(gateway_cfg.listen)?;
+    let listen = first.local_addr()?;
+    let admin_listener = StdListener::bind(gateway_cfg.admin_listen)?;
+    admin_listener.set_nonblocking(true)?;
+    let admin = admin_listener.local_addr()?;
+    let links: Vec<Arc<ServerLink>> =
+        config.servers.iter().enumerate().map(|(slot, s)| Arc::new(ServerLink::new(slot, Arc::new(s.clone())))).collect();
+    let cursors = Arc::new(CursorCodec::new().map_err(|_| io::Error::other("no system randomness"))?);
+    let snapshot = control::initial_snapshot(gateway_cfg.clone(), &links, cursors.clone());
+    let (reports_tx, reports_rx) = async_channel::unbounded();
+    let gw = Arc::new(Gateway {
+        snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
+        sessions: SessionCodec::new().map_err(|_| io::Error::other("no system randomness"))?,
+        reports: reports_tx.clone(),
+    });
+    let (inbox_tx, inbox_rx): (Vec<_>, Vec<_>) = (0..gateway_cfg.workers.max(1)).map(|_| async_channel::unbounded()).unzip();
+    let (synced_tx, synced_rx) = mpsc::channel();
+    let mut threads = Vec::new();
+    {
+        let (gw, gateway_cfg, inboxes) = (gw.clone(), gateway_cfg.clone(), inbox_tx.clone());
+        threads.push(spawn("ringgate-control", move || {
+            control_thread(gw, gateway_cfg, links, cursors, inboxes, admin_listener, reports_rx, synced_tx)
+        })?);
+    }
+    // The first sync is bounded by the per-server connect budget; servers that fail it are down.
+    let _ = synced_rx.recv();
+    for (index, inbox) in inbox_rx.into_iter().enumerate() {
+        let listener = if index == 0 { first.try_clone()? } else { bind(listen)? };
+        let gw = gw.clone();
+        threads.push(spawn(&format!("ringgate-w{index}"), move || {
+            if let Err(e) = worker::block_on(worker::run(index as u16, gw, listener, inbox)) {
+                log::error!("worker {index}: runtime failed: {e}");
+            }
+        })?);
+    }
+    drop(first);
+    Ok(Running { listen, admin, gateway: gw, inboxes: inbox_tx, reports: reports_tx, threads })
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name.to_string()).spawn(f)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn control_thread(
+    gw: Arc<Gateway>,
+    gateway_cfg: Arc<crate::config::GatewayConfig>,
+    links: Vec<Arc<ServerLink>>,
+    cursors: Arc<CursorCodec>,
+    inboxes: Vec<async_channel::Sender<WorkerMsg>>,
+    admin_listener: StdListener,
+    reports: async_channel::Receiver<crate::proxy::Report>,
+    synced: mpsc::Sender<()>,
+) {
+    let body = async move {
+        let (tasks_tx, tasks_rx) = control::task_queue();
+        let control = Rc::new(control::Control::new(gw, gateway_cfg, links, cursors, tasks_tx));
+        *control.workers.borrow_mut() = inboxes;
+        control.initial_sync().await;
+        let _ = synced.send(());
+        match monoio::net::TcpListener::from_std(admin_listener) {
+            Ok(l) => {
+                monoio::spawn(admin::serve(control.clone(), l));
+            }
+            Err(e) => log::error!("admin listener unusable: {e}"),
+        }
+        control.run(reports, tasks_rx).await;
+    };
+    if let Err(e) = worker::block_on(body) {
+        log::error!("control thread: runtime failed: {e}");
+    }
+}
+
+/// Runs the gateway until SIGINT or SIGTERM, then shuts down gracefully.
+pub fn run(config: Config) -> io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
+    let running = start(config)?;
+    log::info!("ringgate listening on http://{}/mcp (admin on http://{})", running.listen, running.admin);
+    if let Some(sig) = signals.forever().next() {
+        log::info!("signal {sig}: shutting down");
+    }
+    running.shutdown();
+    running.wait();
+    Ok(())
+}

@@ -1,1 +1,81 @@
-//! placeholder
+//! Downstream MCP servers: connections, handshakes, calls, catalog fetches.
+//!
+//! Key types: [`pool::WorkerPools`] (per-worker keep-alive connections per server, pre-warmed),
+//! [`exchange`] (one JSON-RPC POST over Streamable HTTP with a JSON or SSE reply),
+//! [`call::Call`] (a forwarded call in flight: its events, its timeout, its cancellation),
+//! [`handshake`] (the downstream `initialize`), [`fetch`] (list fan-in for the catalog),
+//! [`watch`] (the downstream's GET stream, for `list_changed`).
+//!
+//! Invariants: a call never waits for a handshake that could have happened earlier: sessions are
+//! established on the control thread at startup and published through [`ServerLink`]; connections
+//! are opened when a worker starts. A worker re-initializes only when the downstream says the session
+//! expired. One bad server never affects another: every failure is confined to its own link and pool.
+//!
+//! Today the back end speaks Streamable HTTP in the legacy era; stdio, HTTP+SSE and the modern era
+//! join as further variants of the same call shape.
+//!
+//! [`ServerLink`]: crate::session::downstream::ServerLink
+
+pub mod call;
+pub mod exchange;
+pub mod fetch;
+pub mod handshake;
+pub mod pool;
+pub mod watch;
+
+use std::fmt;
+
+use crate::error::{ErrorKind, GatewayError};
+
+/// Why a downstream exchange failed, before it is worded for a client.
+#[derive(Debug)]
+pub enum UpstreamError {
+    /// Could not connect or the connection broke.
+    Unreachable(String),
+    /// No reply within the deadline.
+    Timeout,
+    /// The downstream says our session is gone (404, or 400 "no valid session").
+    SessionExpired,
+    /// The downstream answered something that is not a valid MCP reply.
+    Protocol(String),
+}
+
+impl UpstreamError {
+    /// Words the failure for a client, naming the server (never blaming the client).
+    pub fn for_client(&self, server: &str) -> GatewayError {
+        match self {
+            UpstreamError::Unreachable(why) => GatewayError::new(
+                ErrorKind::DownstreamUnavailable,
+                format!("server '{server}' is unavailable: {why}"),
+            ),
+            UpstreamError::Timeout => GatewayError::new(
+                ErrorKind::DownstreamTimeout,
+                format!("server '{server}' did not answer in time; the call was cancelled"),
+            ),
+            UpstreamError::SessionExpired => GatewayError::new(
+                ErrorKind::DownstreamSessionExpired,
+                format!("server '{server}' ended its session during the call; it was not retried because it may have had effects"),
+            ),
+            UpstreamError::Protocol(why) => GatewayError::new(
+                ErrorKind::DownstreamProtocol,
+                format!("server '{server}' sent an invalid reply: {why}"),
+            ),
+        }
+    }
+
+    /// Whether this failure means the server itself is down (vs. one bad call).
+    pub fn server_down(&self) -> bool {
+        matches!(self, UpstreamError::Unreachable(_))
+    }
+}
+
+impl fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpstreamError::Unreachable(w) => write!(f, "unreachable: {w}"),
+            UpstreamError::Timeout => f.write_str("timed out"),
+            UpstreamError::SessionExpired => f.write_str("session expired"),
+            UpstreamError::Protocol(w) => write!(f, "protocol error: {w}"),
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The built-in demo MCP server (`ringgate demo-server`): small, but a real MCP server.
+//!
+//! It speaks Streamable HTTP in the legacy era (sessions, 404 on unknown sessions, DELETE, a GET
+//! notification stream, SSE replies carrying progress), offers a few tools, a resource, a resource
+//! template and a prompt, and can change its tool list at runtime (`set_extra_tools`, which sends
+//! `notifications/tools/list_changed`). The no-argument demo runs two of these in-process and fronts
+//! them; the integration tests use it as their harness downstream. [`DemoOptions`] exposes the knobs
+//! tests need (generated tools, downstream pagination).
+
+mod tools;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::net::TcpListener;
+
+use crate::runtime::front::media_accepted;
+use crate::session::streams::StreamHub;
+use crate::transport::http::{HttpLimits, Method, Request, ServerConn};
+use crate::wire::{self, code, encode, method, sse, Kind};
+
+/// Settings of one demo server.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Server name (serverInfo and resource URIs).
+    pub name: String,
+    /// Address to listen on (port 0 picks one).
+    pub listen: SocketAddr,
+    /// Generated tools `tool_000`… offered besides the built-in ones.
+    pub extra_tools: usize,
+    /// Items per `tools/list` page (None: everything in one page).
+    pub page_size: Option<usize>,
+}
+
+impl DemoOptions {
+    /// A demo server named `name` on an ephemeral loopback port.
+    pub fn new(name: &str) -> Self {
+        DemoOptions {
+            name: name.to_string(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            extra_tools: 0,
+            page_size: None,
+        }
+    }
+}
+
+/// A running demo server.
+pub struct DemoHandle {
+    /// Its address.
+    pub addr: SocketAddr,
+    stop: Option<async_channel::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DemoHandle {
+    /// The MCP endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// Stops the server and waits for its thread (its port closes).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.try_send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for DemoHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts a demo server on its own thread.
+pub fn spawn(opts: DemoOptions) -> std::io::Result<DemoHandle> {
+    let std_listener = std::net::TcpListener::bind(opts.listen)?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let (stop_tx, stop_rx) = async_channel::bounded(1);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let thread = std::thread::Builder::new().name(format!("demo-{}", opts.name)).spawn(move || {
+        let _ = crate::runtime::worker::block_on(async move {
+            let listener = match TcpListener::from_std(std_listener) {
+                Ok(l) => l,
+                Err(e) => return log::error!("demo server: {e}"),
+            };
+            let _ = ready_tx.send(());
+            serve(Rc::new(Demo::new(opts)), listener, stop_rx).await;
+        });
+    })?;
+    let _ = ready_rx.recv();
+    Ok(DemoHandle { addr, stop: Some(stop_tx), thread: Some(thread) })
+}
+
+/// Runs a demo server in the foreground (`ringgate demo-server`).
+pub fn run_foreground(opts: DemoOptions) -> std::io::Result<()> {
+    let handle = spawn(opts)?;
+    log::info!("demo MCP server listening on {}", handle.url());
+    eprintln!("demo MCP server listening on {}", handle.url());
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
+    let _ = signals.forever().next();
+    handle.stop();
+    Ok(())
+}
+
+/// One demo server's state.
+pub struct Demo {
+    opts: DemoOptions,
+    sessions: RefCell<HashSet<String>>,
+    extra_tools: Cell<usize>,
+    streams: StreamHub,
+}
+
+impl Demo {
+    fn new(opts: DemoOptions) -> Self {
+        Demo {
+            extra_tools: Cell::new(opts.extra_tools),
+            opts,
+            sessions: RefCell::new(HashSet::new()),
+            streams: StreamHub::default(),
+        }
+    }
+}
+
+async fn serve(demo: Rc<Demo>, listener: TcpListener, stop: async_channel::Receiver<()>) {
+    loop {
+        monoio::select! {
+            accepted = listener.accept() => if let Ok((stream, _)) = accepted {
+                let _ = stream.set_nodelay(true);
+                monoio::spawn(connection(demo.clone(), stream));
+            },
+            _ = stop.recv() => return,
+        }
+    }
+}
+
+async fn connection<S: AsyncReadRent + AsyncWriteRent>(demo: Rc<Demo>, stream: S) {
+    let mut conn = ServerConn::new(stream, HttpLimits::default());
+    while let Ok(Some(req)) = conn.read_request().await {
+        let ok = match (req.method, req.path_str()) {
+            (Method::Post, "/mcp") => post(&demo, &mut conn, &req).await,
+            (Method::Get, "/mcp") => get(&demo, &mut conn, &req).await,
+            (Method::Delete, "/mcp") => {
+                let known = session_of(&req).is_some_and(|s| demo.sessions.borrow_mut().remove(&s));
+                conn.write_response(if known { 200 } else { 404 }, &[], &[]).await.is_ok()
+            }
+            _ => conn.write_response(404, &[], &[]).await.is_ok(),
+        };
+        if !ok || !conn.keep_alive() {
+            return;
+        }
+    }
+}
+
+fn session_of(req: &Request) -> Option<String> {
+    req.headers.get_str("mcp-session-id").map(str::to_string)
+}
+
+async fn post<S: AsyncReadRent + AsyncWriteRent>(demo: &Demo, conn: &mut ServerConn<S>, req: &Request) -> bool {
+    let body = &req.body;
+    let env = match wire::parse(body) {
+        Ok(e) => e,
+        Err(e) => {
+            let reply = encode::error_response(None, e.code(), e.reason(), None);
+            return json(conn, 400, reply, None).await;
+        }
+    };
+    let m = env.method(body).unwrap_or("");
+    if m == method::INITIALIZE {
+        let sid = new_session_id();
+        demo.sessions.borrow_mut().insert(sid.clone());
+        let reply = tools::initialize_result(demo, body, &env);
+        return json(conn, 200, reply, Some(&sid)).await;
+    }
+    let known = session_of(req).is_some_and(|s| demo.sessions.borrow().contains(&s));
+    if !known {
+        let reply = encode::error_response(None, code::INVALID_REQUEST, "Session not found", None);
+        return json(conn, 404, reply, None).await;
+    }
+    if env.kind != Kind::Request {
+        return conn.write_response(202, &[], &[]).await.is_ok();
+    }
+    let wants_sse = req.headers.get("accept").is_some_and(|a| media_accepted(a, b"text/event-stream"));
+    if m == method::TOOLS_CALL && wants_sse && env.progress_token.is_some() {
+        return tools::call_with_progress(demo, conn, body, &env).await;
+    }
+    let reply = tools::handle(demo, body, &env).await;
+    json(conn, 200, reply, None).await
+}
+
+async fn get<S: AsyncReadRent + AsyncWriteRent>(demo: &Demo, conn: &mut ServerConn<S>, req: &Request) -> bool {
+    if !session_of(req).is_some_and(|s| demo.sessions.borrow().contains(&s)) {
+        return conn.write_response(404, &[], &[]).await.is_ok();
+    }
+    let headers = [("content-type", &b"text/event-stream"[..])];
+    if conn.start_stream(200, &headers).await.is_err() {
+        return false;
+    }
+    let mut reg = demo.streams.add(0);
+    let mut out = Vec::new();
+    while let Some(msg) = reg.rx.recv().await {
+        out.clear();
+        sse::encode_event(&mut out, Some("message"), None, &msg);
+        if conn.write_chunk(&[Bytes::copy_from_slice(&out)]).await.is_err() {
+            break;
+        }
+    }
+    demo.streams.remove(reg.key);
+    false
+}
+
+async fn json<S: AsyncReadRent + AsyncWriteRent>(conn: &mut ServerConn<S>, status: u16, body: Bytes, sid: Option<&str>) -> bool {
+    let ct = ("content-type", &b"application/json"[..]);
+    let r = match sid {
+        Some(s) => conn.write_response(status, &[ct, ("mcp-session-id", s.as_bytes())], &[body]).await,
+        None => conn.write_response(status, &[ct], &[body]).await,
+    };
+    r.is_ok()
+}
+
+fn new_session_id() -> String {
+    let mut raw = [0u8; 16];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The config the no-argument demo runs: two demo servers fronted on the default addresses.
+pub fn demo_config_toml(demo_url: &str, notes_url: &str) -> String {
+    format!(
+        r#"# The built-in demo: two demo MCP servers (in-process), one catalog.
+[gateway]
+listen = "127.0.0.1:8787"
+admin_listen = "127.0.0.1:8788"
+
+[[server]]
+name = "demo"
+transport = "http"
+url = "{demo_url}"
+
+[[server]]
+name = "notes"
+transport = "http"
+url = "{notes_url}"
+"#
+    )
+}

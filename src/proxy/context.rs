@@ -1,0 +1,92 @@
+//! What the request path runs against: the shared gateway state and one worker's own state.
+//!
+//! [`Gateway`] is shared by all workers (`Arc`): the snapshot behind `ArcSwap`, the session codec,
+//! the channel to the control thread. [`Worker`] belongs to one thread (`Rc`/`Cell`/`RefCell`):
+//! its pools, statistics, notification streams, id counter and snapshot cache.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Cache};
+
+use crate::catalog::Snapshot;
+use crate::session::streams::StreamHub;
+use crate::session::SessionCodec;
+use crate::telemetry::CoreStats;
+use crate::upstream::pool::WorkerPools;
+
+/// What workers tell the control thread.
+#[derive(Debug)]
+pub enum Report {
+    /// A call found the server unreachable: mark it down, refresh the catalog, start retrying.
+    ServerFailed {
+        /// The server's slot.
+        slot: usize,
+        /// Why, for `/v1/servers`.
+        why: String,
+    },
+}
+
+/// State shared by every worker.
+pub struct Gateway {
+    /// The snapshot in force; a request loads it once. In an `Arc` so each worker can keep an
+    /// `arc_swap::Cache` of it.
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Seals and opens front session ids.
+    pub sessions: SessionCodec,
+    /// Reports to the control thread (never blocks: unbounded).
+    pub reports: async_channel::Sender<Report>,
+}
+
+impl Gateway {
+    /// Sends a report to the control thread; if it is gone (shutdown) the report is moot.
+    pub fn report(&self, report: Report) {
+        let _ = self.reports.try_send(report);
+    }
+}
+
+/// One worker's own state.
+pub struct Worker {
+    /// Worker index (high bits of minted ids, log context).
+    pub index: u16,
+    /// Downstream connection pools.
+    pub pools: WorkerPools,
+    /// Per-core statistics.
+    pub stats: RefCell<CoreStats>,
+    /// Open client notification streams.
+    pub streams: StreamHub,
+    /// Requests in flight (graceful shutdown waits for zero).
+    pub inflight: Cell<usize>,
+    /// Set when the worker is shutting down: connections close after their current request.
+    pub draining: Cell<bool>,
+    next_id: Cell<u64>,
+    cache: RefCell<Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>>,
+}
+
+impl Worker {
+    /// A worker's state, reading snapshots from `gateway`.
+    pub fn new(index: u16, gateway: &Gateway) -> Self {
+        Worker {
+            index,
+            pools: WorkerPools::default(),
+            stats: RefCell::new(CoreStats::default()),
+            streams: StreamHub::default(),
+            inflight: Cell::new(0),
+            draining: Cell::new(false),
+            next_id: Cell::new(1),
+            cache: RefCell::new(Cache::new(gateway.snapshot.clone())),
+        }
+    }
+
+    /// The snapshot in force (a per-worker cache: ~1 ns when unchanged, vs ~24 ns for a load).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.cache.borrow_mut().load().clone()
+    }
+
+    /// A fresh downstream request id, unique across workers: worker index in the top 16 bits.
+    pub fn mint_id(&self) -> u64 {
+        let n = self.next_id.get();
+        self.next_id.set(n + 1);
+        (u64::from(self.index) << 48) | (n & ((1 << 48) - 1))
+    }
+}

@@ -1,0 +1,408 @@
+//! THE request path: one POSTed JSON-RPC message through the gateway, as named phases, top to bottom.
+//!
+//! ```text
+//! frame (transport) → envelope → session → authenticate → authorize → admit → route
+//!       → local answer | forward (pool → downstream) → map id back → respond → record
+//! ```
+//!
+//! Each phase is a function returning a value or a [`GatewayError`]; [`fail`] is the one place an
+//! error becomes a reply (JSON-RPC error body plus HTTP status). The snapshot is loaded once per
+//! request and kept to completion, so a concurrent reload never mixes two catalogs in one call.
+//!
+//! What is forwarded keeps its bytes: the client's id and the namespaced name are replaced by
+//! splicing spans of the received buffer (see `wire::rewrite`), and the downstream's response gets the
+//! client's id back the same way. Nothing on this path re-serializes a message.
+//!
+//! Performance: no locks; allocation is the spliced piece list (inline `SmallVec`) and the reply.
+
+pub mod context;
+mod local;
+mod relay;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use smallvec::SmallVec;
+
+pub use context::{Gateway, Report, Worker};
+pub use relay::Relay;
+
+use crate::catalog::{ListKind, Snapshot};
+use crate::error::{ErrorKind, GatewayError};
+use crate::policy::{Decision, Principal, RequestFacts};
+use crate::session::{versions, FrontSession};
+use crate::telemetry::MethodClass;
+use crate::upstream::call::{Call, CallSpec};
+use crate::upstream::exchange::ReplyLimits;
+use crate::wire::{self, method, rewrite, Envelope, Kind, Message, Span};
+
+/// A POST as the front transport hands it over: the body and the headers the path looks at.
+pub struct Inbound<'a> {
+    /// The whole request body (already size-checked by the transport).
+    pub body: Bytes,
+    /// `Mcp-Session-Id`, if sent.
+    pub session: Option<&'a [u8]>,
+    /// `MCP-Protocol-Version`, if sent.
+    pub version: Option<&'a [u8]>,
+    /// `Authorization`, if sent (never forwarded downstream).
+    pub authorization: Option<&'a [u8]>,
+    /// Whether the client accepts `text/event-stream` replies.
+    pub accepts_sse: bool,
+    /// When the body was complete (start of the gateway's own time).
+    pub received: Instant,
+}
+
+/// What the front transport should send back.
+pub enum Outcome {
+    /// A complete JSON body with its HTTP status; `session` is a new `Mcp-Session-Id` to set.
+    Json {
+        /// HTTP status.
+        status: u16,
+        /// JSON-RPC message (or batch) to send, as pieces.
+        body: Pieces,
+        /// New session id (after `initialize`).
+        session: Option<String>,
+    },
+    /// `202 Accepted` with no body (notifications and responses from the client).
+    Accepted,
+    /// Stream the reply as SSE events: the downstream is sending notifications before its response.
+    Stream(Relay),
+}
+
+/// A reply as pieces to write in order (spliced, never re-serialized).
+pub type Pieces = SmallVec<[Bytes; 7]>;
+
+/// What a single message produced.
+enum Answer {
+    /// A complete JSON-RPC message, as pieces.
+    Message(Pieces),
+    /// The `initialize` result and the new session's id.
+    Initialized(Bytes, String),
+    /// A forwarded call whose reply is streaming.
+    Relay(Relay),
+    /// Nothing to send (the message was a notification or a response).
+    Nothing,
+}
+
+/// Handles one POST body: the entry point of the request path.
+pub async fn handle_post(gw: &Gateway, w: &Worker, req: Inbound<'_>) -> Outcome {
+    let snap = w.snapshot();
+    match envelope(&req.body) {
+        Err(e) => fail(&e, None),
+        Ok(Message::Single(env)) => single(gw, w, &snap, &req, env).await,
+        Ok(Message::Batch(spans)) => batch(gw, w, &snap, &req, &spans).await,
+    }
+}
+
+/// Phase: envelope. Parses the body without copying; malformed JSON → -32700, bad shape → -32600.
+fn envelope(body: &Bytes) -> Result<Message, GatewayError> {
+    wire::parse_message(body).map_err(|e| {
+        let kind = if e.code() == wire::code::PARSE_ERROR { ErrorKind::Parse } else { ErrorKind::InvalidRequest };
+        GatewayError::new(kind, e.reason())
+    })
+}
+
+/// One message, start to finish: the phases in order, then record.
+async fn single(gw: &Gateway, w: &Worker, snap: &Arc<Snapshot>, req: &Inbound<'_>, env: Envelope) -> Outcome {
+    let body = &req.body;
+    let method = env.method(body).unwrap_or("");
+    let class = classify(method, env.kind);
+    let id = env.id_raw(body);
+    let answer = match run_phases(gw, w, snap, req, body, &env, method).await {
+        Ok(a) => a,
+        Err(e) => {
+            record(w, class, false, req.received);
+            return fail(&e, id);
+        }
+    };
+    match answer {
+        Answer::Message(msg) => {
+            record(w, class, true, req.received);
+            Outcome::Json { status: 200, body: msg, session: None }
+        }
+        Answer::Initialized(msg, session) => {
+            record(w, class, true, req.received);
+            Outcome::Json { status: 200, body: one(msg), session: Some(session) }
+        }
+        Answer::Relay(relay) => Outcome::Stream(relay),
+        Answer::Nothing => {
+            record(w, class, true, req.received);
+            Outcome::Accepted
+        }
+    }
+}
+
+/// The phases between envelope and respond, for one message.
+async fn run_phases(
+    gw: &Gateway,
+    w: &Worker,
+    snap: &Arc<Snapshot>,
+    req: &Inbound<'_>,
+    body: &Bytes,
+    env: &Envelope,
+    method: &str,
+) -> Result<Answer, GatewayError> {
+    let session = session_phase(gw, req, env, method)?;
+    let who = authenticate(snap, req)?;
+    let facts = RequestFacts { method, target: env.name.or(env.uri).map(|s| s.get(body)) };
+    authorize(snap, &who, facts)?;
+    admit(snap, &who, facts)?;
+    route(gw, w, snap, req, body, env, method, session).await
+}
+
+/// Phase: era + session. `initialize` needs none; everything else needs a genuine, live session id
+/// and, if sent, a supported `MCP-Protocol-Version`.
+fn session_phase(gw: &Gateway, req: &Inbound<'_>, env: &Envelope, method: &str) -> Result<Option<FrontSession>, GatewayError> {
+    if let Some(v) = req.version {
+        if versions::index_of(v).is_none() && method != method::INITIALIZE {
+            return Err(GatewayError::new(ErrorKind::UnsupportedVersion, "unsupported MCP-Protocol-Version"));
+        }
+    }
+    if method == method::INITIALIZE && env.kind == Kind::Request {
+        return Ok(None);
+    }
+    let header = req
+        .session
+        .ok_or_else(|| GatewayError::new(ErrorKind::SessionRequired, "Mcp-Session-Id header is required"))?;
+    gw.sessions
+        .open(header)
+        .map(Some)
+        .ok_or_else(|| GatewayError::new(ErrorKind::SessionNotFound, "unknown or ended session"))
+}
+
+/// Phase: authenticate. Establishes the principal from credentials (the default policy has none).
+fn authenticate(snap: &Snapshot, req: &Inbound<'_>) -> Result<Principal, GatewayError> {
+    snap.policy
+        .authenticate(req.authorization)
+        .map_err(|why| GatewayError::new(ErrorKind::Forbidden, why))
+}
+
+/// Phase: authorize. May this principal make this request at all?
+fn authorize(snap: &Snapshot, who: &Principal, facts: RequestFacts<'_>) -> Result<(), GatewayError> {
+    match snap.policy.authorize(who, facts) {
+        Decision::Allow => Ok(()),
+        Decision::Deny(why) => Err(GatewayError::new(ErrorKind::Forbidden, why)),
+    }
+}
+
+/// Phase: rate and budget. May this principal make it now?
+fn admit(snap: &Snapshot, who: &Principal, facts: RequestFacts<'_>) -> Result<(), GatewayError> {
+    match snap.policy.admit(who, facts) {
+        Decision::Allow => Ok(()),
+        Decision::Deny(why) => Err(GatewayError::new(ErrorKind::Forbidden, why)),
+    }
+}
+
+/// Phase: route. Answers locally what the gateway owns; forwards the rest to the owning server.
+#[allow(clippy::too_many_arguments)]
+async fn route(
+    gw: &Gateway,
+    w: &Worker,
+    snap: &Arc<Snapshot>,
+    req: &Inbound<'_>,
+    body: &Bytes,
+    env: &Envelope,
+    method: &str,
+    session: Option<FrontSession>,
+) -> Result<Answer, GatewayError> {
+    if env.kind != Kind::Request {
+        // Client notifications (initialized, cancelled, roots/list_changed) and responses are
+        // acknowledged; relaying them to downstreams arrives with server-to-client routing.
+        return Ok(Answer::Nothing);
+    }
+    let id = env.id_raw(body).unwrap_or(b"null");
+    if let Some(kind) = ListKind::from_method(method) {
+        return local::list_page(snap, body, env, kind, id).map(Answer::Message);
+    }
+    let (server, name_edit) = match method {
+        method::INITIALIZE => return local::initialize(gw, snap, body, env, id).map(|(m, s)| Answer::Initialized(m, s)),
+        method::PING | method::LOGGING_SET_LEVEL => return Ok(Answer::Message(one(wire::encode::result_response(id, b"{}")))),
+        method::TOOLS_CALL => by_name(snap, body, env, ListKind::Tools)?,
+        method::PROMPTS_GET => by_name(snap, body, env, ListKind::Prompts)?,
+        method::RESOURCES_READ => (by_uri(snap, body, env)?, None),
+        method::COMPLETION_COMPLETE => by_reference(snap, body, env)?,
+        _ => return Err(GatewayError::new(ErrorKind::MethodNotFound, format!("method '{method}' is not supported"))),
+    };
+    let _ = session;
+    forward(gw, w, snap, req, body, env, server, name_edit, method).await
+}
+
+/// Route by a namespaced name (`params.name`): the server and the splice restoring its own name.
+fn by_name(snap: &Snapshot, body: &[u8], env: &Envelope, kind: ListKind) -> Result<(usize, Option<(Span, Bytes)>), GatewayError> {
+    let span = env.name.ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "params.name is required"))?;
+    let name = env.name_str(body).ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "params.name is not a valid string"))?;
+    let target = match kind {
+        ListKind::Tools => snap.tool(&name),
+        _ => snap.prompt(&name),
+    };
+    let target = target.ok_or_else(|| {
+        let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
+        GatewayError::new(ErrorKind::InvalidParams, format!("unknown {what} '{name}'"))
+    })?;
+    Ok((target.server, Some((span, target.original.clone()))))
+}
+
+/// Route by resource URI through the owner table.
+fn by_uri(snap: &Snapshot, body: &[u8], env: &Envelope) -> Result<usize, GatewayError> {
+    let uri = env.uri_str(body).ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "params.uri is required"))?;
+    snap.resource_owner(&uri)
+        .ok_or_else(|| GatewayError::new(ErrorKind::ResourceNotFound, format!("no server owns resource '{uri}'")))
+}
+
+/// Route `completion/complete` by its `ref`: a prompt name, or a resource template URI.
+fn by_reference(snap: &Snapshot, body: &[u8], env: &Envelope) -> Result<(usize, Option<(Span, Bytes)>), GatewayError> {
+    let r = env.reference.as_ref().ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "params.ref is required"))?;
+    let content = |s: Span| wire::envelope::content_str(body, s, r.escaped);
+    match content(r.kind).as_deref() {
+        Some("ref/prompt") => {
+            let span = r.name.ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "ref.name is required"))?;
+            let name = content(span).unwrap_or_default();
+            let t = snap.prompt(&name).ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, format!("unknown prompt '{name}'")))?;
+            Ok((t.server, Some((span, t.original.clone()))))
+        }
+        Some("ref/resource") => {
+            let uri = r.uri.and_then(content).ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "ref.uri is required"))?;
+            let owner = snap.template_owner(&uri).or_else(|| snap.resource_owner(&uri));
+            owner
+                .map(|s| (s, None))
+                .ok_or_else(|| GatewayError::new(ErrorKind::ResourceNotFound, format!("no server owns '{uri}'")))
+        }
+        _ => Err(GatewayError::new(ErrorKind::InvalidParams, "ref.type must be ref/prompt or ref/resource")),
+    }
+}
+
+/// Phase: forward. Mints the downstream id, splices id and name, sends on a pooled connection, and
+/// hands the reply to the relay (which maps the id back).
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    gw: &Gateway,
+    w: &Worker,
+    snap: &Arc<Snapshot>,
+    req: &Inbound<'_>,
+    body: &Bytes,
+    env: &Envelope,
+    server: usize,
+    name_edit: Option<(Span, Bytes)>,
+    method: &str,
+) -> Result<Answer, GatewayError> {
+    let entry = &snap.servers[server];
+    if !entry.link.is_up() {
+        return Err(GatewayError::new(ErrorKind::DownstreamUnavailable, format!("server '{}' is unavailable", entry.link.name)));
+    }
+    let (id_span, _) = env.id.ok_or_else(|| GatewayError::new(ErrorKind::InvalidRequest, "request without id"))?;
+    let minted = w.mint_id();
+    let mut edits: SmallVec<[(Span, Bytes); 2]> = SmallVec::new();
+    edits.push((id_span, Bytes::copy_from_slice(rewrite::format_u64_id(minted).as_bytes())));
+    if let Some(edit) = name_edit {
+        edits.push(edit);
+    }
+    edits.sort_by_key(|(s, _)| s.start);
+    let limits = &snap.gateway.limits;
+    let spec = CallSpec {
+        pool: w.pools.get(&entry.link),
+        body: rewrite::splice(body, &mut edits),
+        minted_id: minted,
+        retry_safe: matches!(method, method::RESOURCES_READ | method::COMPLETION_COMPLETE),
+        timeout: entry.link.config.call_timeout,
+        limits: ReplyLimits { max_body: limits.max_response_bytes, max_event: limits.max_sse_event_bytes },
+        client_name: Arc::from(snap.gateway.server_name.as_str()),
+    };
+    let call = Call::start(spec).await;
+    let client_id = Bytes::copy_from_slice(id_span.get(body));
+    let ctx = relay::RelayCtx { link: entry.link.clone(), client_id, minted, class: classify(method, Kind::Request), received: req.received };
+    Relay::begin(gw, w, ctx, call, req.accepts_sse)
+        .await
+        .map(|r| match r {
+            relay::Begun::Done(msg) => Answer::Message(msg),
+            relay::Begun::Streaming(relay) => Answer::Relay(relay),
+        })
+}
+
+/// A batch (2025-03-26 only): each element through the same phases; replies collected into one array.
+async fn batch(gw: &Gateway, w: &Worker, snap: &Arc<Snapshot>, req: &Inbound<'_>, spans: &[Span]) -> Outcome {
+    let allowed = req
+        .session
+        .and_then(|s| gw.sessions.open(s))
+        .is_some_and(|s| versions::allows_batches(s.version));
+    if !allowed {
+        let e = GatewayError::new(ErrorKind::InvalidRequest, "batches are only accepted on 2025-03-26 sessions");
+        return fail(&e, None);
+    }
+    let body = &req.body;
+    let mut replies: Vec<Bytes> = Vec::with_capacity(spans.len());
+    for span in spans {
+        let env = match wire::parse_at(body, *span) {
+            Ok(env) => env,
+            Err(e) => {
+                let err = GatewayError::new(ErrorKind::InvalidRequest, e.reason());
+                replies.push(err.to_jsonrpc(e.id().map(|(s, _)| s.get(body))));
+                continue;
+            }
+        };
+        let method = env.method(body).unwrap_or("");
+        if method == method::INITIALIZE {
+            let err = GatewayError::new(ErrorKind::InvalidRequest, "initialize must not be batched");
+            replies.push(err.to_jsonrpc(env.id_raw(body)));
+            continue;
+        }
+        let class = classify(method, env.kind);
+        match run_phases(gw, w, snap, req, body, &env, method).await {
+            Ok(Answer::Message(m)) => replies.push(rewrite::concat(&m)),
+            Ok(Answer::Initialized(m, _)) => replies.push(m),
+            Ok(Answer::Relay(r)) => replies.push(r.finish(gw, w).await),
+            Ok(Answer::Nothing) => {}
+            Err(e) => {
+                record(w, class, false, req.received);
+                replies.push(e.to_jsonrpc(env.id_raw(body)));
+            }
+        }
+    }
+    if replies.is_empty() {
+        return Outcome::Accepted;
+    }
+    let mut out = Vec::with_capacity(replies.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
+    out.push(b'[');
+    for (i, r) in replies.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(r);
+    }
+    out.push(b']');
+    Outcome::Json { status: 200, body: one(Bytes::from(out)), session: None }
+}
+
+/// A reply of one piece.
+fn one(b: Bytes) -> Pieces {
+    let mut p = Pieces::new();
+    p.push(b);
+    p
+}
+
+/// Phase: respond, for errors. The one place a [`GatewayError`] becomes a reply.
+pub fn fail(e: &GatewayError, id: Option<&[u8]>) -> Outcome {
+    Outcome::Json { status: e.http_status(), body: one(e.to_jsonrpc(id)), session: None }
+}
+
+/// Phase: record.
+fn record(w: &Worker, class: MethodClass, ok: bool, received: Instant) {
+    w.stats.borrow_mut().record_request(class, ok, received.elapsed());
+}
+
+/// The metric class of a method.
+fn classify(method: &str, kind: Kind) -> MethodClass {
+    if kind != Kind::Request {
+        return MethodClass::Notification;
+    }
+    match method {
+        method::INITIALIZE => MethodClass::Initialize,
+        method::PING => MethodClass::Ping,
+        method::TOOLS_CALL => MethodClass::ToolsCall,
+        method::PROMPTS_GET => MethodClass::PromptsGet,
+        method::RESOURCES_READ => MethodClass::ResourcesRead,
+        method::COMPLETION_COMPLETE => MethodClass::Complete,
+        m if ListKind::from_method(m).is_some() => MethodClass::List,
+        _ => MethodClass::Other,
+    }
+}

@@ -1,0 +1,318 @@
+//! The control thread: everything slow or shared that must stay off the workers.
+//!
+//! It connects to every downstream (DNS, TCP, `initialize`), fetches their lists, builds and
+//! publishes Snapshots, watches each downstream's GET stream for `list_changed`, reconnects failed
+//! servers with exponential backoff and jitter, and turns catalog changes into `list_changed`
+//! notifications sent to every worker's client streams. Workers talk to it only by message
+//! ([`Report`]); it talks to them only by message ([`WorkerMsg`]) and by publishing snapshots.
+//!
+//! Invariants: a publish is one `ArcSwap` store of a fully built snapshot; a failure on one server
+//! changes only that server's entries. Nothing here panics on a downstream's behaviour.
+
+use std::cell::{Cell, RefCell};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::WorkerMsg;
+use crate::catalog::cursor::CursorCodec;
+use crate::catalog::{self, ListKind, ServerLists, ServerView, Snapshot};
+use crate::config::GatewayConfig;
+use crate::proxy::{Gateway, Report};
+use crate::session::downstream::ServerLink;
+use crate::upstream::exchange::ReplyLimits;
+use crate::upstream::pool::WorkerPools;
+use crate::upstream::watch::{watch, WatchEnd};
+use crate::upstream::{fetch, handshake, UpstreamError};
+use crate::wire::{self, encode};
+
+/// Time allowed for a server's handshake plus list fetch before it counts as down.
+pub const CONNECT_BUDGET: Duration = Duration::from_secs(15);
+/// First reconnect delay after a failure; doubles up to [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest reconnect delay.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Work the control loop schedules for itself.
+#[derive(Debug)]
+pub enum Task {
+    /// Re-fetch one server's lists (it sent `list_changed`).
+    Refresh(usize),
+    /// Try to (re)connect one server.
+    Connect(usize),
+}
+
+/// The control thread's state (lives on its own monoio runtime; `Rc`, never shared).
+pub struct Control {
+    /// Shared gateway state (snapshot cell, session codec).
+    pub gw: Arc<Gateway>,
+    /// Gateway settings.
+    pub gateway: Arc<GatewayConfig>,
+    /// One link per configured server, by slot.
+    pub links: Vec<Arc<ServerLink>>,
+    lists: RefCell<Vec<Option<Arc<ServerLists>>>>,
+    backoff: RefCell<Vec<Duration>>,
+    generation: Cell<u64>,
+    cursors: Arc<CursorCodec>,
+    pools: WorkerPools,
+    /// Worker inboxes.
+    pub workers: RefCell<Vec<async_channel::Sender<WorkerMsg>>>,
+    tasks: local_sync::mpsc::unbounded::Tx<Task>,
+}
+
+impl Control {
+    /// Creates the control state; `tasks` is the sending half of its own task queue.
+    pub fn new(
+        gw: Arc<Gateway>,
+        gateway: Arc<GatewayConfig>,
+        links: Vec<Arc<ServerLink>>,
+        cursors: Arc<CursorCodec>,
+        tasks: local_sync::mpsc::unbounded::Tx<Task>,
+    ) -> Self {
+        let n = links.len();
+        Control {
+            gw,
+            gateway,
+            links,
+            lists: RefCell::new(vec![None; n]),
+            backoff: RefCell::new(vec![MIN_BACKOFF; n]),
+            generation: Cell::new(0),
+            cursors,
+            pools: WorkerPools::default(),
+            workers: RefCell::new(Vec::new()),
+            tasks,
+        }
+    }
+
+    fn limits(&self) -> ReplyLimits {
+        ReplyLimits { max_body: self.gateway.limits.max_response_bytes, max_event: self.gateway.limits.max_sse_event_bytes }
+    }
+
+    /// Connects every server concurrently and publishes the first real snapshot.
+    pub async fn initial_sync(self: &Rc<Self>) {
+        let mut joins = Vec::with_capacity(self.links.len());
+        for slot in 0..self.links.len() {
+            let me = self.clone();
+            joins.push(monoio::spawn(async move { me.connect(slot).await }));
+        }
+        for j in joins {
+            j.await;
+        }
+        self.publish();
+    }
+
+    /// One connection attempt: resolve, handshake, fetch lists. Marks the link up or down.
+    async fn connect(self: &Rc<Self>, slot: usize) -> bool {
+        let link = self.links[slot].clone();
+        let attempt = async {
+            let addr = resolve(&link)?;
+            link.addr.store(Some(Arc::new(addr)));
+            let pool = self.pools.get(&link);
+            handshake::initialize(&pool, &self.gateway.server_name, self.limits()).await?;
+            fetch::fetch_lists(&pool, self.limits()).await
+        };
+        match monoio::time::timeout(CONNECT_BUDGET, attempt).await {
+            Ok(Ok(lists)) => {
+                self.lists.borrow_mut()[slot] = Some(Arc::new(lists));
+                self.backoff.borrow_mut()[slot] = MIN_BACKOFF;
+                link.mark_up();
+                log::info!("server '{}' connected", link.name);
+                self.spawn_watch(slot);
+                true
+            }
+            Ok(Err(e)) => self.failed(slot, &e.to_string()),
+            Err(_) => self.failed(slot, "timed out connecting"),
+        }
+    }
+
+    fn failed(self: &Rc<Self>, slot: usize, why: &str) -> bool {
+        let link = &self.links[slot];
+        log::warn!("server '{}' unavailable: {why}", link.name);
+        link.mark_down(why);
+        self.pools.get(link).clear();
+        self.schedule_reconnect(slot);
+        false
+    }
+
+    fn schedule_reconnect(self: &Rc<Self>, slot: usize) {
+        let delay = {
+            let mut b = self.backoff.borrow_mut();
+            let d = b[slot];
+            b[slot] = (d * 2).min(MAX_BACKOFF);
+            jitter(d)
+        };
+        let tasks = self.tasks.clone();
+        monoio::spawn(async move {
+            monoio::time::sleep(delay).await;
+            let _ = tasks.send(Task::Connect(slot));
+        });
+    }
+
+    /// Keeps the server's GET stream open while it is up; `list_changed` schedules a refresh.
+    fn spawn_watch(self: &Rc<Self>, slot: usize) {
+        let me = self.clone();
+        monoio::spawn(async move {
+            let link = me.links[slot].clone();
+            let epoch = link.session.load().as_ref().map(|s| s.epoch);
+            let pool = me.pools.get(&link);
+            let tasks = me.tasks.clone();
+            let mut delay = MIN_BACKOFF;
+            while link.is_up() && link.session.load().as_ref().map(|s| s.epoch) == epoch {
+                let end = watch(&pool, me.limits(), |msg| on_downstream_message(&tasks, slot, &msg)).await;
+                match end {
+                    WatchEnd::NotOffered => return,
+                    WatchEnd::Ended(e) => log::debug!("server '{}': notification stream ended: {e}", link.name),
+                }
+                monoio::time::sleep(jitter(delay)).await;
+                delay = (delay * 2).min(MAX_BACKOFF);
+            }
+        });
+    }
+
+    /// Runs one scheduled task.
+    async fn run_task(self: &Rc<Self>, task: Task) {
+        match task {
+            Task::Connect(slot) => {
+                if !self.links[slot].is_up() && self.connect(slot).await {
+                    self.publish();
+                }
+            }
+            Task::Refresh(slot) => {
+                let pool = self.pools.get(&self.links[slot]);
+                match fetch::fetch_lists(&pool, self.limits()).await {
+                    Ok(lists) => {
+                        self.lists.borrow_mut()[slot] = Some(Arc::new(lists));
+                        self.publish();
+                    }
+                    Err(e) => self.links[slot].note_error(format!("list refresh failed: {e}")),
+                }
+            }
+        }
+    }
+
+    /// Handles a worker's report.
+    fn on_report(self: &Rc<Self>, report: Report) {
+        match report {
+            Report::ServerFailed { slot, why } => {
+                if let Some(link) = self.links.get(slot) {
+                    if link.is_up() {
+                        self.failed(slot, &why);
+                        self.publish();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Builds and publishes a snapshot from the current lists; tells clients what changed.
+    pub fn publish(&self) {
+        let views: Vec<ServerView> = {
+            let lists = self.lists.borrow();
+            self.links
+                .iter()
+                .zip(lists.iter())
+                .map(|(link, l)| ServerView { link: link.clone(), lists: l.clone() })
+                .collect()
+        };
+        let generation = self.generation.get() + 1;
+        self.generation.set(generation);
+        let next = catalog::build(generation, self.gateway.clone(), &views, self.cursors.clone());
+        let previous = self.gw.snapshot.swap(Arc::new(next));
+        let current = self.gw.snapshot.load_full();
+        for kind in changed_lists(&previous, &current) {
+            self.broadcast(encode::notification(kind.changed_notification(), None));
+        }
+    }
+
+    /// Sends a notification to every worker's client streams.
+    pub fn broadcast(&self, message: Bytes) {
+        for w in self.workers.borrow().iter() {
+            let _ = w.try_send(WorkerMsg::Notify(message.clone()));
+        }
+    }
+
+    /// The control loop: worker reports and scheduled tasks, until shutdown closes the report channel.
+    pub async fn run(self: Rc<Self>, reports: async_channel::Receiver<Report>, mut tasks: local_sync::mpsc::unbounded::Rx<Task>) {
+        loop {
+            monoio::select! {
+                r = reports.recv() => match r {
+                    Ok(report) => self.on_report(report),
+                    Err(_) => return,
+                },
+                t = tasks.recv() => if let Some(task) = t {
+                    let me = self.clone();
+                    monoio::spawn(async move { me.run_task(task).await });
+                },
+            }
+        }
+    }
+}
+
+/// The lists whose encoded pages differ between two snapshots (`list_changed` is due for them).
+fn changed_lists(old: &Snapshot, new: &Snapshot) -> Vec<ListKind> {
+    let mut out: Vec<ListKind> = Vec::new();
+    for kind in ListKind::ALL {
+        let (a, b) = (&old.pages[kind as usize], &new.pages[kind as usize]);
+        let differs = a.len() != b.len() || a.iter().zip(b).any(|(x, y)| strip_cursor(x) != strip_cursor(y));
+        let note = kind.changed_notification();
+        if differs && !out.iter().any(|k| k.changed_notification() == note) {
+            out.push(kind);
+        }
+    }
+    out
+}
+
+/// A page without its `nextCursor` (cursors are sealed with a fresh nonce each build).
+fn strip_cursor(page: &Bytes) -> &[u8] {
+    let needle = b",\"nextCursor\":";
+    page.windows(needle.len()).position(|w| w == needle).map_or(&page[..], |i| &page[..i])
+}
+
+/// Schedules a refresh when a downstream says one of its lists changed.
+fn on_downstream_message(tasks: &local_sync::mpsc::unbounded::Tx<Task>, slot: usize, msg: &[u8]) {
+    let Ok(env) = wire::parse(msg) else { return };
+    let changed = matches!(
+        env.method(msg),
+        Some(wire::method::TOOLS_LIST_CHANGED | wire::method::PROMPTS_LIST_CHANGED | wire::method::RESOURCES_LIST_CHANGED)
+    );
+    if changed {
+        let _ = tasks.send(Task::Refresh(slot));
+    }
+}
+
+/// Resolves the server's host (control thread only: DNS never runs on a worker).
+fn resolve(link: &ServerLink) -> Result<SocketAddr, UpstreamError> {
+    let url = link
+        .config
+        .url
+        .as_ref()
+        .ok_or_else(|| UpstreamError::Protocol("transport not supported yet for this server".into()))?;
+    (url.host.as_str(), url.port)
+        .to_socket_addrs()
+        .map_err(|e| UpstreamError::Unreachable(format!("resolve {}: {e}", url.host)))?
+        .next()
+        .ok_or_else(|| UpstreamError::Unreachable(format!("{} has no address", url.host)))
+}
+
+/// Spreads retries: a delay between 50% and 100% of `d`.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
+    d.mul_f64(0.5 + f64::from(nanos % 1000) / 2000.0)
+}
+
+/// Task queue constructor (keeps the `Task` type private to this module).
+pub fn task_queue() -> (local_sync::mpsc::unbounded::Tx<Task>, local_sync::mpsc::unbounded::Rx<Task>) {
+    local_sync::mpsc::unbounded::channel()
+}
+
+/// The first snapshot: every server known, none connected yet.
+pub fn initial_snapshot(gateway: Arc<GatewayConfig>, links: &[Arc<ServerLink>], cursors: Arc<CursorCodec>) -> Snapshot {
+    let views: Vec<ServerView> = links.iter().map(|l| ServerView { link: l.clone(), lists: None }).collect();
+    catalog::build(0, gateway, &views, cursors)
+}

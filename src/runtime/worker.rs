@@ -1,0 +1,108 @@
+//! One worker thread: a monoio runtime (io_uring, or epoll where io_uring is unavailable), its own
+//! `SO_REUSEPORT` listener, its connections, pools, statistics and notification streams.
+//!
+//! The worker accepts until told to drain; then it stops accepting, closes notification streams,
+//! waits for in-flight requests (bounded by `gateway.shutdown_timeout_ms`), closes its downstream
+//! connections and returns. Messages from other threads arrive on its inbox ([`WorkerMsg`]).
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpListener;
+
+use super::WorkerMsg;
+use crate::proxy::{Gateway, Worker};
+use crate::runtime::front;
+use crate::transport::listener::set_nodelay;
+
+/// How often a draining worker checks whether its in-flight requests have finished.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
+
+/// Which I/O driver a runtime got.
+pub fn driver_name() -> &'static str {
+    if monoio::utils::detect_uring() {
+        "io_uring"
+    } else {
+        "epoll"
+    }
+}
+
+/// Runs a closure on a fresh monoio runtime (io_uring if available, else epoll) with timers.
+pub fn block_on<F: std::future::Future>(fut: F) -> std::io::Result<F::Output> {
+    let mut rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+        .enable_timer()
+        .build()?;
+    Ok(rt.block_on(fut))
+}
+
+/// The body of worker thread `index`.
+pub async fn run(index: u16, gw: Arc<Gateway>, listener: std::net::TcpListener, inbox: async_channel::Receiver<WorkerMsg>) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("worker {index}: cannot use listener: {e}");
+            return;
+        }
+    };
+    log::info!("worker {index}: serving on {} with {}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), driver_name());
+    let w = Rc::new(Worker::new(index, &gw));
+    warm(&w).await;
+    let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
+    let inbox_task = monoio::spawn(handle_inbox(w.clone(), inbox, stop_tx));
+    loop {
+        monoio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let _ = set_nodelay(&stream);
+                    monoio::spawn(front::serve(gw.clone(), w.clone(), stream));
+                }
+                Err(e) => log::warn!("worker {index}: accept failed: {e}"),
+            },
+            _ = &mut stop_rx => break,
+        }
+    }
+    drop(listener);
+    drain(&w, gw.snapshot.load().gateway.shutdown_timeout).await;
+    drop(inbox_task);
+    log::info!("worker {index}: stopped");
+}
+
+/// Opens `pool_size` connections to every available server before serving.
+async fn warm(w: &Worker) {
+    let snap = w.snapshot();
+    for entry in snap.servers.iter().filter(|s| s.link.is_up()) {
+        w.pools.get(&entry.link).warm().await;
+    }
+}
+
+/// Serves the inbox until shutdown.
+async fn handle_inbox(w: Rc<Worker>, inbox: async_channel::Receiver<WorkerMsg>, stop: local_sync::oneshot::Sender<()>) {
+    while let Ok(msg) = inbox.recv().await {
+        match msg {
+            WorkerMsg::Notify(m) => w.streams.broadcast(&m),
+            WorkerMsg::Scrape(reply) => {
+                let stats = w.stats.borrow().clone();
+                let _ = reply.try_send((stats, w.streams.len()));
+            }
+            WorkerMsg::Warm => warm(&w).await,
+            WorkerMsg::Shutdown => break,
+        }
+    }
+    w.draining.set(true);
+    let _ = stop.send(());
+}
+
+/// Stops streams, waits for in-flight requests (bounded), closes downstream connections.
+async fn drain(w: &Worker, timeout: Duration) {
+    w.draining.set(true);
+    w.streams.close_all();
+    let deadline = Instant::now() + timeout;
+    while w.inflight.get() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(DRAIN_POLL).await;
+    }
+    if w.inflight.get() > 0 {
+        log::warn!("worker {}: {} requests still in flight at shutdown timeout", w.index, w.inflight.get());
+    }
+    w.pools.clear_all();
+}

@@ -1,0 +1,141 @@
+//! The gateway's session with each downstream server, shared by all workers.
+//!
+//! Key types: [`ServerLink`] (one per configured server: its config, its current downstream session,
+//! its health), [`DownSession`] (what `initialize` with the downstream established).
+//!
+//! Invariants: the downstream session is published with one `ArcSwapOption` store, so a worker reads
+//! it with one load and never waits for a handshake; a worker that finds it expired re-initializes and
+//! publishes the replacement (two workers racing both succeed; the later store wins, and the earlier
+//! session is simply unused). Health is written by the control side and read by the admin side only,
+//! so its mutex never sits on the request path.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+
+use crate::config::ServerConfig;
+
+/// What a completed downstream `initialize` established.
+#[derive(Debug, Clone)]
+pub struct DownSession {
+    /// The downstream's `Mcp-Session-Id`, if it issued one.
+    pub id: Option<Bytes>,
+    /// The protocol version the downstream agreed to.
+    pub protocol_version: Bytes,
+    /// The downstream's `capabilities` object (raw JSON).
+    pub capabilities: Bytes,
+    /// The downstream's `instructions`, if any.
+    pub instructions: Option<String>,
+    /// The downstream's `serverInfo` (raw JSON).
+    pub server_info: Bytes,
+    /// Increments with every re-initialization; lets workers tell stale from fresh.
+    pub epoch: u64,
+}
+
+/// Health of a downstream as the admin API reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// The last error seen, with when.
+    pub last_error: Option<(SystemTime, String)>,
+    /// When the server last became available.
+    pub up_since: Option<SystemTime>,
+    /// The transport actually in use (e.g. "streamable-http").
+    pub transport: &'static str,
+    /// The era detected ("legacy" until the modern era lands).
+    pub era: &'static str,
+    /// Tools the server offers.
+    pub tools: usize,
+}
+
+/// One configured downstream server, as every worker sees it.
+pub struct ServerLink {
+    /// Stable slot number (indexes per-worker pools and per-core stats).
+    pub slot: usize,
+    /// The server's name (metric label).
+    pub name: Arc<str>,
+    /// Its validated configuration.
+    pub config: Arc<ServerConfig>,
+    /// The current downstream session, `None` until the first handshake succeeds.
+    pub session: ArcSwapOption<DownSession>,
+    /// The server's resolved address (resolved on the control thread: DNS never runs on a worker).
+    pub addr: ArcSwapOption<SocketAddr>,
+    /// Whether the server is currently believed reachable.
+    up: AtomicBool,
+    /// Counts re-initializations.
+    epochs: AtomicU64,
+    health: Mutex<Health>,
+}
+
+impl ServerLink {
+    /// A link for a configured server, not yet connected.
+    pub fn new(slot: usize, config: Arc<ServerConfig>) -> Self {
+        ServerLink {
+            slot,
+            name: Arc::from(config.name.as_str()),
+            config,
+            session: ArcSwapOption::empty(),
+            addr: ArcSwapOption::empty(),
+            up: AtomicBool::new(false),
+            epochs: AtomicU64::new(0),
+            health: Mutex::new(Health {
+                transport: "streamable-http",
+                era: "legacy",
+                ..Health::default()
+            }),
+        }
+    }
+
+    /// Whether the server is believed reachable.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    /// The next session epoch number.
+    pub fn next_epoch(&self) -> u64 {
+        self.epochs.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Records that the server answered; returns whether it was down before.
+    pub fn mark_up(&self) -> bool {
+        let was_up = self.up.swap(true, Ordering::AcqRel);
+        if !was_up {
+            if let Ok(mut h) = self.health.lock() {
+                h.up_since = Some(SystemTime::now());
+            }
+        }
+        !was_up
+    }
+
+    /// Records a failure; returns whether the server was up before.
+    pub fn mark_down(&self, why: impl Into<String>) -> bool {
+        let was_up = self.up.swap(false, Ordering::AcqRel);
+        self.note_error(why);
+        if let Ok(mut h) = self.health.lock() {
+            h.up_since = None;
+        }
+        was_up
+    }
+
+    /// Records an error without changing availability.
+    pub fn note_error(&self, why: impl Into<String>) {
+        if let Ok(mut h) = self.health.lock() {
+            h.last_error = Some((SystemTime::now(), why.into()));
+        }
+    }
+
+    /// Sets the tool count shown by the admin API.
+    pub fn set_tools(&self, n: usize) {
+        if let Ok(mut h) = self.health.lock() {
+            h.tools = n;
+        }
+    }
+
+    /// A copy of the health record (admin side).
+    pub fn health(&self) -> Health {
+        self.health.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+}

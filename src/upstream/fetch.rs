@@ -1,0 +1,102 @@
+//! List fan-in for the catalog: every list a server offers, every page, following `nextCursor`.
+//!
+//! Runs on the control thread. Downstream cursors are followed here and never reach a client (the
+//! gateway mints its own). A server that paginates forever is cut off at [`MAX_PAGES`].
+
+use simd_json::prelude::*;
+use simd_json::OwnedValue;
+
+use super::exchange::{collect_response, post, ReplyLimits};
+use super::pool::Pool;
+use super::UpstreamError;
+use crate::catalog::{offers, ListKind, ServerLists};
+use crate::wire::encode;
+
+/// Most pages read from one list of one server (guards against a cursor loop).
+pub const MAX_PAGES: usize = 1000;
+
+/// Fetches every list the server's capabilities offer.
+pub async fn fetch_lists(pool: &Pool, limits: ReplyLimits) -> Result<ServerLists, UpstreamError> {
+    let mut lists = ServerLists::default();
+    for kind in ListKind::ALL {
+        if offers(pool.link(), kind) {
+            lists.items[kind as usize] = fetch_list(pool, kind, limits).await?;
+        }
+    }
+    Ok(lists)
+}
+
+/// Fetches all pages of one list.
+pub async fn fetch_list(pool: &Pool, kind: ListKind, limits: ReplyLimits) -> Result<Vec<OwnedValue>, UpstreamError> {
+    let link = pool.link();
+    let session = link
+        .session
+        .load_full()
+        .ok_or_else(|| UpstreamError::Protocol("no session".into()))?;
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0..MAX_PAGES {
+        let params = cursor.as_ref().map(|c| {
+            let mut p = b"{\"cursor\":".to_vec();
+            encode::write_json_string(&mut p, c);
+            p.push(b'}');
+            p
+        });
+        let id = format!("\"ringgate-list-{page}\"");
+        let req = encode::request(id.as_bytes(), kind.method(), params.as_deref());
+        let (mut conn, _) = pool.acquire().await?;
+        let (reply, _) = post(&mut conn, link, Some(&session), &[req], limits).await?;
+        let body = collect_response(&mut conn, reply).await?;
+        pool.release(conn);
+        let (mut page_items, next) = parse_page(&body, kind)?;
+        items.append(&mut page_items);
+        match next {
+            Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
+            _ => return Ok(items),
+        }
+    }
+    log::warn!("server '{}': {} had more than {MAX_PAGES} pages; truncated", link.name, kind.method());
+    Ok(items)
+}
+
+/// Splits one list reply into its items and its `nextCursor`.
+pub fn parse_page(body: &[u8], kind: ListKind) -> Result<(Vec<OwnedValue>, Option<String>), UpstreamError> {
+    let mut scratch = body.to_vec();
+    let mut v = simd_json::to_owned_value(&mut scratch)
+        .map_err(|e| UpstreamError::Protocol(format!("{} reply is not JSON: {e}", kind.method())))?;
+    if let Some(err) = v.get("error") {
+        let msg = err.get("message").and_then(|m| m.as_str()).unwrap_or("no message");
+        return Err(UpstreamError::Protocol(format!("{} failed: {msg}", kind.method())));
+    }
+    let result = v
+        .get_mut("result")
+        .and_then(|r| r.as_object_mut())
+        .ok_or_else(|| UpstreamError::Protocol(format!("{} reply has no result", kind.method())))?;
+    let next = result.get("nextCursor").and_then(|c| c.as_str()).map(str::to_string);
+    let items = match result.remove(kind.result_key()) {
+        Some(OwnedValue::Array(a)) => *a,
+        _ => {
+            return Err(UpstreamError::Protocol(format!(
+                "{} result lacks the '{}' array",
+                kind.method(),
+                kind.result_key()
+            )))
+        }
+    };
+    Ok((items, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_split_into_items_and_cursor() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b"}],"nextCursor":"c2"}}"#;
+        let (items, next) = parse_page(body, ListKind::Tools).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(next.as_deref(), Some("c2"));
+        let bad = br#"{"jsonrpc":"2.0","id":1,"result":{"prompts":[]}}"#;
+        assert!(parse_page(bad, ListKind::Tools).is_err());
+    }
+}

@@ -1,0 +1,113 @@
+//! The downstream `initialize` handshake (legacy era), run before any call needs the session.
+//!
+//! The gateway introduces itself as a client named after `gateway.server_name`, asks for the newest
+//! legacy version, records what the server agreed to ([`DownSession`]) and confirms with
+//! `notifications/initialized`. Runs on the control thread at startup and on a worker only when a
+//! downstream says the session expired.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use simd_json::prelude::*;
+
+use super::exchange::{collect_response, post, Reply, ReplyLimits};
+use super::pool::Pool;
+use super::UpstreamError;
+use crate::session::downstream::DownSession;
+use crate::session::versions;
+use crate::wire::{encode, method};
+
+/// Builds the `initialize` request the gateway sends downstream.
+fn initialize_request(client_name: &str) -> Bytes {
+    let mut params = Vec::with_capacity(160);
+    params.extend_from_slice(b"{\"protocolVersion\":\"");
+    params.extend_from_slice(versions::LATEST.as_bytes());
+    params.extend_from_slice(b"\",\"capabilities\":{},\"clientInfo\":{\"name\":");
+    encode::write_json_string(&mut params, client_name);
+    params.extend_from_slice(b",\"version\":\"");
+    params.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+    params.extend_from_slice(b"\"}}");
+    encode::request(b"\"ringgate-init\"", method::INITIALIZE, Some(&params))
+}
+
+/// Runs the handshake on a connection from `pool` and publishes the new session on the link.
+pub async fn initialize(pool: &Pool, client_name: &str, limits: ReplyLimits) -> Result<Arc<DownSession>, UpstreamError> {
+    let link = pool.link().clone();
+    let mut conn = pool.open().await?;
+    let (reply, session_id) = post(&mut conn, &link, None, &[initialize_request(client_name)], limits).await?;
+    let body = collect_response(&mut conn, reply).await?;
+    let mut session = parse_initialize_result(&body)?;
+    session.id = session_id;
+    session.epoch = link.next_epoch();
+    let session = Arc::new(session);
+    let note = encode::notification(method::INITIALIZED, None);
+    match post(&mut conn, &link, Some(&session), &[note], limits).await? {
+        (Reply::Accepted, _) | (Reply::Json(_), _) => {}
+        (Reply::Sse(mut sse), _) => while sse.next_message(&mut conn).await?.is_some() {},
+    }
+    pool.release(conn);
+    link.session.store(Some(session.clone()));
+    Ok(session)
+}
+
+/// Reads protocol version, capabilities, serverInfo and instructions from an `initialize` reply.
+pub fn parse_initialize_result(body: &[u8]) -> Result<DownSession, UpstreamError> {
+    let mut scratch = body.to_vec();
+    let v = simd_json::to_owned_value(&mut scratch)
+        .map_err(|e| UpstreamError::Protocol(format!("initialize reply is not JSON: {e}")))?;
+    if let Some(err) = v.get("error") {
+        let msg = err.get("message").and_then(|m| m.as_str()).unwrap_or("no message");
+        return Err(UpstreamError::Protocol(format!("initialize refused: {msg}")));
+    }
+    let result = v
+        .get("result")
+        .and_then(|r| r.as_object())
+        .ok_or_else(|| UpstreamError::Protocol("initialize reply has no result object".into()))?;
+    let version = result
+        .get("protocolVersion")
+        .and_then(|p| p.as_str())
+        .ok_or_else(|| UpstreamError::Protocol("initialize result lacks protocolVersion".into()))?;
+    if versions::index_of(version.as_bytes()).is_none() {
+        return Err(UpstreamError::Protocol(format!("server chose unsupported protocol version {version}")));
+    }
+    let raw = |key: &str| -> Bytes {
+        result
+            .get(key)
+            .map(|c| Bytes::from(c.encode()))
+            .unwrap_or_else(|| Bytes::from_static(b"{}"))
+    };
+    Ok(DownSession {
+        id: None,
+        protocol_version: Bytes::copy_from_slice(version.as_bytes()),
+        capabilities: raw("capabilities"),
+        instructions: result.get("instructions").and_then(|i| i.as_str()).map(str::to_string),
+        server_info: raw("serverInfo"),
+        epoch: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initialize_results_are_read_and_bad_ones_refused() {
+        let ok = br#"{"jsonrpc":"2.0","id":"ringgate-init","result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{"listChanged":true}},"serverInfo":{"name":"s","version":"1"},"instructions":"be nice"}}"#;
+        let s = parse_initialize_result(ok).unwrap();
+        assert_eq!(&s.protocol_version[..], b"2025-06-18");
+        assert!(std::str::from_utf8(&s.capabilities).unwrap().contains("listChanged"));
+        assert_eq!(s.instructions.as_deref(), Some("be nice"));
+        let old = br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2020-01-01","capabilities":{}}}"#;
+        assert!(parse_initialize_result(old).is_err());
+        let err = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32600,"message":"no"}}"#;
+        assert!(parse_initialize_result(err).is_err());
+        assert!(parse_initialize_result(b"garbage").is_err());
+    }
+
+    #[test]
+    fn the_request_is_valid_json_rpc() {
+        let req = initialize_request("ringgate \"test\"");
+        let env = crate::wire::parse(&req).unwrap();
+        assert_eq!(env.method(&req), Some(method::INITIALIZE));
+    }
+}

@@ -1,0 +1,131 @@
+//! Per-worker keep-alive connection pools, one per downstream server slot.
+//!
+//! Key types: [`WorkerPools`] (owned by one worker, `Rc`/`RefCell`, never shared across threads) and
+//! [`Pool`]. A pool hands out an idle connection or opens a new one; a connection goes back only if
+//! the HTTP layer says it is reusable (whole reply read, no `Connection: close`). Pools are warmed when
+//! the worker starts, so the first call does not pay a TCP handshake.
+//!
+//! Invariants: no borrow is held across an `.await`; the address comes from the link (resolved on
+//! the control thread), so a worker never does DNS.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+
+use super::UpstreamError;
+use crate::session::downstream::ServerLink;
+use crate::transport::http::client::{connect, ClientConn};
+
+/// Time allowed to open a TCP connection to a downstream.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pooled downstream connection.
+pub type Conn = ClientConn<TcpStream>;
+
+/// Idle connections to one server, on one worker.
+pub struct Pool {
+    link: Arc<ServerLink>,
+    idle: RefCell<Vec<Conn>>,
+    max_idle: usize,
+}
+
+impl Pool {
+    fn new(link: Arc<ServerLink>) -> Self {
+        let max_idle = link.config.pool_size.max(1) * 4;
+        Pool {
+            link,
+            idle: RefCell::new(Vec::new()),
+            max_idle,
+        }
+    }
+
+    /// The link this pool serves.
+    pub fn link(&self) -> &Arc<ServerLink> {
+        &self.link
+    }
+
+    /// An idle connection if there is one, else a new one. The flag says whether it was pooled
+    /// (a pooled connection may have been closed by the server while idle; callers retry once).
+    pub async fn acquire(&self) -> Result<(Conn, bool), UpstreamError> {
+        if let Some(conn) = self.idle.borrow_mut().pop() {
+            return Ok((conn, true));
+        }
+        Ok((self.open().await?, false))
+    }
+
+    /// Opens a fresh connection.
+    pub async fn open(&self) -> Result<Conn, UpstreamError> {
+        let addr = self
+            .link
+            .addr
+            .load_full()
+            .ok_or_else(|| UpstreamError::Unreachable("address not resolved".into()))?;
+        match monoio::time::timeout(CONNECT_TIMEOUT, connect(*addr)).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(UpstreamError::Unreachable(format!("connect {addr}: {e}"))),
+            Err(_) => Err(UpstreamError::Unreachable(format!("connect {addr}: timed out"))),
+        }
+    }
+
+    /// Returns a connection after use; drops it unless it is reusable and the pool has room.
+    pub fn release(&self, conn: Conn) {
+        if conn.is_reusable() {
+            let mut idle = self.idle.borrow_mut();
+            if idle.len() < self.max_idle {
+                idle.push(conn);
+            }
+        }
+    }
+
+    /// Opens connections until `pool_size` are idle (worker start). Failures are left to the call
+    /// path, which reports them.
+    pub async fn warm(&self) {
+        let want = self.link.config.pool_size;
+        while self.idle.borrow().len() < want {
+            match self.open().await {
+                Ok(conn) => self.idle.borrow_mut().push(conn),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Drops every idle connection (server marked down, or shutdown).
+    pub fn clear(&self) {
+        self.idle.borrow_mut().clear();
+    }
+}
+
+/// All pools of one worker, indexed by server slot.
+#[derive(Default)]
+pub struct WorkerPools {
+    pools: RefCell<Vec<Option<Rc<Pool>>>>,
+}
+
+impl WorkerPools {
+    /// The pool for `link`, created on first use. A pool made for an older link in the same slot
+    /// (reload replaced the server) is replaced.
+    pub fn get(&self, link: &Arc<ServerLink>) -> Rc<Pool> {
+        let mut pools = self.pools.borrow_mut();
+        if pools.len() <= link.slot {
+            pools.resize_with(link.slot + 1, || None);
+        }
+        match &pools[link.slot] {
+            Some(p) if Arc::ptr_eq(&p.link, link) => p.clone(),
+            _ => {
+                let p = Rc::new(Pool::new(link.clone()));
+                pools[link.slot] = Some(p.clone());
+                p
+            }
+        }
+    }
+
+    /// Closes every idle connection (shutdown).
+    pub fn clear_all(&self) {
+        for p in self.pools.borrow().iter().flatten() {
+            p.clear();
+        }
+    }
+}
