@@ -182,7 +182,11 @@ mod tests {
         ];
         for (kind, status, rpc) in cases {
             let e = GatewayError::new(kind, "x");
-            assert_eq!((e.http_status(), e.jsonrpc_code()), (status, rpc), "{kind:?}");
+            assert_eq!(
+                (e.http_status(), e.jsonrpc_code()),
+                (status, rpc),
+                "{kind:?}"
+            );
         }
     }
 }

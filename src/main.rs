@@ -27,10 +27,18 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Check { config } => return check(&config),
-        Command::Serve { config } => load(&config).and_then(|c| runtime::run(c).map_err(|e| e.to_string())),
-        Command::Stdio { .. } => Err("the stdio front transport is not available in this build".to_string()),
+        Command::Serve { config } => {
+            load(&config).and_then(|c| runtime::run(c).map_err(|e| e.to_string()))
+        }
+        Command::Stdio { .. } => {
+            Err("the stdio front transport is not available in this build".to_string())
+        }
         Command::Demo => run_demo(),
-        Command::DemoServer { transport, listen, name } => run_demo_server(&transport, listen, name),
+        Command::DemoServer {
+            transport,
+            listen,
+            name,
+        } => run_demo_server(&transport, listen, name),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,7 +56,13 @@ fn load(path: &std::path::Path) -> Result<config::Config, String> {
 fn check(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(c) => {
-            println!("{}: OK ({} servers, listen {}, admin {})", path.display(), c.servers.len(), c.gateway.listen, c.gateway.admin_listen);
+            println!(
+                "{}: OK ({} servers, listen {}, admin {})",
+                path.display(),
+                c.servers.len(),
+                c.gateway.listen,
+                c.gateway.admin_listen
+            );
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -72,9 +86,15 @@ fn run_demo() -> Result<(), String> {
     result
 }
 
-fn run_demo_server(transport: &str, listen: Option<std::net::SocketAddr>, name: Option<String>) -> Result<(), String> {
+fn run_demo_server(
+    transport: &str,
+    listen: Option<std::net::SocketAddr>,
+    name: Option<String>,
+) -> Result<(), String> {
     if transport != "http" {
-        return Err(format!("demo-server transport '{transport}' is not available in this build (use http)"));
+        return Err(format!(
+            "demo-server transport '{transport}' is not available in this build (use http)"
+        ));
     }
     let mut opts = demo::DemoOptions::new(name.as_deref().unwrap_or("demo"));
     if let Some(l) = listen {

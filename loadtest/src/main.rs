@@ -1,1 +1,4 @@
-fn main() { eprintln!("ringgate-loadtest: see issue #6"); std::process::exit(2) }
+fn main() {
+    eprintln!("ringgate-loadtest: see issue #6");
+    std::process::exit(2)
+}

@@ -71,7 +71,8 @@ pub fn build(
         .templates
         .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
     let page_size = gateway.page_size.max(1);
-    let pages = ListKind::ALL.map(|k| encode_pages(k, &merged[k as usize], page_size, generation, &cursors));
+    let pages = ListKind::ALL
+        .map(|k| encode_pages(k, &merged[k as usize], page_size, generation, &cursors));
     Snapshot {
         generation,
         capabilities: capabilities(&servers),
@@ -99,16 +100,29 @@ fn add_item(
         ListKind::Tools | ListKind::Prompts => {
             let name = obj.get("name")?.as_str()?.to_string();
             let namespaced = link.config.namespaced(&name);
-            let table = if kind == ListKind::Tools { &mut routes.tools } else { &mut routes.prompts };
+            let table = if kind == ListKind::Tools {
+                &mut routes.tools
+            } else {
+                &mut routes.prompts
+            };
             if table.contains_key(namespaced.as_str()) {
-                log::warn!("server '{}': {kind:?} name '{namespaced}' already taken; skipped", link.name);
+                log::warn!(
+                    "server '{}': {kind:?} name '{namespaced}' already taken; skipped",
+                    link.name
+                );
                 link.note_error(format!("name collision on '{namespaced}'"));
                 return None;
             }
             let mut escaped = Vec::with_capacity(name.len() + 2);
             write_json_string(&mut escaped, &name);
             let original = Bytes::copy_from_slice(&escaped[1..escaped.len() - 1]);
-            table.insert(namespaced.clone().into(), Target { server: index, original });
+            table.insert(
+                namespaced.clone().into(),
+                Target {
+                    server: index,
+                    original,
+                },
+            );
             obj.insert("name".into(), OwnedValue::from(namespaced));
         }
         ListKind::Resources => {
@@ -119,9 +133,15 @@ fn add_item(
             let template = obj.get("uriTemplate")?.as_str()?.to_string();
             let prefix = template.split('{').next().unwrap_or("");
             routes.templates.push((prefix.into(), index));
-            routes.template_exact.entry(template.as_str().into()).or_insert(index);
+            routes
+                .template_exact
+                .entry(template.as_str().into())
+                .or_insert(index);
             if let Some(name) = obj.get("name").and_then(|n| n.as_str()).map(str::to_string) {
-                obj.insert("name".into(), OwnedValue::from(link.config.namespaced(&name)));
+                obj.insert(
+                    "name".into(),
+                    OwnedValue::from(link.config.namespaced(&name)),
+                );
             }
         }
     }
@@ -136,7 +156,11 @@ fn encode_pages(
     generation: u64,
     cursors: &CursorCodec,
 ) -> Vec<Bytes> {
-    let chunks: Vec<&[OwnedValue]> = if items.is_empty() { vec![&[]] } else { items.chunks(page_size).collect() };
+    let chunks: Vec<&[OwnedValue]> = if items.is_empty() {
+        vec![&[]]
+    } else {
+        items.chunks(page_size).collect()
+    };
     let last = chunks.len() - 1;
     let mut pages = Vec::with_capacity(chunks.len());
     for (i, chunk) in chunks.into_iter().enumerate() {
@@ -194,9 +218,23 @@ fn capabilities(servers: &[ServerEntry]) -> Bytes {
 fn instructions(servers: &[ServerEntry]) -> Option<String> {
     let mut parts: HashMap<usize, String> = HashMap::new();
     for (i, s) in servers.iter().enumerate() {
-        if let Some(text) = s.link.session.load().as_ref().and_then(|d| d.instructions.clone()) {
+        if let Some(text) = s
+            .link
+            .session
+            .load()
+            .as_ref()
+            .and_then(|d| d.instructions.clone())
+        {
             if !text.trim().is_empty() {
-                parts.insert(i, format!("## {} (tools prefixed '{}')\n{}", s.link.name, s.link.config.namespaced(""), text.trim()));
+                parts.insert(
+                    i,
+                    format!(
+                        "## {} (tools prefixed '{}')\n{}",
+                        s.link.name,
+                        s.link.config.namespaced(""),
+                        text.trim()
+                    ),
+                );
             }
         }
     }

@@ -16,7 +16,9 @@ pub struct CursorCodec {
 impl CursorCodec {
     /// A codec with a fresh random key.
     pub fn new() -> Result<Self, crate::seal::SealError> {
-        Ok(CursorCodec { sealer: Sealer::random(b"ringgate/cursor/v1")? })
+        Ok(CursorCodec {
+            sealer: Sealer::random(b"ringgate/cursor/v1")?,
+        })
     }
 
     /// A codec over a given sealer (tests).

@@ -71,7 +71,8 @@ impl DemoHandle {
 
     fn shutdown(&mut self) {
         if let Some(s) = self.stop.take() {
-            let _ = s.try_send(());
+            // Closing the channel wakes every receiver: the accept loop and each connection.
+            s.close();
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -92,18 +93,24 @@ pub fn spawn(opts: DemoOptions) -> std::io::Result<DemoHandle> {
     let addr = std_listener.local_addr()?;
     let (stop_tx, stop_rx) = async_channel::bounded(1);
     let (ready_tx, ready_rx) = mpsc::channel();
-    let thread = std::thread::Builder::new().name(format!("demo-{}", opts.name)).spawn(move || {
-        let _ = crate::runtime::worker::block_on(async move {
-            let listener = match TcpListener::from_std(std_listener) {
-                Ok(l) => l,
-                Err(e) => return log::error!("demo server: {e}"),
-            };
-            let _ = ready_tx.send(());
-            serve(Rc::new(Demo::new(opts)), listener, stop_rx).await;
-        });
-    })?;
+    let thread = std::thread::Builder::new()
+        .name(format!("demo-{}", opts.name))
+        .spawn(move || {
+            let _ = crate::runtime::worker::block_on(async move {
+                let listener = match TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => return log::error!("demo server: {e}"),
+                };
+                let _ = ready_tx.send(());
+                serve(Rc::new(Demo::new(opts)), listener, stop_rx).await;
+            });
+        })?;
     let _ = ready_rx.recv();
-    Ok(DemoHandle { addr, stop: Some(stop_tx), thread: Some(thread) })
+    Ok(DemoHandle {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
 }
 
 /// Runs a demo server in the foreground (`ringgate demo-server`).
@@ -111,7 +118,10 @@ pub fn run_foreground(opts: DemoOptions) -> std::io::Result<()> {
     let handle = spawn(opts)?;
     log::info!("demo MCP server listening on {}", handle.url());
     eprintln!("demo MCP server listening on {}", handle.url());
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
     let _ = signals.forever().next();
     handle.stop();
     Ok(())
@@ -141,7 +151,14 @@ async fn serve(demo: Rc<Demo>, listener: TcpListener, stop: async_channel::Recei
         monoio::select! {
             accepted = listener.accept() => if let Ok((stream, _)) = accepted {
                 let _ = stream.set_nodelay(true);
-                monoio::spawn(connection(demo.clone(), stream));
+                let (demo, stop) = (demo.clone(), stop.clone());
+                monoio::spawn(async move {
+                    // A stopped server drops its connections at once, like a killed process.
+                    monoio::select! {
+                        _ = connection(demo, stream) => {},
+                        _ = stop.recv() => {},
+                    }
+                });
             },
             _ = stop.recv() => return,
         }
@@ -156,7 +173,9 @@ async fn connection<S: AsyncReadRent + AsyncWriteRent>(demo: Rc<Demo>, stream: S
             (Method::Get, "/mcp") => get(&demo, &mut conn, &req).await,
             (Method::Delete, "/mcp") => {
                 let known = session_of(&req).is_some_and(|s| demo.sessions.borrow_mut().remove(&s));
-                conn.write_response(if known { 200 } else { 404 }, &[], &[]).await.is_ok()
+                conn.write_response(if known { 200 } else { 404 }, &[], &[])
+                    .await
+                    .is_ok()
             }
             _ => conn.write_response(404, &[], &[]).await.is_ok(),
         };
@@ -170,7 +189,11 @@ fn session_of(req: &Request) -> Option<String> {
     req.headers.get_str("mcp-session-id").map(str::to_string)
 }
 
-async fn post<S: AsyncReadRent + AsyncWriteRent>(demo: &Demo, conn: &mut ServerConn<S>, req: &Request) -> bool {
+async fn post<S: AsyncReadRent + AsyncWriteRent>(
+    demo: &Demo,
+    conn: &mut ServerConn<S>,
+    req: &Request,
+) -> bool {
     let body = &req.body;
     let env = match wire::parse(body) {
         Ok(e) => e,
@@ -194,7 +217,10 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(demo: &Demo, conn: &mut ServerC
     if env.kind != Kind::Request {
         return conn.write_response(202, &[], &[]).await.is_ok();
     }
-    let wants_sse = req.headers.get("accept").is_some_and(|a| media_accepted(a, b"text/event-stream"));
+    let wants_sse = req
+        .headers
+        .get("accept")
+        .is_some_and(|a| media_accepted(a, b"text/event-stream"));
     if m == method::TOOLS_CALL && wants_sse && env.progress_token.is_some() {
         return tools::call_with_progress(demo, conn, body, &env).await;
     }
@@ -202,7 +228,11 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(demo: &Demo, conn: &mut ServerC
     json(conn, 200, reply, None).await
 }
 
-async fn get<S: AsyncReadRent + AsyncWriteRent>(demo: &Demo, conn: &mut ServerConn<S>, req: &Request) -> bool {
+async fn get<S: AsyncReadRent + AsyncWriteRent>(
+    demo: &Demo,
+    conn: &mut ServerConn<S>,
+    req: &Request,
+) -> bool {
     if !session_of(req).is_some_and(|s| demo.sessions.borrow().contains(&s)) {
         return conn.write_response(404, &[], &[]).await.is_ok();
     }
@@ -215,7 +245,11 @@ async fn get<S: AsyncReadRent + AsyncWriteRent>(demo: &Demo, conn: &mut ServerCo
     while let Some(msg) = reg.rx.recv().await {
         out.clear();
         sse::encode_event(&mut out, Some("message"), None, &msg);
-        if conn.write_chunk(&[Bytes::copy_from_slice(&out)]).await.is_err() {
+        if conn
+            .write_chunk(&[Bytes::copy_from_slice(&out)])
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -223,10 +257,18 @@ async fn get<S: AsyncReadRent + AsyncWriteRent>(demo: &Demo, conn: &mut ServerCo
     false
 }
 
-async fn json<S: AsyncReadRent + AsyncWriteRent>(conn: &mut ServerConn<S>, status: u16, body: Bytes, sid: Option<&str>) -> bool {
+async fn json<S: AsyncReadRent + AsyncWriteRent>(
+    conn: &mut ServerConn<S>,
+    status: u16,
+    body: Bytes,
+    sid: Option<&str>,
+) -> bool {
     let ct = ("content-type", &b"application/json"[..]);
     let r = match sid {
-        Some(s) => conn.write_response(status, &[ct, ("mcp-session-id", s.as_bytes())], &[body]).await,
+        Some(s) => {
+            conn.write_response(status, &[ct, ("mcp-session-id", s.as_bytes())], &[body])
+                .await
+        }
         None => conn.write_response(status, &[ct], &[body]).await,
     };
     r.is_ok()

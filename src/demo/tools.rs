@@ -20,7 +20,11 @@ const BUILTIN_TOOLS: &str = r#"{"name":"echo","description":"Echoes the message 
 /// The `initialize` result.
 pub fn initialize_result(demo: &Demo, body: &[u8], env: &Envelope) -> Bytes {
     let requested = params(body, env)
-        .and_then(|p| p.get("protocolVersion").and_then(|v| v.as_str()).map(str::to_string))
+        .and_then(|p| {
+            p.get("protocolVersion")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     let version = if crate::session::versions::index_of(requested.as_bytes()).is_some() {
         requested
@@ -33,7 +37,9 @@ pub fn initialize_result(demo: &Demo, body: &[u8], env: &Envelope) -> Bytes {
     let mut name = Vec::new();
     encode::write_json_string(&mut name, &demo.opts.name);
     r.push_str(&String::from_utf8_lossy(&name));
-    r.push_str(r#","version":"1.0.0"},"instructions":"A demo server: try the echo and add tools."}"#);
+    r.push_str(
+        r#","version":"1.0.0"},"instructions":"A demo server: try the echo and add tools."}"#,
+    );
     encode::result_response(id(body, env), r.as_bytes())
 }
 
@@ -119,15 +125,23 @@ async fn call(demo: &Demo, p: Option<&OwnedValue>) -> Result<Vec<u8>, (i32, Stri
     let args = p.get("arguments");
     let arg = |k: &str| args.and_then(|a| a.get(k));
     match name {
-        "echo" => Ok(text_result(arg("message").and_then(|m| m.as_str()).unwrap_or(""), false)),
+        "echo" => Ok(text_result(
+            arg("message").and_then(|m| m.as_str()).unwrap_or(""),
+            false,
+        )),
         "add" => {
-            let (a, b) = (arg("a").and_then(|v| v.cast_f64()), arg("b").and_then(|v| v.cast_f64()));
+            let (a, b) = (
+                arg("a").and_then(|v| v.cast_f64()),
+                arg("b").and_then(|v| v.cast_f64()),
+            );
             let (Some(a), Some(b)) = (a, b) else {
                 return Err((code::INVALID_PARAMS, "a and b must be numbers".into()));
             };
             let mut r = text_result(&format!("{}", a + b), false);
             r.pop();
-            r.extend_from_slice(format!(",\"structuredContent\":{{\"sum\":{}}}}}", a + b).as_bytes());
+            r.extend_from_slice(
+                format!(",\"structuredContent\":{{\"sum\":{}}}}}", a + b).as_bytes(),
+            );
             Ok(r)
         }
         "now" => Ok(text_result(&utc_now(), false)),
@@ -138,9 +152,13 @@ async fn call(demo: &Demo, p: Option<&OwnedValue>) -> Result<Vec<u8>, (i32, Stri
         }
         "fail" => Ok(text_result("this tool always fails", true)),
         "set_extra_tools" => {
-            let n = arg("count").and_then(|v| v.as_u64()).unwrap_or(0).min(10_000) as usize;
+            let n = arg("count")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0)
+                .min(10_000) as usize;
             demo.extra_tools.set(n);
-            demo.streams.broadcast(&encode::notification(method::TOOLS_LIST_CHANGED, None));
+            demo.streams
+                .broadcast(&encode::notification(method::TOOLS_LIST_CHANGED, None));
             Ok(text_result(&format!("{n} extra tools"), false))
         }
         t if t.starts_with("tool_") => Ok(text_result(&format!("{t} called"), false)),
@@ -149,13 +167,33 @@ async fn call(demo: &Demo, p: Option<&OwnedValue>) -> Result<Vec<u8>, (i32, Stri
 }
 
 /// `tools/call` of `sleep` with a progress token: an SSE reply with progress, then the result.
-pub async fn call_with_progress<S: AsyncReadRent + AsyncWriteRent>(demo: &Demo, conn: &mut ServerConn<S>, body: &[u8], env: &Envelope) -> bool {
+pub async fn call_with_progress<S: AsyncReadRent + AsyncWriteRent>(
+    demo: &Demo,
+    conn: &mut ServerConn<S>,
+    body: &[u8],
+    env: &Envelope,
+) -> bool {
     let p = params(body, env);
     let args = p.as_ref().and_then(|p| p.get("arguments"));
-    let ms = args.and_then(|a| a.get("ms")).and_then(|v| v.as_u64()).unwrap_or(0).min(600_000);
-    let steps = args.and_then(|a| a.get("steps")).and_then(|v| v.as_u64()).unwrap_or(1).clamp(1, 100);
-    let token = env.progress_token.map(|t| t.get(body).to_vec()).unwrap_or_default();
-    if conn.start_stream(200, &[("content-type", &b"text/event-stream"[..])]).await.is_err() {
+    let ms = args
+        .and_then(|a| a.get("ms"))
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0)
+        .min(600_000);
+    let steps = args
+        .and_then(|a| a.get("steps"))
+        .and_then(|v| v.as_u64())
+        .unwrap_or(1)
+        .clamp(1, 100);
+    let token = env
+        .progress_token
+        .map(|t| t.get(body).to_vec())
+        .unwrap_or_default();
+    if conn
+        .start_stream(200, &[("content-type", &b"text/event-stream"[..])])
+        .await
+        .is_err()
+    {
         return false;
     }
     let mut out = Vec::new();
@@ -165,8 +203,17 @@ pub async fn call_with_progress<S: AsyncReadRent + AsyncWriteRent>(demo: &Demo, 
         params.extend_from_slice(&token);
         params.extend_from_slice(format!(",\"progress\":{step},\"total\":{steps}}}").as_bytes());
         out.clear();
-        sse::encode_event(&mut out, Some("message"), None, &encode::notification(method::PROGRESS, Some(&params)));
-        if conn.write_chunk(&[Bytes::copy_from_slice(&out)]).await.is_err() {
+        sse::encode_event(
+            &mut out,
+            Some("message"),
+            None,
+            &encode::notification(method::PROGRESS, Some(&params)),
+        );
+        if conn
+            .write_chunk(&[Bytes::copy_from_slice(&out)])
+            .await
+            .is_err()
+        {
             return false;
         }
     }
@@ -177,16 +224,30 @@ pub async fn call_with_progress<S: AsyncReadRent + AsyncWriteRent>(demo: &Demo, 
 }
 
 fn handle_sleep_done(_demo: &Demo, body: &[u8], env: &Envelope, ms: u64) -> Bytes {
-    encode::result_response(id(body, env), &text_result(&format!("slept {ms} ms"), false))
+    encode::result_response(
+        id(body, env),
+        &text_result(&format!("slept {ms} ms"), false),
+    )
 }
 
 fn read(demo: &Demo, p: Option<&OwnedValue>) -> Result<Vec<u8>, (i32, String)> {
-    let uri = p.and_then(|p| p.get("uri")).and_then(|u| u.as_str()).unwrap_or("");
+    let uri = p
+        .and_then(|p| p.get("uri"))
+        .and_then(|u| u.as_str())
+        .unwrap_or("");
     let base = format!("demo://{}/", demo.opts.name);
     let text = match uri.strip_prefix(&base) {
-        Some("readme") => format!("# {}\nA demo MCP server shipped inside ringgate.", demo.opts.name),
+        Some("readme") => format!(
+            "# {}\nA demo MCP server shipped inside ringgate.",
+            demo.opts.name
+        ),
         Some(rest) if rest.starts_with("notes/") => format!("note {}", &rest[6..]),
-        _ => return Err((code::RESOURCE_NOT_FOUND, format!("Resource not found: {uri}"))),
+        _ => {
+            return Err((
+                code::RESOURCE_NOT_FOUND,
+                format!("Resource not found: {uri}"),
+            ))
+        }
     };
     let mut out = b"{\"contents\":[{\"uri\":".to_vec();
     encode::write_json_string(&mut out, uri);
@@ -201,7 +262,11 @@ fn prompt(p: Option<&OwnedValue>) -> Result<Vec<u8>, (i32, String)> {
     if p.get("name").and_then(|n| n.as_str()) != Some("greet") {
         return Err((code::INVALID_PARAMS, "Unknown prompt".into()));
     }
-    let who = p.get("arguments").and_then(|a| a.get("name")).and_then(|n| n.as_str()).unwrap_or("world");
+    let who = p
+        .get("arguments")
+        .and_then(|a| a.get("name"))
+        .and_then(|n| n.as_str())
+        .unwrap_or("world");
     let mut out = br#"{"messages":[{"role":"user","content":{"type":"text","text":"#.to_vec();
     encode::write_json_string(&mut out, &format!("Please greet {who}."));
     out.extend_from_slice(b"}}]}");
@@ -220,12 +285,20 @@ fn complete(p: Option<&OwnedValue>) -> Vec<u8> {
         .filter(|v| v.to_ascii_lowercase().starts_with(&prefix))
         .map(|v| format!("\"{v}\""))
         .collect();
-    format!(r#"{{"completion":{{"values":[{}],"total":{},"hasMore":false}}}}"#, values.join(","), values.len()).into_bytes()
+    format!(
+        r#"{{"completion":{{"values":[{}],"total":{},"hasMore":false}}}}"#,
+        values.join(","),
+        values.len()
+    )
+    .into_bytes()
 }
 
 /// Current UTC time as RFC 3339, without a date library.
 fn utc_now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil-from-days (proleptic Gregorian), after H. Hinnant's public-domain algorithm.
     let z = days + 719_468;
@@ -237,5 +310,10 @@ fn utc_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

@@ -67,7 +67,10 @@ mod tests {
     fn the_default_policy_allows_everything() {
         let p = Policy::default();
         let who = p.authenticate(None).unwrap();
-        let facts = RequestFacts { method: "tools/call", target: Some(b"a__b") };
+        let facts = RequestFacts {
+            method: "tools/call",
+            target: Some(b"a__b"),
+        };
         assert_eq!(p.authorize(&who, facts), Decision::Allow);
         assert_eq!(p.admit(&who, facts), Decision::Allow);
         assert!(p.visible(&who, "a__b"));

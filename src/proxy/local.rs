@@ -15,7 +15,13 @@ use crate::session::{caps, versions};
 use crate::wire::{encode, Envelope};
 
 /// Answers `initialize`: the result message and the new session's id.
-pub fn initialize(gw: &Gateway, snap: &Snapshot, body: &[u8], env: &Envelope, id: &[u8]) -> Result<(Bytes, String), GatewayError> {
+pub fn initialize(
+    gw: &Gateway,
+    snap: &Snapshot,
+    body: &[u8],
+    env: &Envelope,
+    id: &[u8],
+) -> Result<(Bytes, String), GatewayError> {
     let (requested, client_caps) = read_initialize_params(body, env)?;
     let version = versions::negotiate(requested.as_deref().map(str::as_bytes));
     let (_, session_id) = gw
@@ -41,19 +47,33 @@ pub fn initialize(gw: &Gateway, snap: &Snapshot, body: &[u8], env: &Envelope, id
 }
 
 /// Reads `protocolVersion` and the declared client capabilities from `initialize` params.
-fn read_initialize_params(body: &[u8], env: &Envelope) -> Result<(Option<String>, u8), GatewayError> {
+fn read_initialize_params(
+    body: &[u8],
+    env: &Envelope,
+) -> Result<(Option<String>, u8), GatewayError> {
     let bad = |why: &'static str| GatewayError::new(ErrorKind::InvalidParams, why);
-    let span = env.params.ok_or_else(|| bad("initialize requires params"))?;
+    let span = env
+        .params
+        .ok_or_else(|| bad("initialize requires params"))?;
     let mut scratch = span.get(body).to_vec();
-    let params = simd_json::to_owned_value(&mut scratch).map_err(|_| bad("params are not valid JSON"))?;
-    let params = params.as_object().ok_or_else(|| bad("params must be an object"))?;
+    let params =
+        simd_json::to_owned_value(&mut scratch).map_err(|_| bad("params are not valid JSON"))?;
+    let params = params
+        .as_object()
+        .ok_or_else(|| bad("params must be an object"))?;
     let version = match params.get("protocolVersion") {
-        Some(v) => Some(v.as_str().ok_or_else(|| bad("protocolVersion must be a string"))?.to_string()),
+        Some(v) => Some(
+            v.as_str()
+                .ok_or_else(|| bad("protocolVersion must be a string"))?
+                .to_string(),
+        ),
         None => return Err(bad("params.protocolVersion is required")),
     };
     let mut flags = 0u8;
     if let Some(c) = params.get("capabilities") {
-        let c = c.as_object().ok_or_else(|| bad("capabilities must be an object"))?;
+        let c = c
+            .as_object()
+            .ok_or_else(|| bad("capabilities must be an object"))?;
         if c.contains_key("sampling") {
             flags |= caps::SAMPLING;
         }
@@ -75,7 +95,13 @@ const RESULT_MID: &[u8] = b",\"result\":";
 const RESULT_SUFFIX: &[u8] = b"}";
 
 /// Answers a list method with the page its cursor names (the first page without a cursor).
-pub fn list_page(snap: &Snapshot, body: &[u8], env: &Envelope, kind: ListKind, id: &[u8]) -> Result<Pieces, GatewayError> {
+pub fn list_page(
+    snap: &Snapshot,
+    body: &[u8],
+    env: &Envelope,
+    kind: ListKind,
+    id: &[u8],
+) -> Result<Pieces, GatewayError> {
     let page = match env.cursor_str(body) {
         None => 0,
         Some(token) => snap

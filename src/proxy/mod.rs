@@ -89,22 +89,33 @@ enum Answer {
 pub async fn handle_post(gw: &Gateway, w: &Worker, req: Inbound<'_>) -> Outcome {
     let snap = w.snapshot();
     match envelope(&req.body) {
-        Err(e) => fail(&e, None),
+        Err((e, id)) => fail(&e, id.map(|s| s.get(&req.body))),
         Ok(Message::Single(env)) => single(gw, w, &snap, &req, env).await,
         Ok(Message::Batch(spans)) => batch(gw, w, &snap, &req, &spans).await,
     }
 }
 
-/// Phase: envelope. Parses the body without copying; malformed JSON → -32700, bad shape → -32600.
-fn envelope(body: &Bytes) -> Result<Message, GatewayError> {
+/// Phase: envelope. Parses the body without copying; malformed JSON → -32700, bad shape → -32600
+/// (with the request's id when it could be read).
+fn envelope(body: &Bytes) -> Result<Message, (GatewayError, Option<Span>)> {
     wire::parse_message(body).map_err(|e| {
-        let kind = if e.code() == wire::code::PARSE_ERROR { ErrorKind::Parse } else { ErrorKind::InvalidRequest };
-        GatewayError::new(kind, e.reason())
+        let kind = if e.code() == wire::code::PARSE_ERROR {
+            ErrorKind::Parse
+        } else {
+            ErrorKind::InvalidRequest
+        };
+        (GatewayError::new(kind, e.reason()), e.id().map(|(s, _)| s))
     })
 }
 
 /// One message, start to finish: the phases in order, then record.
-async fn single(gw: &Gateway, w: &Worker, snap: &Arc<Snapshot>, req: &Inbound<'_>, env: Envelope) -> Outcome {
+async fn single(
+    gw: &Gateway,
+    w: &Worker,
+    snap: &Arc<Snapshot>,
+    req: &Inbound<'_>,
+    env: Envelope,
+) -> Outcome {
     let body = &req.body;
     let method = env.method(body).unwrap_or("");
     let class = classify(method, env.kind);
@@ -119,11 +130,19 @@ async fn single(gw: &Gateway, w: &Worker, snap: &Arc<Snapshot>, req: &Inbound<'_
     match answer {
         Answer::Message(msg) => {
             record(w, class, true, req.received);
-            Outcome::Json { status: 200, body: msg, session: None }
+            Outcome::Json {
+                status: 200,
+                body: msg,
+                session: None,
+            }
         }
         Answer::Initialized(msg, session) => {
             record(w, class, true, req.received);
-            Outcome::Json { status: 200, body: one(msg), session: Some(session) }
+            Outcome::Json {
+                status: 200,
+                body: one(msg),
+                session: Some(session),
+            }
         }
         Answer::Relay(relay) => Outcome::Stream(relay),
         Answer::Nothing => {
@@ -145,7 +164,10 @@ async fn run_phases(
 ) -> Result<Answer, GatewayError> {
     let session = session_phase(gw, req, env, method)?;
     let who = authenticate(snap, req)?;
-    let facts = RequestFacts { method, target: env.name.or(env.uri).map(|s| s.get(body)) };
+    let facts = RequestFacts {
+        method,
+        target: env.name.or(env.uri).map(|s| s.get(body)),
+    };
     authorize(snap, &who, facts)?;
     admit(snap, &who, facts)?;
     route(gw, w, snap, req, body, env, method, session).await
@@ -153,18 +175,29 @@ async fn run_phases(
 
 /// Phase: era + session. `initialize` needs none; everything else needs a genuine, live session id
 /// and, if sent, a supported `MCP-Protocol-Version`.
-fn session_phase(gw: &Gateway, req: &Inbound<'_>, env: &Envelope, method: &str) -> Result<Option<FrontSession>, GatewayError> {
+fn session_phase(
+    gw: &Gateway,
+    req: &Inbound<'_>,
+    env: &Envelope,
+    method: &str,
+) -> Result<Option<FrontSession>, GatewayError> {
     if let Some(v) = req.version {
         if versions::index_of(v).is_none() && method != method::INITIALIZE {
-            return Err(GatewayError::new(ErrorKind::UnsupportedVersion, "unsupported MCP-Protocol-Version"));
+            return Err(GatewayError::new(
+                ErrorKind::UnsupportedVersion,
+                "unsupported MCP-Protocol-Version",
+            ));
         }
     }
     if method == method::INITIALIZE && env.kind == Kind::Request {
         return Ok(None);
     }
-    let header = req
-        .session
-        .ok_or_else(|| GatewayError::new(ErrorKind::SessionRequired, "Mcp-Session-Id header is required"))?;
+    let header = req.session.ok_or_else(|| {
+        GatewayError::new(
+            ErrorKind::SessionRequired,
+            "Mcp-Session-Id header is required",
+        )
+    })?;
     gw.sessions
         .open(header)
         .map(Some)
@@ -179,7 +212,11 @@ fn authenticate(snap: &Snapshot, req: &Inbound<'_>) -> Result<Principal, Gateway
 }
 
 /// Phase: authorize. May this principal make this request at all?
-fn authorize(snap: &Snapshot, who: &Principal, facts: RequestFacts<'_>) -> Result<(), GatewayError> {
+fn authorize(
+    snap: &Snapshot,
+    who: &Principal,
+    facts: RequestFacts<'_>,
+) -> Result<(), GatewayError> {
     match snap.policy.authorize(who, facts) {
         Decision::Allow => Ok(()),
         Decision::Deny(why) => Err(GatewayError::new(ErrorKind::Forbidden, why)),
@@ -216,28 +253,56 @@ async fn route(
         return local::list_page(snap, body, env, kind, id).map(Answer::Message);
     }
     let (server, name_edit) = match method {
-        method::INITIALIZE => return local::initialize(gw, snap, body, env, id).map(|(m, s)| Answer::Initialized(m, s)),
-        method::PING | method::LOGGING_SET_LEVEL => return Ok(Answer::Message(one(wire::encode::result_response(id, b"{}")))),
+        method::INITIALIZE => {
+            return local::initialize(gw, snap, body, env, id)
+                .map(|(m, s)| Answer::Initialized(m, s))
+        }
+        method::PING | method::LOGGING_SET_LEVEL => {
+            return Ok(Answer::Message(one(wire::encode::result_response(
+                id, b"{}",
+            ))))
+        }
         method::TOOLS_CALL => by_name(snap, body, env, ListKind::Tools)?,
         method::PROMPTS_GET => by_name(snap, body, env, ListKind::Prompts)?,
         method::RESOURCES_READ => (by_uri(snap, body, env)?, None),
         method::COMPLETION_COMPLETE => by_reference(snap, body, env)?,
-        _ => return Err(GatewayError::new(ErrorKind::MethodNotFound, format!("method '{method}' is not supported"))),
+        _ => {
+            return Err(GatewayError::new(
+                ErrorKind::MethodNotFound,
+                format!("method '{method}' is not supported"),
+            ))
+        }
     };
     let _ = session;
     forward(gw, w, snap, req, body, env, server, name_edit, method).await
 }
 
 /// Route by a namespaced name (`params.name`): the server and the splice restoring its own name.
-fn by_name(snap: &Snapshot, body: &[u8], env: &Envelope, kind: ListKind) -> Result<(usize, Option<(Span, Bytes)>), GatewayError> {
-    let span = env.name.ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "params.name is required"))?;
-    let name = env.name_str(body).ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "params.name is not a valid string"))?;
+fn by_name(
+    snap: &Snapshot,
+    body: &[u8],
+    env: &Envelope,
+    kind: ListKind,
+) -> Result<(usize, Option<(Span, Bytes)>), GatewayError> {
+    let span = env
+        .name
+        .ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "params.name is required"))?;
+    let name = env.name_str(body).ok_or_else(|| {
+        GatewayError::new(
+            ErrorKind::InvalidParams,
+            "params.name is not a valid string",
+        )
+    })?;
     let target = match kind {
         ListKind::Tools => snap.tool(&name),
         _ => snap.prompt(&name),
     };
     let target = target.ok_or_else(|| {
-        let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
+        let what = if kind == ListKind::Tools {
+            "tool"
+        } else {
+            "prompt"
+        };
         GatewayError::new(ErrorKind::InvalidParams, format!("unknown {what} '{name}'"))
     })?;
     Ok((target.server, Some((span, target.original.clone()))))
@@ -245,30 +310,57 @@ fn by_name(snap: &Snapshot, body: &[u8], env: &Envelope, kind: ListKind) -> Resu
 
 /// Route by resource URI through the owner table.
 fn by_uri(snap: &Snapshot, body: &[u8], env: &Envelope) -> Result<usize, GatewayError> {
-    let uri = env.uri_str(body).ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "params.uri is required"))?;
-    snap.resource_owner(&uri)
-        .ok_or_else(|| GatewayError::new(ErrorKind::ResourceNotFound, format!("no server owns resource '{uri}'")))
+    let uri = env
+        .uri_str(body)
+        .ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "params.uri is required"))?;
+    snap.resource_owner(&uri).ok_or_else(|| {
+        GatewayError::new(
+            ErrorKind::ResourceNotFound,
+            format!("no server owns resource '{uri}'"),
+        )
+    })
 }
 
 /// Route `completion/complete` by its `ref`: a prompt name, or a resource template URI.
-fn by_reference(snap: &Snapshot, body: &[u8], env: &Envelope) -> Result<(usize, Option<(Span, Bytes)>), GatewayError> {
-    let r = env.reference.as_ref().ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "params.ref is required"))?;
+fn by_reference(
+    snap: &Snapshot,
+    body: &[u8],
+    env: &Envelope,
+) -> Result<(usize, Option<(Span, Bytes)>), GatewayError> {
+    let r = env
+        .reference
+        .as_ref()
+        .ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "params.ref is required"))?;
     let content = |s: Span| wire::envelope::content_str(body, s, r.escaped);
     match content(r.kind).as_deref() {
         Some("ref/prompt") => {
-            let span = r.name.ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "ref.name is required"))?;
+            let span = r.name.ok_or_else(|| {
+                GatewayError::new(ErrorKind::InvalidParams, "ref.name is required")
+            })?;
             let name = content(span).unwrap_or_default();
-            let t = snap.prompt(&name).ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, format!("unknown prompt '{name}'")))?;
+            let t = snap.prompt(&name).ok_or_else(|| {
+                GatewayError::new(ErrorKind::InvalidParams, format!("unknown prompt '{name}'"))
+            })?;
             Ok((t.server, Some((span, t.original.clone()))))
         }
         Some("ref/resource") => {
-            let uri = r.uri.and_then(content).ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "ref.uri is required"))?;
-            let owner = snap.template_owner(&uri).or_else(|| snap.resource_owner(&uri));
-            owner
-                .map(|s| (s, None))
-                .ok_or_else(|| GatewayError::new(ErrorKind::ResourceNotFound, format!("no server owns '{uri}'")))
+            let uri = r.uri.and_then(content).ok_or_else(|| {
+                GatewayError::new(ErrorKind::InvalidParams, "ref.uri is required")
+            })?;
+            let owner = snap
+                .template_owner(&uri)
+                .or_else(|| snap.resource_owner(&uri));
+            owner.map(|s| (s, None)).ok_or_else(|| {
+                GatewayError::new(
+                    ErrorKind::ResourceNotFound,
+                    format!("no server owns '{uri}'"),
+                )
+            })
         }
-        _ => Err(GatewayError::new(ErrorKind::InvalidParams, "ref.type must be ref/prompt or ref/resource")),
+        _ => Err(GatewayError::new(
+            ErrorKind::InvalidParams,
+            "ref.type must be ref/prompt or ref/resource",
+        )),
     }
 }
 
@@ -288,12 +380,20 @@ async fn forward(
 ) -> Result<Answer, GatewayError> {
     let entry = &snap.servers[server];
     if !entry.link.is_up() {
-        return Err(GatewayError::new(ErrorKind::DownstreamUnavailable, format!("server '{}' is unavailable", entry.link.name)));
+        return Err(GatewayError::new(
+            ErrorKind::DownstreamUnavailable,
+            format!("server '{}' is unavailable", entry.link.name),
+        ));
     }
-    let (id_span, _) = env.id.ok_or_else(|| GatewayError::new(ErrorKind::InvalidRequest, "request without id"))?;
+    let (id_span, _) = env
+        .id
+        .ok_or_else(|| GatewayError::new(ErrorKind::InvalidRequest, "request without id"))?;
     let minted = w.mint_id();
     let mut edits: SmallVec<[(Span, Bytes); 2]> = SmallVec::new();
-    edits.push((id_span, Bytes::copy_from_slice(rewrite::format_u64_id(minted).as_bytes())));
+    edits.push((
+        id_span,
+        Bytes::copy_from_slice(rewrite::format_u64_id(minted).as_bytes()),
+    ));
     if let Some(edit) = name_edit {
         edits.push(edit);
     }
@@ -305,12 +405,21 @@ async fn forward(
         minted_id: minted,
         retry_safe: matches!(method, method::RESOURCES_READ | method::COMPLETION_COMPLETE),
         timeout: entry.link.config.call_timeout,
-        limits: ReplyLimits { max_body: limits.max_response_bytes, max_event: limits.max_sse_event_bytes },
+        limits: ReplyLimits {
+            max_body: limits.max_response_bytes,
+            max_event: limits.max_sse_event_bytes,
+        },
         client_name: Arc::from(snap.gateway.server_name.as_str()),
     };
     let call = Call::start(spec).await;
     let client_id = Bytes::copy_from_slice(id_span.get(body));
-    let ctx = relay::RelayCtx { link: entry.link.clone(), client_id, minted, class: classify(method, Kind::Request), received: req.received };
+    let ctx = relay::RelayCtx {
+        link: entry.link.clone(),
+        client_id,
+        minted,
+        class: classify(method, Kind::Request),
+        received: req.received,
+    };
     Relay::begin(gw, w, ctx, call, req.accepts_sse)
         .await
         .map(|r| match r {
@@ -320,19 +429,30 @@ async fn forward(
 }
 
 /// A batch (2025-03-26 only): each element through the same phases; replies collected into one array.
-async fn batch(gw: &Gateway, w: &Worker, snap: &Arc<Snapshot>, req: &Inbound<'_>, spans: &[Span]) -> Outcome {
+async fn batch(
+    gw: &Gateway,
+    w: &Worker,
+    snap: &Arc<Snapshot>,
+    req: &Inbound<'_>,
+    spans: &[Span],
+) -> Outcome {
     let allowed = req
         .session
         .and_then(|s| gw.sessions.open(s))
         .is_some_and(|s| versions::allows_batches(s.version));
     if !allowed {
-        let e = GatewayError::new(ErrorKind::InvalidRequest, "batches are only accepted on 2025-03-26 sessions");
+        let e = GatewayError::new(
+            ErrorKind::InvalidRequest,
+            "batches are only accepted on 2025-03-26 sessions",
+        );
         return fail(&e, None);
     }
-    let body = &req.body;
     let mut replies: Vec<Bytes> = Vec::with_capacity(spans.len());
     for span in spans {
-        let env = match wire::parse_at(body, *span) {
+        // Each element is forwarded on its own: its bytes, its spans (batches never go downstream).
+        let element = req.body.slice(span.start as usize..span.end as usize);
+        let body = &element;
+        let env = match wire::parse(body) {
             Ok(env) => env,
             Err(e) => {
                 let err = GatewayError::new(ErrorKind::InvalidRequest, e.reason());
@@ -342,7 +462,8 @@ async fn batch(gw: &Gateway, w: &Worker, snap: &Arc<Snapshot>, req: &Inbound<'_>
         };
         let method = env.method(body).unwrap_or("");
         if method == method::INITIALIZE {
-            let err = GatewayError::new(ErrorKind::InvalidRequest, "initialize must not be batched");
+            let err =
+                GatewayError::new(ErrorKind::InvalidRequest, "initialize must not be batched");
             replies.push(err.to_jsonrpc(env.id_raw(body)));
             continue;
         }
@@ -370,7 +491,11 @@ async fn batch(gw: &Gateway, w: &Worker, snap: &Arc<Snapshot>, req: &Inbound<'_>
         out.extend_from_slice(r);
     }
     out.push(b']');
-    Outcome::Json { status: 200, body: one(Bytes::from(out)), session: None }
+    Outcome::Json {
+        status: 200,
+        body: one(Bytes::from(out)),
+        session: None,
+    }
 }
 
 /// A reply of one piece.
@@ -382,12 +507,18 @@ fn one(b: Bytes) -> Pieces {
 
 /// Phase: respond, for errors. The one place a [`GatewayError`] becomes a reply.
 pub fn fail(e: &GatewayError, id: Option<&[u8]>) -> Outcome {
-    Outcome::Json { status: e.http_status(), body: one(e.to_jsonrpc(id)), session: None }
+    Outcome::Json {
+        status: e.http_status(),
+        body: one(e.to_jsonrpc(id)),
+        session: None,
+    }
 }
 
 /// Phase: record.
 fn record(w: &Worker, class: MethodClass, ok: bool, received: Instant) {
-    w.stats.borrow_mut().record_request(class, ok, received.elapsed());
+    w.stats
+        .borrow_mut()
+        .record_request(class, ok, received.elapsed());
 }
 
 /// The metric class of a method.

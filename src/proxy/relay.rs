@@ -65,9 +65,16 @@ impl Relay {
         };
         loop {
             match call.next().await {
-                Ok(CallEvent::Response(msg)) => return finish_response(gw, w, &ctx, &call, msg).map(Begun::Done),
+                Ok(CallEvent::Response(msg)) => {
+                    return finish_response(gw, w, &ctx, &call, msg).map(Begun::Done)
+                }
                 Ok(CallEvent::Notification(n)) if accepts_sse => {
-                    return Ok(Begun::Streaming(Relay { ctx, call, pending: Some(n), done: false }))
+                    return Ok(Begun::Streaming(Relay {
+                        ctx,
+                        call,
+                        pending: Some(n),
+                        done: false,
+                    }))
                 }
                 Ok(CallEvent::Notification(_)) => continue,
                 Err(e) => return Err(failed(gw, w, &ctx, e)),
@@ -90,7 +97,11 @@ impl Relay {
                 self.done = true;
                 let reply = finish_response(gw, w, &self.ctx, &self.call, msg);
                 self.record(w, reply.is_ok());
-                Some(reply.map(|p| rewrite::concat(&p)).unwrap_or_else(|e| e.to_jsonrpc(Some(&self.ctx.client_id))))
+                Some(
+                    reply
+                        .map(|p| rewrite::concat(&p))
+                        .unwrap_or_else(|e| e.to_jsonrpc(Some(&self.ctx.client_id))),
+                )
             }
             Err(e) => {
                 self.done = true;
@@ -101,7 +112,9 @@ impl Relay {
     }
 
     fn record(&self, w: &Worker, ok: bool) {
-        w.stats.borrow_mut().record_request(self.ctx.class, ok, self.ctx.received.elapsed());
+        w.stats
+            .borrow_mut()
+            .record_request(self.ctx.class, ok, self.ctx.received.elapsed());
     }
 
     /// Drains the relay to its final response (batches, where nothing streams).
@@ -115,31 +128,71 @@ impl Relay {
 }
 
 /// Checks the downstream's response answers our minted id, splices the client's id back, records.
-fn finish_response(gw: &Gateway, w: &Worker, ctx: &RelayCtx, call: &Call, msg: Bytes) -> Result<Pieces, GatewayError> {
+fn finish_response(
+    gw: &Gateway,
+    w: &Worker,
+    ctx: &RelayCtx,
+    call: &Call,
+    msg: Bytes,
+) -> Result<Pieces, GatewayError> {
     let env = match wire::parse(&msg) {
         Ok(env) if matches!(env.kind, Kind::Response | Kind::Error) => env,
-        _ => return Err(failed(gw, w, ctx, UpstreamError::Protocol("reply is not a JSON-RPC response".into()))),
+        _ => {
+            return Err(failed(
+                gw,
+                w,
+                ctx,
+                UpstreamError::Protocol("reply is not a JSON-RPC response".into()),
+            ))
+        }
     };
     let minted = rewrite::format_u64_id(ctx.minted);
     let (span, _) = match env.id {
         Some((span, _)) if span.get(&msg) == minted.as_bytes() => (span, ()),
-        _ => return Err(failed(gw, w, ctx, UpstreamError::Protocol("response id does not match the request".into()))),
+        _ => {
+            return Err(failed(
+                gw,
+                w,
+                ctx,
+                UpstreamError::Protocol("response id does not match the request".into()),
+            ))
+        }
     };
     let mut edits = [(span, ctx.client_id.clone())];
     let pieces = rewrite::splice(&msg, &mut edits);
     let total = ctx.received.elapsed();
     let mut stats = w.stats.borrow_mut();
-    stats.record_server(ctx.link.slot, &ctx.link.name, CallOutcome::Ok, call.downstream_time);
-    stats.record_forward(total.saturating_sub(call.downstream_time), call.downstream_time);
+    stats.record_server(
+        ctx.link.slot,
+        &ctx.link.name,
+        CallOutcome::Ok,
+        call.downstream_time,
+    );
+    stats.record_forward(
+        total.saturating_sub(call.downstream_time),
+        call.downstream_time,
+    );
     Ok(pieces)
 }
 
 /// Records a failed call, reports a down server to the control thread, and words the error.
 fn failed(gw: &Gateway, w: &Worker, ctx: &RelayCtx, e: UpstreamError) -> GatewayError {
-    let outcome = if matches!(e, UpstreamError::Timeout) { CallOutcome::Timeout } else { CallOutcome::Error };
-    w.stats.borrow_mut().record_server(ctx.link.slot, &ctx.link.name, outcome, ctx.received.elapsed());
+    let outcome = if matches!(e, UpstreamError::Timeout) {
+        CallOutcome::Timeout
+    } else {
+        CallOutcome::Error
+    };
+    w.stats.borrow_mut().record_server(
+        ctx.link.slot,
+        &ctx.link.name,
+        outcome,
+        ctx.received.elapsed(),
+    );
     if e.server_down() {
-        gw.report(Report::ServerFailed { slot: ctx.link.slot, why: e.to_string() });
+        gw.report(Report::ServerFailed {
+            slot: ctx.link.slot,
+            why: e.to_string(),
+        });
     }
     e.for_client(&ctx.link.name)
 }

@@ -24,14 +24,21 @@ pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Accepts admin connections until the listener fails (shutdown drops the runtime).
 pub async fn serve(control: Rc<Control>, listener: TcpListener) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let control = control.clone();
         monoio::spawn(async move {
             let mut conn = ServerConn::new(stream, HttpLimits::default());
             while let Ok(Some(req)) = conn.read_request().await {
                 let (status, ctype, body) = route(&control, &req).await;
                 let headers = [("content-type", ctype.as_bytes())];
-                if conn.write_response(status, &headers, &[body]).await.is_err() || !conn.keep_alive() {
+                if conn
+                    .write_response(status, &headers, &[body])
+                    .await
+                    .is_err()
+                    || !conn.keep_alive()
+                {
                     break;
                 }
             }
@@ -74,9 +81,19 @@ async fn metrics(control: &Control) -> String {
         }
     }
     let snap = control.gw.snapshot.load();
-    let servers: Vec<(String, bool, usize)> =
-        snap.servers.iter().map(|s| (s.link.name.to_string(), s.link.is_up(), s.tools)).collect();
-    prometheus::render(&merged, &prometheus::Gauges { generation: snap.generation, open_streams: streams, servers: &servers })
+    let servers: Vec<(String, bool, usize)> = snap
+        .servers
+        .iter()
+        .map(|s| (s.link.name.to_string(), s.link.is_up(), s.tools))
+        .collect();
+    prometheus::render(
+        &merged,
+        &prometheus::Gauges {
+            generation: snap.generation,
+            open_streams: streams,
+            servers: &servers,
+        },
+    )
 }
 
 fn readyz(control: &Control) -> (u16, &'static str, Bytes) {
@@ -89,12 +106,21 @@ fn readyz(control: &Control) -> (u16, &'static str, Bytes) {
     if down.is_empty() {
         (200, TEXT, Bytes::from_static(b"ready\n"))
     } else {
-        (503, TEXT, Bytes::from(format!("not ready: required servers down: {}\n", down.join(", "))))
+        (
+            503,
+            TEXT,
+            Bytes::from(format!(
+                "not ready: required servers down: {}\n",
+                down.join(", ")
+            )),
+        )
     }
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// `GET /v1/servers`: each downstream's state.
@@ -112,12 +138,27 @@ pub fn servers_json(control: &Control) -> String {
         let session = link.session.load_full();
         out.extend_from_slice(b"{\"name\":");
         write_json_string(&mut out, &link.name);
-        out.extend_from_slice(format!(",\"up\":{},\"required\":{},\"transport\":", link.is_up(), link.config.required).as_bytes());
+        out.extend_from_slice(
+            format!(
+                ",\"up\":{},\"required\":{},\"transport\":",
+                link.is_up(),
+                link.config.required
+            )
+            .as_bytes(),
+        );
         write_json_string(&mut out, h.transport);
         out.extend_from_slice(b",\"era\":");
         write_json_string(&mut out, h.era);
         out.extend_from_slice(b",\"url\":");
-        write_json_string(&mut out, &link.config.url.as_ref().map(|u| u.to_string()).unwrap_or_default());
+        write_json_string(
+            &mut out,
+            &link
+                .config
+                .url
+                .as_ref()
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
+        );
         out.extend_from_slice(b",\"prefix\":");
         write_json_string(&mut out, &link.config.prefix);
         out.extend_from_slice(b",\"protocolVersion\":");

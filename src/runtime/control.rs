@@ -88,7 +88,10 @@ impl Control {
     }
 
     fn limits(&self) -> ReplyLimits {
-        ReplyLimits { max_body: self.gateway.limits.max_response_bytes, max_event: self.gateway.limits.max_sse_event_bytes }
+        ReplyLimits {
+            max_body: self.gateway.limits.max_response_bytes,
+            max_event: self.gateway.limits.max_sse_event_bytes,
+        }
     }
 
     /// Connects every server concurrently and publishes the first real snapshot.
@@ -161,10 +164,15 @@ impl Control {
             let tasks = me.tasks.clone();
             let mut delay = MIN_BACKOFF;
             while link.is_up() && link.session.load().as_ref().map(|s| s.epoch) == epoch {
-                let end = watch(&pool, me.limits(), |msg| on_downstream_message(&tasks, slot, &msg)).await;
+                let end = watch(&pool, me.limits(), |msg| {
+                    on_downstream_message(&tasks, slot, &msg)
+                })
+                .await;
                 match end {
                     WatchEnd::NotOffered => return,
-                    WatchEnd::Ended(e) => log::debug!("server '{}': notification stream ended: {e}", link.name),
+                    WatchEnd::Ended(e) => {
+                        log::debug!("server '{}': notification stream ended: {e}", link.name)
+                    }
                 }
                 monoio::time::sleep(jitter(delay)).await;
                 delay = (delay * 2).min(MAX_BACKOFF);
@@ -214,12 +222,20 @@ impl Control {
             self.links
                 .iter()
                 .zip(lists.iter())
-                .map(|(link, l)| ServerView { link: link.clone(), lists: l.clone() })
+                .map(|(link, l)| ServerView {
+                    link: link.clone(),
+                    lists: l.clone(),
+                })
                 .collect()
         };
         let generation = self.generation.get() + 1;
         self.generation.set(generation);
-        let next = catalog::build(generation, self.gateway.clone(), &views, self.cursors.clone());
+        let next = catalog::build(
+            generation,
+            self.gateway.clone(),
+            &views,
+            self.cursors.clone(),
+        );
         let previous = self.gw.snapshot.swap(Arc::new(next));
         let current = self.gw.snapshot.load_full();
         for kind in changed_lists(&previous, &current) {
@@ -235,7 +251,11 @@ impl Control {
     }
 
     /// The control loop: worker reports and scheduled tasks, until shutdown closes the report channel.
-    pub async fn run(self: Rc<Self>, reports: async_channel::Receiver<Report>, mut tasks: local_sync::mpsc::unbounded::Rx<Task>) {
+    pub async fn run(
+        self: Rc<Self>,
+        reports: async_channel::Receiver<Report>,
+        mut tasks: local_sync::mpsc::unbounded::Rx<Task>,
+    ) {
         loop {
             monoio::select! {
                 r = reports.recv() => match r {
@@ -256,7 +276,10 @@ fn changed_lists(old: &Snapshot, new: &Snapshot) -> Vec<ListKind> {
     let mut out: Vec<ListKind> = Vec::new();
     for kind in ListKind::ALL {
         let (a, b) = (&old.pages[kind as usize], &new.pages[kind as usize]);
-        let differs = a.len() != b.len() || a.iter().zip(b).any(|(x, y)| strip_cursor(x) != strip_cursor(y));
+        let differs = a.len() != b.len()
+            || a.iter()
+                .zip(b)
+                .any(|(x, y)| strip_cursor(x) != strip_cursor(y));
         let note = kind.changed_notification();
         if differs && !out.iter().any(|k| k.changed_notification() == note) {
             out.push(kind);
@@ -268,7 +291,9 @@ fn changed_lists(old: &Snapshot, new: &Snapshot) -> Vec<ListKind> {
 /// A page without its `nextCursor` (cursors are sealed with a fresh nonce each build).
 fn strip_cursor(page: &Bytes) -> &[u8] {
     let needle = b",\"nextCursor\":";
-    page.windows(needle.len()).position(|w| w == needle).map_or(&page[..], |i| &page[..i])
+    page.windows(needle.len())
+        .position(|w| w == needle)
+        .map_or(&page[..], |i| &page[..i])
 }
 
 /// Schedules a refresh when a downstream says one of its lists changed.
@@ -276,7 +301,11 @@ fn on_downstream_message(tasks: &local_sync::mpsc::unbounded::Tx<Task>, slot: us
     let Ok(env) = wire::parse(msg) else { return };
     let changed = matches!(
         env.method(msg),
-        Some(wire::method::TOOLS_LIST_CHANGED | wire::method::PROMPTS_LIST_CHANGED | wire::method::RESOURCES_LIST_CHANGED)
+        Some(
+            wire::method::TOOLS_LIST_CHANGED
+                | wire::method::PROMPTS_LIST_CHANGED
+                | wire::method::RESOURCES_LIST_CHANGED
+        )
     );
     if changed {
         let _ = tasks.send(Task::Refresh(slot));
@@ -285,11 +314,9 @@ fn on_downstream_message(tasks: &local_sync::mpsc::unbounded::Tx<Task>, slot: us
 
 /// Resolves the server's host (control thread only: DNS never runs on a worker).
 fn resolve(link: &ServerLink) -> Result<SocketAddr, UpstreamError> {
-    let url = link
-        .config
-        .url
-        .as_ref()
-        .ok_or_else(|| UpstreamError::Protocol("transport not supported yet for this server".into()))?;
+    let url = link.config.url.as_ref().ok_or_else(|| {
+        UpstreamError::Protocol("transport not supported yet for this server".into())
+    })?;
     (url.host.as_str(), url.port)
         .to_socket_addrs()
         .map_err(|e| UpstreamError::Unreachable(format!("resolve {}: {e}", url.host)))?
@@ -307,12 +334,25 @@ fn jitter(d: Duration) -> Duration {
 }
 
 /// Task queue constructor (keeps the `Task` type private to this module).
-pub fn task_queue() -> (local_sync::mpsc::unbounded::Tx<Task>, local_sync::mpsc::unbounded::Rx<Task>) {
+pub fn task_queue() -> (
+    local_sync::mpsc::unbounded::Tx<Task>,
+    local_sync::mpsc::unbounded::Rx<Task>,
+) {
     local_sync::mpsc::unbounded::channel()
 }
 
 /// The first snapshot: every server known, none connected yet.
-pub fn initial_snapshot(gateway: Arc<GatewayConfig>, links: &[Arc<ServerLink>], cursors: Arc<CursorCodec>) -> Snapshot {
-    let views: Vec<ServerView> = links.iter().map(|l| ServerView { link: l.clone(), lists: None }).collect();
+pub fn initial_snapshot(
+    gateway: Arc<GatewayConfig>,
+    links: &[Arc<ServerLink>],
+    cursors: Arc<CursorCodec>,
+) -> Snapshot {
+    let views: Vec<ServerView> = links
+        .iter()
+        .map(|l| ServerView {
+            link: l.clone(),
+            lists: None,
+        })
+        .collect();
     catalog::build(0, gateway, &views, cursors)
 }

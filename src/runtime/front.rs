@@ -62,30 +62,48 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(gw: Arc<Gateway>, w: Rc<Wo
 }
 
 /// Answers a request that failed at the HTTP level, then the connection closes.
-async fn refuse_http<S: AsyncReadRent + AsyncWriteRent>(w: &Worker, conn: &mut ServerConn<S>, e: HttpError) {
+async fn refuse_http<S: AsyncReadRent + AsyncWriteRent>(
+    w: &Worker,
+    conn: &mut ServerConn<S>,
+    e: HttpError,
+) {
     if !e.should_respond() {
         return;
     }
     w.stats.borrow_mut().rejected += 1;
     let status = e.status();
     let message = match e {
-        HttpError::BodyTooLarge => format!("request body exceeds {} bytes", conn.limits().max_body_bytes),
+        HttpError::BodyTooLarge => format!(
+            "request body exceeds {} bytes",
+            conn.limits().max_body_bytes
+        ),
         other => other.to_string(),
     };
     let body = encode::error_response(None, code::INVALID_REQUEST, &message, None);
-    let headers = [("content-type", &b"application/json"[..]), ("connection", b"close")];
+    let headers = [
+        ("content-type", &b"application/json"[..]),
+        ("connection", b"close"),
+    ];
     let _ = conn.write_response(status, &headers, &[body]).await;
 }
 
 /// One HTTP exchange. Returns whether the connection may carry another.
-async fn exchange<S: AsyncReadRent + AsyncWriteRent>(gw: &Gateway, w: &Worker, conn: &mut ServerConn<S>, req: Request) -> bool {
+async fn exchange<S: AsyncReadRent + AsyncWriteRent>(
+    gw: &Gateway,
+    w: &Worker,
+    conn: &mut ServerConn<S>,
+    req: Request,
+) -> bool {
     let received = Instant::now();
     let snap = w.snapshot();
     if let Err(e) = check_host_and_origin(&snap, &req) {
         return reject(w, conn, &e).await;
     }
     if req.path_str() != MCP_PATH {
-        let e = GatewayError::new(ErrorKind::MethodNotFound, "not found: the MCP endpoint is /mcp");
+        let e = GatewayError::new(
+            ErrorKind::MethodNotFound,
+            "not found: the MCP endpoint is /mcp",
+        );
         return write_json(conn, 404, &[e.to_jsonrpc(None)], None).await;
     }
     match req.method {
@@ -100,15 +118,33 @@ async fn exchange<S: AsyncReadRent + AsyncWriteRent>(gw: &Gateway, w: &Worker, c
 }
 
 /// POST /mcp: one JSON-RPC message (or batch) through the request path.
-async fn post<S: AsyncReadRent + AsyncWriteRent>(gw: &Gateway, w: &Worker, conn: &mut ServerConn<S>, req: &Request, received: Instant) -> bool {
+async fn post<S: AsyncReadRent + AsyncWriteRent>(
+    gw: &Gateway,
+    w: &Worker,
+    conn: &mut ServerConn<S>,
+    req: &Request,
+    received: Instant,
+) -> bool {
     let accept = req.headers.get("accept");
     let accepts_sse = accept.is_none_or(|a| media_accepted(a, b"text/event-stream"));
     if accept.is_some_and(|a| !media_accepted(a, b"application/json") && !accepts_sse) {
-        let e = GatewayError::new(ErrorKind::NotAcceptable, "Accept must allow application/json or text/event-stream");
+        let e = GatewayError::new(
+            ErrorKind::NotAcceptable,
+            "Accept must allow application/json or text/event-stream",
+        );
         return reject(w, conn, &e).await;
     }
-    if req.headers.get("content-type").is_some_and(|c| !c.to_ascii_lowercase().starts_with(b"application/json")) {
-        let body = encode::error_response(None, code::INVALID_REQUEST, "Content-Type must be application/json", None);
+    if req
+        .headers
+        .get("content-type")
+        .is_some_and(|c| !c.to_ascii_lowercase().starts_with(b"application/json"))
+    {
+        let body = encode::error_response(
+            None,
+            code::INVALID_REQUEST,
+            "Content-Type must be application/json",
+            None,
+        );
         return write_json(conn, 415, &[body], None).await;
     }
     let inbound = Inbound {
@@ -120,7 +156,11 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(gw: &Gateway, w: &Worker, conn:
         received,
     };
     match proxy::handle_post(gw, w, inbound).await {
-        Outcome::Json { status, body, session } => {
+        Outcome::Json {
+            status,
+            body,
+            session,
+        } => {
             if status >= 400 {
                 w.stats.borrow_mut().rejected += 1;
             }
@@ -132,8 +172,16 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(gw: &Gateway, w: &Worker, conn:
 }
 
 /// Writes a forwarded call's events as an SSE response.
-async fn stream_relay<S: AsyncReadRent + AsyncWriteRent>(gw: &Gateway, w: &Worker, conn: &mut ServerConn<S>, mut relay: Relay) -> bool {
-    let headers = [("content-type", &b"text/event-stream"[..]), ("cache-control", b"no-cache")];
+async fn stream_relay<S: AsyncReadRent + AsyncWriteRent>(
+    gw: &Gateway,
+    w: &Worker,
+    conn: &mut ServerConn<S>,
+    mut relay: Relay,
+) -> bool {
+    let headers = [
+        ("content-type", &b"text/event-stream"[..]),
+        ("cache-control", b"no-cache"),
+    ];
     if conn.start_stream(200, &headers).await.is_err() {
         return false;
     }
@@ -141,7 +189,11 @@ async fn stream_relay<S: AsyncReadRent + AsyncWriteRent>(gw: &Gateway, w: &Worke
     while let Some(msg) = relay.next(gw, w).await {
         event.clear();
         sse::encode_event(&mut event, Some("message"), None, &msg);
-        if conn.write_chunk(&[Bytes::copy_from_slice(&event)]).await.is_err() {
+        if conn
+            .write_chunk(&[Bytes::copy_from_slice(&event)])
+            .await
+            .is_err()
+        {
             return false;
         }
     }
@@ -149,23 +201,41 @@ async fn stream_relay<S: AsyncReadRent + AsyncWriteRent>(gw: &Gateway, w: &Worke
 }
 
 /// GET /mcp: the session's notification stream (list_changed and, later, server requests).
-async fn get_stream<S: AsyncReadRent + AsyncWriteRent>(gw: &Gateway, w: &Worker, conn: &mut ServerConn<S>, req: &Request) -> bool {
-    if !req.headers.get("accept").is_some_and(|a| media_accepted(a, b"text/event-stream")) {
-        let e = GatewayError::new(ErrorKind::NotAcceptable, "GET /mcp requires Accept: text/event-stream");
+async fn get_stream<S: AsyncReadRent + AsyncWriteRent>(
+    gw: &Gateway,
+    w: &Worker,
+    conn: &mut ServerConn<S>,
+    req: &Request,
+) -> bool {
+    if !req
+        .headers
+        .get("accept")
+        .is_some_and(|a| media_accepted(a, b"text/event-stream"))
+    {
+        let e = GatewayError::new(
+            ErrorKind::NotAcceptable,
+            "GET /mcp requires Accept: text/event-stream",
+        );
         return reject(w, conn, &e).await;
     }
     let session = match open_session(gw, req) {
         Ok(s) => s,
         Err(e) => return reject(w, conn, &e).await,
     };
-    let headers = [("content-type", &b"text/event-stream"[..]), ("cache-control", b"no-cache")];
+    let headers = [
+        ("content-type", &b"text/event-stream"[..]),
+        ("cache-control", b"no-cache"),
+    ];
     if conn.start_stream(200, &headers).await.is_err() {
         return false;
     }
     let mut reg = w.streams.add(session.nonce);
     let mut out = Vec::with_capacity(256);
     sse::encode_comment(&mut out, "ringgate notification stream");
-    let mut alive = conn.write_chunk(&[Bytes::copy_from_slice(&out)]).await.is_ok();
+    let mut alive = conn
+        .write_chunk(&[Bytes::copy_from_slice(&out)])
+        .await
+        .is_ok();
     while alive {
         out.clear();
         match monoio::time::timeout(STREAM_KEEPALIVE, reg.rx.recv()).await {
@@ -173,14 +243,22 @@ async fn get_stream<S: AsyncReadRent + AsyncWriteRent>(gw: &Gateway, w: &Worker,
             Ok(None) => break,
             Err(_) => sse::encode_comment(&mut out, "keepalive"),
         }
-        alive = conn.write_chunk(&[Bytes::copy_from_slice(&out)]).await.is_ok();
+        alive = conn
+            .write_chunk(&[Bytes::copy_from_slice(&out)])
+            .await
+            .is_ok();
     }
     w.streams.remove(reg.key);
     alive && conn.finish_stream().await.is_ok() && !w.draining.get()
 }
 
 /// DELETE /mcp: ends the session; its id stops working on every worker.
-async fn delete<S: AsyncReadRent + AsyncWriteRent>(gw: &Gateway, w: &Worker, conn: &mut ServerConn<S>, req: &Request) -> bool {
+async fn delete<S: AsyncReadRent + AsyncWriteRent>(
+    gw: &Gateway,
+    w: &Worker,
+    conn: &mut ServerConn<S>,
+    req: &Request,
+) -> bool {
     match open_session(gw, req) {
         Ok(session) => {
             gw.sessions.revoke(&session);
@@ -191,17 +269,23 @@ async fn delete<S: AsyncReadRent + AsyncWriteRent>(gw: &Gateway, w: &Worker, con
 }
 
 fn open_session(gw: &Gateway, req: &Request) -> Result<crate::session::FrontSession, GatewayError> {
-    let header = req
-        .headers
-        .get("mcp-session-id")
-        .ok_or_else(|| GatewayError::new(ErrorKind::SessionRequired, "Mcp-Session-Id header is required"))?;
+    let header = req.headers.get("mcp-session-id").ok_or_else(|| {
+        GatewayError::new(
+            ErrorKind::SessionRequired,
+            "Mcp-Session-Id header is required",
+        )
+    })?;
     gw.sessions
         .open(header)
         .ok_or_else(|| GatewayError::new(ErrorKind::SessionNotFound, "unknown or ended session"))
 }
 
 /// Writes an exchange-level error (the one mapping lives in [`GatewayError`]).
-async fn reject<S: AsyncReadRent + AsyncWriteRent>(w: &Worker, conn: &mut ServerConn<S>, e: &GatewayError) -> bool {
+async fn reject<S: AsyncReadRent + AsyncWriteRent>(
+    w: &Worker,
+    conn: &mut ServerConn<S>,
+    e: &GatewayError,
+) -> bool {
     w.stats.borrow_mut().rejected += 1;
     let status = match e.http_status() {
         200 => 400,
@@ -210,10 +294,18 @@ async fn reject<S: AsyncReadRent + AsyncWriteRent>(w: &Worker, conn: &mut Server
     write_json(conn, status, &[e.to_jsonrpc(None)], None).await
 }
 
-async fn write_json<S: AsyncReadRent + AsyncWriteRent>(conn: &mut ServerConn<S>, status: u16, body: &[Bytes], session: Option<&str>) -> bool {
+async fn write_json<S: AsyncReadRent + AsyncWriteRent>(
+    conn: &mut ServerConn<S>,
+    status: u16,
+    body: &[Bytes],
+    session: Option<&str>,
+) -> bool {
     let ct = ("content-type", &b"application/json"[..]);
     let result = match session {
-        Some(id) => conn.write_response(status, &[ct, ("mcp-session-id", id.as_bytes())], body).await,
+        Some(id) => {
+            conn.write_response(status, &[ct, ("mcp-session-id", id.as_bytes())], body)
+                .await
+        }
         None => conn.write_response(status, &[ct], body).await,
     };
     result.is_ok()
@@ -223,10 +315,16 @@ async fn write_json<S: AsyncReadRent + AsyncWriteRent>(conn: &mut ServerConn<S>,
 pub fn media_accepted(accept: &[u8], media: &[u8]) -> bool {
     let main = media.split(|&b| b == b'/').next().unwrap_or(media);
     accept.split(|&b| b == b',').any(|item| {
-        let range = item.split(|&b| b == b';').next().unwrap_or(item).trim_ascii();
+        let range = item
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or(item)
+            .trim_ascii();
         range.eq_ignore_ascii_case(media)
             || range == b"*/*"
-            || (range.len() == main.len() + 2 && range[..main.len()].eq_ignore_ascii_case(main) && range.ends_with(b"/*"))
+            || (range.len() == main.len() + 2
+                && range[..main.len()].eq_ignore_ascii_case(main)
+                && range.ends_with(b"/*"))
     })
 }
 
@@ -239,9 +337,14 @@ pub fn check_host_and_origin(snap: &Snapshot, req: &Request) -> Result<(), Gatew
         .get_str("host")
         .ok_or_else(|| GatewayError::new(ErrorKind::MisdirectedHost, "missing Host header"))?;
     let listen = g.listen.to_string();
-    let host_ok = host == listen || is_loopback_authority(host) || g.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host));
+    let host_ok = host == listen
+        || is_loopback_authority(host)
+        || g.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host));
     if !host_ok {
-        return Err(GatewayError::new(ErrorKind::MisdirectedHost, "Host is not allowed"));
+        return Err(GatewayError::new(
+            ErrorKind::MisdirectedHost,
+            "Host is not allowed",
+        ));
     }
     if let Some(origin) = req.headers.get("origin") {
         let origin = std::str::from_utf8(origin).unwrap_or("");
@@ -249,9 +352,15 @@ pub fn check_host_and_origin(snap: &Snapshot, req: &Request) -> Result<(), Gatew
             .strip_prefix("http://")
             .or_else(|| origin.strip_prefix("https://"))
             .unwrap_or("\0");
-        let allowed = is_loopback_authority(authority) || g.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin));
+        let allowed = is_loopback_authority(authority)
+            || g.allowed_origins
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(origin));
         if !allowed {
-            return Err(GatewayError::new(ErrorKind::ForbiddenOrigin, "Origin is not allowed"));
+            return Err(GatewayError::new(
+                ErrorKind::ForbiddenOrigin,
+                "Origin is not allowed",
+            ));
         }
     }
     Ok(())
@@ -279,7 +388,10 @@ mod tests {
 
     #[test]
     fn accept_matching_handles_ranges_and_parameters() {
-        assert!(media_accepted(b"application/json, text/event-stream", b"text/event-stream"));
+        assert!(media_accepted(
+            b"application/json, text/event-stream",
+            b"text/event-stream"
+        ));
         assert!(media_accepted(b"text/*;q=0.5", b"text/event-stream"));
         assert!(media_accepted(b"*/*", b"application/json"));
         assert!(!media_accepted(b"text/html", b"application/json"));
@@ -287,7 +399,13 @@ mod tests {
 
     #[test]
     fn loopback_authorities() {
-        for ok in ["localhost", "localhost:3000", "127.0.0.1:8787", "[::1]:80", "[::1]"] {
+        for ok in [
+            "localhost",
+            "localhost:3000",
+            "127.0.0.1:8787",
+            "[::1]:80",
+            "[::1]",
+        ] {
             assert!(is_loopback_authority(ok), "{ok}");
         }
         for bad in ["evil.com", "127.0.0.1.evil.com", "localhost.evil:80", ""] {

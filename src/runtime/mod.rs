@@ -84,7 +84,11 @@ fn bind_exclusive_first(addr: SocketAddr) -> io::Result<StdListener> {
 }
 
 fn bind(addr: SocketAddr) -> io::Result<StdListener> {
-    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
@@ -102,9 +106,14 @@ pub fn start(config: Config) -> io::Result<Running> {
     let admin_listener = StdListener::bind(gateway_cfg.admin_listen)?;
     admin_listener.set_nonblocking(true)?;
     let admin = admin_listener.local_addr()?;
-    let links: Vec<Arc<ServerLink>> =
-        config.servers.iter().enumerate().map(|(slot, s)| Arc::new(ServerLink::new(slot, Arc::new(s.clone())))).collect();
-    let cursors = Arc::new(CursorCodec::new().map_err(|_| io::Error::other("no system randomness"))?);
+    let links: Vec<Arc<ServerLink>> = config
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(slot, s)| Arc::new(ServerLink::new(slot, Arc::new(s.clone()))))
+        .collect();
+    let cursors =
+        Arc::new(CursorCodec::new().map_err(|_| io::Error::other("no system randomness"))?);
     let snapshot = control::initial_snapshot(gateway_cfg.clone(), &links, cursors.clone());
     let (reports_tx, reports_rx) = async_channel::unbounded();
     let gw = Arc::new(Gateway {
@@ -112,19 +121,34 @@ pub fn start(config: Config) -> io::Result<Running> {
         sessions: SessionCodec::new().map_err(|_| io::Error::other("no system randomness"))?,
         reports: reports_tx.clone(),
     });
-    let (inbox_tx, inbox_rx): (Vec<_>, Vec<_>) = (0..gateway_cfg.workers.max(1)).map(|_| async_channel::unbounded()).unzip();
+    let (inbox_tx, inbox_rx): (Vec<_>, Vec<_>) = (0..gateway_cfg.workers.max(1))
+        .map(|_| async_channel::unbounded())
+        .unzip();
     let (synced_tx, synced_rx) = mpsc::channel();
     let mut threads = Vec::new();
     {
         let (gw, gateway_cfg, inboxes) = (gw.clone(), gateway_cfg.clone(), inbox_tx.clone());
         threads.push(spawn("ringgate-control", move || {
-            control_thread(gw, gateway_cfg, links, cursors, inboxes, admin_listener, reports_rx, synced_tx)
+            control_thread(
+                gw,
+                gateway_cfg,
+                links,
+                cursors,
+                inboxes,
+                admin_listener,
+                reports_rx,
+                synced_tx,
+            )
         })?);
     }
     // The first sync is bounded by the per-server connect budget; servers that fail it are down.
     let _ = synced_rx.recv();
     for (index, inbox) in inbox_rx.into_iter().enumerate() {
-        let listener = if index == 0 { first.try_clone()? } else { bind(listen)? };
+        let listener = if index == 0 {
+            first.try_clone()?
+        } else {
+            bind(listen)?
+        };
         let gw = gw.clone();
         threads.push(spawn(&format!("ringgate-w{index}"), move || {
             if let Err(e) = worker::block_on(worker::run(index as u16, gw, listener, inbox)) {
@@ -133,7 +157,14 @@ pub fn start(config: Config) -> io::Result<Running> {
         })?);
     }
     drop(first);
-    Ok(Running { listen, admin, gateway: gw, inboxes: inbox_tx, reports: reports_tx, threads })
+    Ok(Running {
+        listen,
+        admin,
+        gateway: gw,
+        inboxes: inbox_tx,
+        reports: reports_tx,
+        threads,
+    })
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
@@ -153,7 +184,13 @@ fn control_thread(
 ) {
     let body = async move {
         let (tasks_tx, tasks_rx) = control::task_queue();
-        let control = Rc::new(control::Control::new(gw, gateway_cfg, links, cursors, tasks_tx));
+        let control = Rc::new(control::Control::new(
+            gw,
+            gateway_cfg,
+            links,
+            cursors,
+            tasks_tx,
+        ));
         *control.workers.borrow_mut() = inboxes;
         control.initial_sync().await;
         let _ = synced.send(());
@@ -172,9 +209,16 @@ fn control_thread(
 
 /// Runs the gateway until SIGINT or SIGTERM, then shuts down gracefully.
 pub fn run(config: Config) -> io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
     let running = start(config)?;
-    log::info!("ringgate listening on http://{}/mcp (admin on http://{})", running.listen, running.admin);
+    log::info!(
+        "ringgate listening on http://{}/mcp (admin on http://{})",
+        running.listen,
+        running.admin
+    );
     if let Some(sig) = signals.forever().next() {
         log::info!("signal {sig}: shutting down");
     }

@@ -37,7 +37,12 @@ pub fn block_on<F: std::future::Future>(fut: F) -> std::io::Result<F::Output> {
 }
 
 /// The body of worker thread `index`.
-pub async fn run(index: u16, gw: Arc<Gateway>, listener: std::net::TcpListener, inbox: async_channel::Receiver<WorkerMsg>) {
+pub async fn run(
+    index: u16,
+    gw: Arc<Gateway>,
+    listener: std::net::TcpListener,
+    inbox: async_channel::Receiver<WorkerMsg>,
+) {
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -45,7 +50,14 @@ pub async fn run(index: u16, gw: Arc<Gateway>, listener: std::net::TcpListener, 
             return;
         }
     };
-    log::info!("worker {index}: serving on {} with {}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), driver_name());
+    log::info!(
+        "worker {index}: serving on {} with {}",
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        driver_name()
+    );
     let w = Rc::new(Worker::new(index, &gw));
     warm(&w).await;
     let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
@@ -77,7 +89,11 @@ async fn warm(w: &Worker) {
 }
 
 /// Serves the inbox until shutdown.
-async fn handle_inbox(w: Rc<Worker>, inbox: async_channel::Receiver<WorkerMsg>, stop: local_sync::oneshot::Sender<()>) {
+async fn handle_inbox(
+    w: Rc<Worker>,
+    inbox: async_channel::Receiver<WorkerMsg>,
+    stop: local_sync::oneshot::Sender<()>,
+) {
     while let Ok(msg) = inbox.recv().await {
         match msg {
             WorkerMsg::Notify(m) => w.streams.broadcast(&m),
@@ -102,7 +118,11 @@ async fn drain(w: &Worker, timeout: Duration) {
         monoio::time::sleep(DRAIN_POLL).await;
     }
     if w.inflight.get() > 0 {
-        log::warn!("worker {}: {} requests still in flight at shutdown timeout", w.index, w.inflight.get());
+        log::warn!(
+            "worker {}: {} requests still in flight at shutdown timeout",
+            w.index,
+            w.inflight.get()
+        );
     }
     w.pools.clear_all();
 }

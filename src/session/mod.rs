@@ -106,7 +106,11 @@ impl SessionCodec {
     }
 
     /// Mints a new session after a successful `initialize`.
-    pub fn create(&self, version: u8, client_caps: u8) -> Result<(FrontSession, String), SealError> {
+    pub fn create(
+        &self,
+        version: u8,
+        client_caps: u8,
+    ) -> Result<(FrontSession, String), SealError> {
         let mut nonce = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
             .map_err(|_| SealError::Random)?;

@@ -38,7 +38,10 @@ mod tests {
 
     #[test]
     fn negotiation_agrees_or_offers_latest() {
-        assert_eq!(SUPPORTED[negotiate(Some(b"2024-11-05")) as usize], "2024-11-05");
+        assert_eq!(
+            SUPPORTED[negotiate(Some(b"2024-11-05")) as usize],
+            "2024-11-05"
+        );
         assert_eq!(SUPPORTED[negotiate(Some(b"1999-01-01")) as usize], LATEST);
         assert_eq!(SUPPORTED[negotiate(None) as usize], LATEST);
     }

@@ -28,7 +28,11 @@ impl Log for StderrLogger {
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         };
-        let _ = writeln!(std::io::stderr().lock(), "{level} [{name}] {}", record.args());
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{level} [{name}] {}",
+            record.args()
+        );
     }
 
     fn flush(&self) {}
@@ -36,7 +40,11 @@ impl Log for StderrLogger {
 
 /// Installs the logger (once; later calls are ignored).
 pub fn init() {
-    let level = match std::env::var("RINGGATE_LOG").unwrap_or_default().to_ascii_lowercase().as_str() {
+    let level = match std::env::var("RINGGATE_LOG")
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "error" => LevelFilter::Error,
         "warn" => LevelFilter::Warn,
         "debug" => LevelFilter::Debug,

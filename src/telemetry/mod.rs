@@ -170,7 +170,13 @@ impl CoreStats {
     }
 
     /// Records a downstream call's outcome for server slot `slot`.
-    pub fn record_server(&mut self, slot: usize, name: &Arc<str>, outcome: CallOutcome, d: Duration) {
+    pub fn record_server(
+        &mut self,
+        slot: usize,
+        name: &Arc<str>,
+        outcome: CallOutcome,
+        d: Duration,
+    ) {
         let s = self.server(slot, name);
         s.calls += 1;
         match outcome {

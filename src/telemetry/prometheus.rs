@@ -22,7 +22,14 @@ pub struct Gauges<'a> {
 
 const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
 
-fn summary(out: &mut String, name: &str, help: &str, labels: &str, h: &Histogram<u64>, header: bool) {
+fn summary(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    labels: &str,
+    h: &Histogram<u64>,
+    header: bool,
+) {
     if header {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
     }
@@ -32,7 +39,13 @@ fn summary(out: &mut String, name: &str, help: &str, labels: &str, h: &Histogram
         let _ = writeln!(out, "{name}{{{labels}{sep}quantile=\"{q}\"}} {v:e}");
     }
     let sum = h.mean() * h.len() as f64 / 1e9;
-    let brace = |l: &str| if l.is_empty() { String::new() } else { format!("{{{l}}}") };
+    let brace = |l: &str| {
+        if l.is_empty() {
+            String::new()
+        } else {
+            format!("{{{l}}}")
+        }
+    };
     let _ = writeln!(out, "{name}_sum{} {sum:e}", brace(labels));
     let _ = writeln!(out, "{name}_count{} {}", brace(labels), h.len());
 }
@@ -43,25 +56,70 @@ fn counter_header(out: &mut String, name: &str, help: &str) {
 
 /// Escapes a label value per the exposition format.
 fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Renders merged stats and gauges as Prometheus text.
 pub fn render(stats: &CoreStats, g: &Gauges<'_>) -> String {
     let mut out = String::with_capacity(8192);
-    counter_header(&mut out, "ringgate_requests_total", "JSON-RPC requests handled, by method class.");
+    counter_header(
+        &mut out,
+        "ringgate_requests_total",
+        "JSON-RPC requests handled, by method class.",
+    );
     for c in MethodClass::ALL {
-        let _ = writeln!(out, "ringgate_requests_total{{method=\"{}\"}} {}", c.label(), stats.requests[c as usize]);
+        let _ = writeln!(
+            out,
+            "ringgate_requests_total{{method=\"{}\"}} {}",
+            c.label(),
+            stats.requests[c as usize]
+        );
     }
-    counter_header(&mut out, "ringgate_request_errors_total", "Requests answered with an error, by method class.");
+    counter_header(
+        &mut out,
+        "ringgate_request_errors_total",
+        "Requests answered with an error, by method class.",
+    );
     for c in MethodClass::ALL {
-        let _ = writeln!(out, "ringgate_request_errors_total{{method=\"{}\"}} {}", c.label(), stats.errors[c as usize]);
+        let _ = writeln!(
+            out,
+            "ringgate_request_errors_total{{method=\"{}\"}} {}",
+            c.label(),
+            stats.errors[c as usize]
+        );
     }
-    counter_header(&mut out, "ringgate_rejected_total", "HTTP exchanges refused before the request path.");
+    counter_header(
+        &mut out,
+        "ringgate_rejected_total",
+        "HTTP exchanges refused before the request path.",
+    );
     let _ = writeln!(out, "ringgate_rejected_total {}", stats.rejected);
-    summary(&mut out, "ringgate_gateway_added_seconds", "Gateway-internal time of forwarded calls.", "", &stats.gateway, true);
-    summary(&mut out, "ringgate_downstream_seconds", "Downstream time of forwarded calls.", "", &stats.downstream, true);
-    summary(&mut out, "ringgate_request_seconds", "End-to-end time of requests inside the gateway.", "", &stats.total, true);
+    summary(
+        &mut out,
+        "ringgate_gateway_added_seconds",
+        "Gateway-internal time of forwarded calls.",
+        "",
+        &stats.gateway,
+        true,
+    );
+    summary(
+        &mut out,
+        "ringgate_downstream_seconds",
+        "Downstream time of forwarded calls.",
+        "",
+        &stats.downstream,
+        true,
+    );
+    summary(
+        &mut out,
+        "ringgate_request_seconds",
+        "End-to-end time of requests inside the gateway.",
+        "",
+        &stats.total,
+        true,
+    );
     render_servers(&mut out, stats, g);
     let _ = writeln!(out, "# HELP ringgate_snapshot_generation Generation of the serving snapshot.\n# TYPE ringgate_snapshot_generation gauge\nringgate_snapshot_generation {}", g.generation);
     let _ = writeln!(out, "# HELP ringgate_open_streams Open client notification streams.\n# TYPE ringgate_open_streams gauge\nringgate_open_streams {}", g.open_streams);
@@ -69,27 +127,64 @@ pub fn render(stats: &CoreStats, g: &Gauges<'_>) -> String {
 }
 
 fn render_servers(out: &mut String, stats: &CoreStats, g: &Gauges<'_>) {
-    counter_header(out, "ringgate_downstream_calls_total", "Calls forwarded to each server.");
+    counter_header(
+        out,
+        "ringgate_downstream_calls_total",
+        "Calls forwarded to each server.",
+    );
     for s in &stats.servers {
-        let _ = writeln!(out, "ringgate_downstream_calls_total{{server=\"{}\"}} {}", esc(&s.name), s.calls);
+        let _ = writeln!(
+            out,
+            "ringgate_downstream_calls_total{{server=\"{}\"}} {}",
+            esc(&s.name),
+            s.calls
+        );
     }
-    counter_header(out, "ringgate_downstream_errors_total", "Forwarded calls that failed, by server and kind.");
+    counter_header(
+        out,
+        "ringgate_downstream_errors_total",
+        "Forwarded calls that failed, by server and kind.",
+    );
     for s in &stats.servers {
         let n = esc(&s.name);
-        let _ = writeln!(out, "ringgate_downstream_errors_total{{server=\"{n}\",kind=\"error\"}} {}", s.errors);
-        let _ = writeln!(out, "ringgate_downstream_errors_total{{server=\"{n}\",kind=\"timeout\"}} {}", s.timeouts);
+        let _ = writeln!(
+            out,
+            "ringgate_downstream_errors_total{{server=\"{n}\",kind=\"error\"}} {}",
+            s.errors
+        );
+        let _ = writeln!(
+            out,
+            "ringgate_downstream_errors_total{{server=\"{n}\",kind=\"timeout\"}} {}",
+            s.timeouts
+        );
     }
     for (i, s) in stats.servers.iter().enumerate() {
         let labels = format!("server=\"{}\"", esc(&s.name));
-        summary(out, "ringgate_server_call_seconds", "Downstream call latency per server.", &labels, &s.latency, i == 0);
+        summary(
+            out,
+            "ringgate_server_call_seconds",
+            "Downstream call latency per server.",
+            &labels,
+            &s.latency,
+            i == 0,
+        );
     }
     let _ = writeln!(out, "# HELP ringgate_server_up Whether the server is connected and serving.\n# TYPE ringgate_server_up gauge");
     for (name, up, _) in g.servers {
-        let _ = writeln!(out, "ringgate_server_up{{server=\"{}\"}} {}", esc(name), u8::from(*up));
+        let _ = writeln!(
+            out,
+            "ringgate_server_up{{server=\"{}\"}} {}",
+            esc(name),
+            u8::from(*up)
+        );
     }
     let _ = writeln!(out, "# HELP ringgate_server_tools Tools each server contributes to the catalog.\n# TYPE ringgate_server_tools gauge");
     for (name, _, tools) in g.servers {
-        let _ = writeln!(out, "ringgate_server_tools{{server=\"{}\"}} {tools}", esc(name));
+        let _ = writeln!(
+            out,
+            "ringgate_server_tools{{server=\"{}\"}} {tools}",
+            esc(name)
+        );
     }
 }
 
@@ -104,9 +199,21 @@ mod tests {
     fn exposition_names_servers_and_counts() {
         let mut s = CoreStats::default();
         s.record_request(MethodClass::ToolsCall, true, Duration::from_micros(40));
-        s.record_server(0, &Arc::from("time"), CallOutcome::Ok, Duration::from_micros(20));
+        s.record_server(
+            0,
+            &Arc::from("time"),
+            CallOutcome::Ok,
+            Duration::from_micros(20),
+        );
         let servers = vec![("time".to_string(), true, 2)];
-        let text = render(&s, &Gauges { generation: 3, open_streams: 1, servers: &servers });
+        let text = render(
+            &s,
+            &Gauges {
+                generation: 3,
+                open_streams: 1,
+                servers: &servers,
+            },
+        );
         assert!(text.contains("ringgate_requests_total{method=\"tools_call\"} 1"));
         assert!(text.contains("ringgate_downstream_calls_total{server=\"time\"} 1"));
         assert!(text.contains("ringgate_server_call_seconds_count{server=\"time\"} 1"));

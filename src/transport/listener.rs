@@ -47,7 +47,9 @@ mod tests {
         let addr = first.local_addr().expect("local addr");
         let second = bind_reuseport(addr, 128).expect("bind second on the same port");
         drop(second);
-        let conn = crate::transport::http::connect(addr).await.expect("connect");
+        let conn = crate::transport::http::connect(addr)
+            .await
+            .expect("connect");
         let (accepted, peer) = accept(&first).await.expect("accept");
         assert_eq!(peer, conn.get_ref().local_addr().expect("client addr"));
         assert_eq!(accepted.local_addr().expect("server addr"), addr);

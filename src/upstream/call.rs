@@ -66,7 +66,14 @@ impl Call {
     /// Sends the call and reads the reply head, handling stale connections and session expiry.
     pub async fn start(spec: CallSpec) -> Result<Call, UpstreamError> {
         let deadline = Instant::now() + spec.timeout;
-        let mut call = Call { spec, conn: None, sse: None, pending: None, deadline, downstream_time: Duration::ZERO };
+        let mut call = Call {
+            spec,
+            conn: None,
+            sse: None,
+            pending: None,
+            deadline,
+            downstream_time: Duration::ZERO,
+        };
         let mut reinitialized = false;
         loop {
             match call.send_once().await {
@@ -95,7 +102,13 @@ impl Call {
             let started = Instant::now();
             let sent = monoio::time::timeout(
                 self.remaining(),
-                post(&mut conn, pool.link(), Some(&session), &self.spec.body, self.spec.limits),
+                post(
+                    &mut conn,
+                    pool.link(),
+                    Some(&session),
+                    &self.spec.body,
+                    self.spec.limits,
+                ),
             )
             .await;
             self.downstream_time += started.elapsed();
@@ -111,7 +124,9 @@ impl Call {
                     match reply {
                         Reply::Json(body) => self.pending = Some(body),
                         Reply::Accepted => {
-                            return Err(UpstreamError::Protocol("202 Accepted where a response was due".into()))
+                            return Err(UpstreamError::Protocol(
+                                "202 Accepted where a response was due".into(),
+                            ))
                         }
                         Reply::Sse(sse) => self.sse = Some(sse),
                     }
@@ -135,7 +150,12 @@ impl Call {
     async fn reinitialize(&mut self) -> Result<(), UpstreamError> {
         let used = self.session()?.epoch;
         let link = self.spec.pool.link().clone();
-        if link.session.load().as_ref().is_some_and(|s| s.epoch != used) {
+        if link
+            .session
+            .load()
+            .as_ref()
+            .is_some_and(|s| s.epoch != used)
+        {
             return Ok(());
         }
         log::info!("server '{}': session expired; re-initializing", link.name);
@@ -157,7 +177,9 @@ impl Call {
         }
         loop {
             let msg = self.read_sse_message().await?;
-            let env = wire::parse(&msg).map_err(|_| UpstreamError::Protocol("invalid JSON-RPC on the SSE stream".into()))?;
+            let env = wire::parse(&msg).map_err(|_| {
+                UpstreamError::Protocol("invalid JSON-RPC on the SSE stream".into())
+            })?;
             match env.kind {
                 Kind::Response | Kind::Error => {
                     self.finish_stream();
@@ -179,7 +201,11 @@ impl Call {
             return Err(UpstreamError::Protocol("reply already consumed".into()));
         };
         let started = Instant::now();
-        let read = monoio::time::timeout(self.deadline.saturating_duration_since(started), sse.next_message(conn)).await;
+        let read = monoio::time::timeout(
+            self.deadline.saturating_duration_since(started),
+            sse.next_message(conn),
+        )
+        .await;
         self.downstream_time += started.elapsed();
         match read {
             Err(_) => {
@@ -188,7 +214,9 @@ impl Call {
                 Err(UpstreamError::Timeout)
             }
             Ok(Err(e)) => Err(e),
-            Ok(Ok(None)) => Err(UpstreamError::Protocol("SSE stream ended before the response".into())),
+            Ok(Ok(None)) => Err(UpstreamError::Protocol(
+                "SSE stream ended before the response".into(),
+            )),
             Ok(Ok(Some(msg))) => Ok(msg),
         }
     }
@@ -218,7 +246,12 @@ impl Call {
         let reply = if env.method(msg) == Some(method::PING) {
             encode::result_response(id, b"{}")
         } else {
-            encode::error_response(Some(id), wire::code::METHOD_NOT_FOUND, "the gateway does not relay this request to clients", None)
+            encode::error_response(
+                Some(id),
+                wire::code::METHOD_NOT_FOUND,
+                "the gateway does not relay this request to clients",
+                None,
+            )
         };
         self.send_detached(reply);
     }
@@ -236,9 +269,17 @@ impl Call {
         let pool = self.spec.pool.clone();
         let limits = self.spec.limits;
         monoio::spawn(async move {
-            let Some(session) = pool.link().session.load_full() else { return };
-            let Ok((mut conn, _)) = pool.acquire().await else { return };
-            let sent = monoio::time::timeout(Duration::from_secs(5), post(&mut conn, pool.link(), Some(&session), &[message], limits)).await;
+            let Some(session) = pool.link().session.load_full() else {
+                return;
+            };
+            let Ok((mut conn, _)) = pool.acquire().await else {
+                return;
+            };
+            let sent = monoio::time::timeout(
+                Duration::from_secs(5),
+                post(&mut conn, pool.link(), Some(&session), &[message], limits),
+            )
+            .await;
             if let Ok(Ok((Reply::Accepted, _))) = sent {
                 pool.release(conn);
             }

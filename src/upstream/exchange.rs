@@ -53,7 +53,11 @@ pub async fn post(
     body: &[Bytes],
     limits: ReplyLimits,
 ) -> Result<(Reply, Option<Bytes>), UpstreamError> {
-    let url = link.config.url.as_ref().ok_or_else(|| UpstreamError::Protocol("server has no URL".into()))?;
+    let url = link
+        .config
+        .url
+        .as_ref()
+        .ok_or_else(|| UpstreamError::Protocol("server has no URL".into()))?;
     let mut headers: SmallVec<[(&str, &[u8]); 8]> = SmallVec::new();
     headers.push(("content-type", APPLICATION_JSON.as_bytes()));
     headers.push(("accept", ACCEPT_BOTH));
@@ -79,22 +83,33 @@ pub async fn post(
 pub async fn collect_response(conn: &mut Conn, reply: Reply) -> Result<Bytes, UpstreamError> {
     match reply {
         Reply::Json(body) => Ok(body),
-        Reply::Accepted => Err(UpstreamError::Protocol("202 Accepted where a response was due".into())),
+        Reply::Accepted => Err(UpstreamError::Protocol(
+            "202 Accepted where a response was due".into(),
+        )),
         Reply::Sse(mut sse) => {
             while let Some(msg) = sse.next_message(conn).await? {
                 if let Ok(env) = crate::wire::parse(&msg) {
-                    if matches!(env.kind, crate::wire::Kind::Response | crate::wire::Kind::Error) {
+                    if matches!(
+                        env.kind,
+                        crate::wire::Kind::Response | crate::wire::Kind::Error
+                    ) {
                         return Ok(msg);
                     }
                 }
             }
-            Err(UpstreamError::Protocol("SSE stream ended without a response".into()))
+            Err(UpstreamError::Protocol(
+                "SSE stream ended without a response".into(),
+            ))
         }
     }
 }
 
 /// Maps a reply head (and, for errors, its body) to a [`Reply`] or an error.
-async fn classify(conn: &mut Conn, head: ResponseHead, limits: ReplyLimits) -> Result<Reply, UpstreamError> {
+async fn classify(
+    conn: &mut Conn,
+    head: ResponseHead,
+    limits: ReplyLimits,
+) -> Result<Reply, UpstreamError> {
     let status = head.status;
     if status == 202 {
         let _ = conn.read_body(&head, limits.max_body).await;
@@ -106,9 +121,15 @@ async fn classify(conn: &mut Conn, head: ResponseHead, limits: ReplyLimits) -> R
     }
     let content_type = head.header("content-type").unwrap_or(b"");
     if starts_with_ignore_case(content_type, TEXT_EVENT_STREAM.as_bytes()) {
-        return Ok(Reply::Sse(SseReply::new(conn.body_state(&head), limits.max_event)));
+        return Ok(Reply::Sse(SseReply::new(
+            conn.body_state(&head),
+            limits.max_event,
+        )));
     }
-    let body = conn.read_body(&head, limits.max_body).await.map_err(http_failure)?;
+    let body = conn
+        .read_body(&head, limits.max_body)
+        .await
+        .map_err(http_failure)?;
     if body.is_empty() {
         return Ok(Reply::Accepted);
     }
@@ -152,7 +173,11 @@ pub struct SseReply {
 impl SseReply {
     /// Starts reading an SSE body whose head has been read.
     pub fn new(state: BodyState, max_event: usize) -> Self {
-        SseReply { decoder: SseDecoder::new(max_event), state, last_event_id: None }
+        SseReply {
+            decoder: SseDecoder::new(max_event),
+            state,
+            last_event_id: None,
+        }
     }
 
     /// The next JSON-RPC message on the stream, `None` when the stream ends.
@@ -170,7 +195,11 @@ impl SseReply {
                     continue;
                 }
             }
-            match conn.read_body_chunk(&mut self.state).await.map_err(http_failure)? {
+            match conn
+                .read_body_chunk(&mut self.state)
+                .await
+                .map_err(http_failure)?
+            {
                 Some(chunk) => self
                     .decoder
                     .feed(&chunk)

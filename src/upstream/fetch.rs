@@ -27,7 +27,11 @@ pub async fn fetch_lists(pool: &Pool, limits: ReplyLimits) -> Result<ServerLists
 }
 
 /// Fetches all pages of one list.
-pub async fn fetch_list(pool: &Pool, kind: ListKind, limits: ReplyLimits) -> Result<Vec<OwnedValue>, UpstreamError> {
+pub async fn fetch_list(
+    pool: &Pool,
+    kind: ListKind,
+    limits: ReplyLimits,
+) -> Result<Vec<OwnedValue>, UpstreamError> {
     let link = pool.link();
     let session = link
         .session
@@ -55,24 +59,41 @@ pub async fn fetch_list(pool: &Pool, kind: ListKind, limits: ReplyLimits) -> Res
             _ => return Ok(items),
         }
     }
-    log::warn!("server '{}': {} had more than {MAX_PAGES} pages; truncated", link.name, kind.method());
+    log::warn!(
+        "server '{}': {} had more than {MAX_PAGES} pages; truncated",
+        link.name,
+        kind.method()
+    );
     Ok(items)
 }
 
 /// Splits one list reply into its items and its `nextCursor`.
-pub fn parse_page(body: &[u8], kind: ListKind) -> Result<(Vec<OwnedValue>, Option<String>), UpstreamError> {
+pub fn parse_page(
+    body: &[u8],
+    kind: ListKind,
+) -> Result<(Vec<OwnedValue>, Option<String>), UpstreamError> {
     let mut scratch = body.to_vec();
-    let mut v = simd_json::to_owned_value(&mut scratch)
-        .map_err(|e| UpstreamError::Protocol(format!("{} reply is not JSON: {e}", kind.method())))?;
+    let mut v = simd_json::to_owned_value(&mut scratch).map_err(|e| {
+        UpstreamError::Protocol(format!("{} reply is not JSON: {e}", kind.method()))
+    })?;
     if let Some(err) = v.get("error") {
-        let msg = err.get("message").and_then(|m| m.as_str()).unwrap_or("no message");
-        return Err(UpstreamError::Protocol(format!("{} failed: {msg}", kind.method())));
+        let msg = err
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("no message");
+        return Err(UpstreamError::Protocol(format!(
+            "{} failed: {msg}",
+            kind.method()
+        )));
     }
     let result = v
         .get_mut("result")
         .and_then(|r| r.as_object_mut())
         .ok_or_else(|| UpstreamError::Protocol(format!("{} reply has no result", kind.method())))?;
-    let next = result.get("nextCursor").and_then(|c| c.as_str()).map(str::to_string);
+    let next = result
+        .get("nextCursor")
+        .and_then(|c| c.as_str())
+        .map(str::to_string);
     let items = match result.remove(kind.result_key()) {
         Some(OwnedValue::Array(a)) => *a,
         _ => {

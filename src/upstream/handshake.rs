@@ -31,10 +31,21 @@ fn initialize_request(client_name: &str) -> Bytes {
 }
 
 /// Runs the handshake on a connection from `pool` and publishes the new session on the link.
-pub async fn initialize(pool: &Pool, client_name: &str, limits: ReplyLimits) -> Result<Arc<DownSession>, UpstreamError> {
+pub async fn initialize(
+    pool: &Pool,
+    client_name: &str,
+    limits: ReplyLimits,
+) -> Result<Arc<DownSession>, UpstreamError> {
     let link = pool.link().clone();
     let mut conn = pool.open().await?;
-    let (reply, session_id) = post(&mut conn, &link, None, &[initialize_request(client_name)], limits).await?;
+    let (reply, session_id) = post(
+        &mut conn,
+        &link,
+        None,
+        &[initialize_request(client_name)],
+        limits,
+    )
+    .await?;
     let body = collect_response(&mut conn, reply).await?;
     let mut session = parse_initialize_result(&body)?;
     session.id = session_id;
@@ -56,8 +67,13 @@ pub fn parse_initialize_result(body: &[u8]) -> Result<DownSession, UpstreamError
     let v = simd_json::to_owned_value(&mut scratch)
         .map_err(|e| UpstreamError::Protocol(format!("initialize reply is not JSON: {e}")))?;
     if let Some(err) = v.get("error") {
-        let msg = err.get("message").and_then(|m| m.as_str()).unwrap_or("no message");
-        return Err(UpstreamError::Protocol(format!("initialize refused: {msg}")));
+        let msg = err
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("no message");
+        return Err(UpstreamError::Protocol(format!(
+            "initialize refused: {msg}"
+        )));
     }
     let result = v
         .get("result")
@@ -68,7 +84,9 @@ pub fn parse_initialize_result(body: &[u8]) -> Result<DownSession, UpstreamError
         .and_then(|p| p.as_str())
         .ok_or_else(|| UpstreamError::Protocol("initialize result lacks protocolVersion".into()))?;
     if versions::index_of(version.as_bytes()).is_none() {
-        return Err(UpstreamError::Protocol(format!("server chose unsupported protocol version {version}")));
+        return Err(UpstreamError::Protocol(format!(
+            "server chose unsupported protocol version {version}"
+        )));
     }
     let raw = |key: &str| -> Bytes {
         result
@@ -80,7 +98,10 @@ pub fn parse_initialize_result(body: &[u8]) -> Result<DownSession, UpstreamError
         id: None,
         protocol_version: Bytes::copy_from_slice(version.as_bytes()),
         capabilities: raw("capabilities"),
-        instructions: result.get("instructions").and_then(|i| i.as_str()).map(str::to_string),
+        instructions: result
+            .get("instructions")
+            .and_then(|i| i.as_str())
+            .map(str::to_string),
         server_info: raw("serverInfo"),
         epoch: 0,
     })
@@ -95,7 +116,9 @@ mod tests {
         let ok = br#"{"jsonrpc":"2.0","id":"ringgate-init","result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{"listChanged":true}},"serverInfo":{"name":"s","version":"1"},"instructions":"be nice"}}"#;
         let s = parse_initialize_result(ok).unwrap();
         assert_eq!(&s.protocol_version[..], b"2025-06-18");
-        assert!(std::str::from_utf8(&s.capabilities).unwrap().contains("listChanged"));
+        assert!(std::str::from_utf8(&s.capabilities)
+            .unwrap()
+            .contains("listChanged"));
         assert_eq!(s.instructions.as_deref(), Some("be nice"));
         let old = br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2020-01-01","capabilities":{}}}"#;
         assert!(parse_initialize_result(old).is_err());

@@ -66,7 +66,9 @@ impl Pool {
         match monoio::time::timeout(CONNECT_TIMEOUT, connect(*addr)).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => Err(UpstreamError::Unreachable(format!("connect {addr}: {e}"))),
-            Err(_) => Err(UpstreamError::Unreachable(format!("connect {addr}: timed out"))),
+            Err(_) => Err(UpstreamError::Unreachable(format!(
+                "connect {addr}: timed out"
+            ))),
         }
     }
 

@@ -21,7 +21,11 @@ pub enum WatchEnd {
 }
 
 /// Opens the GET stream and hands every message to `on_message` until the stream ends.
-pub async fn watch(pool: &Pool, limits: ReplyLimits, mut on_message: impl FnMut(Bytes)) -> WatchEnd {
+pub async fn watch(
+    pool: &Pool,
+    limits: ReplyLimits,
+    mut on_message: impl FnMut(Bytes),
+) -> WatchEnd {
     let link = pool.link();
     let (Some(session), Some(url)) = (link.session.load_full(), link.config.url.as_ref()) else {
         return WatchEnd::Ended(UpstreamError::Protocol("no session".into()));
@@ -39,7 +43,10 @@ pub async fn watch(pool: &Pool, limits: ReplyLimits, mut on_message: impl FnMut(
     for (k, v) in &link.config.headers {
         headers.push((k.as_str(), v.as_bytes()));
     }
-    if let Err(e) = conn.send_request("GET", &url.path_and_query, &url.authority, &headers, &[]).await {
+    if let Err(e) = conn
+        .send_request("GET", &url.path_and_query, &url.authority, &headers, &[])
+        .await
+    {
         return WatchEnd::Ended(UpstreamError::Unreachable(format!("send: {e}")));
     }
     let head = match conn.read_response_head().await {

@@ -16,11 +16,17 @@
 //! Invariant shared by all: spans are byte offsets into the buffer that was parsed; the buffer
 //! is forwarded unchanged unless rewritten through [`rewrite::splice`].
 
+/// The gateway's own messages; JSON string escaping and unescaping.
 pub mod encode;
+/// One-pass JSON-RPC envelope scan: kind, id, method, params spans, MCP routing fields.
 pub mod envelope;
+/// Protocol constants: method names, error codes, envelope keys.
 pub mod names;
+/// Splice edits into a message as zero-copy pieces.
 pub mod rewrite;
+/// The validating single-pass JSON scanner.
 pub mod scan;
+/// Server-Sent Events decoder and encoder.
 pub mod sse;
 
 pub use envelope::{

@@ -24,9 +24,9 @@
 //! scan (never at leading whitespace) and returns the offset one past its last byte.
 //!
 //! Perf: string bodies are skipped 8 bytes at a time with SWAR word tricks (safe `u64`
-//! arithmetic); UTF-8 is checked with `std::str::from_utf8` only for strings that contained
-//! a byte >= 0x80. Recursion depth is bounded by `max_depth`, which is clamped to
-//! [`MAX_DEPTH_CEILING`] so no input can exhaust the stack.
+//! arithmetic) until a quote, backslash, control or non-ASCII byte; one-letter escapes and
+//! UTF-8 sequences are checked inline, `\u` escapes out of line. Recursion depth is bounded
+//! by `max_depth`, clamped to [`MAX_DEPTH_CEILING`] so no input can exhaust the stack.
 
 use std::fmt;
 
@@ -342,9 +342,10 @@ where
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
-/// Marks (bit 7 of each byte) the bytes of `w` that end a fast string run: `"`, `\` or a
-/// control byte < 0x20. Borrows can mark bytes *above* a true hit, never below, so the lowest
-/// mark is exact, which is all the caller uses.
+/// Marks (bit 7 of each byte) the bytes of `w` that end a fast string run: `"`, `\`, a
+/// control byte < 0x20, or a non-ASCII byte (validated as UTF-8 by the slow path). Borrows can
+/// mark bytes *above* a true hit, never below, so the lowest mark is exact, which is all the
+/// caller uses.
 #[inline(always)]
 fn string_stop_mask(w: u64) -> u64 {
     let quote = w ^ (LO * b'"' as u64);
@@ -352,46 +353,45 @@ fn string_stop_mask(w: u64) -> u64 {
     let zero_q = quote.wrapping_sub(LO) & !quote;
     let zero_b = backslash.wrapping_sub(LO) & !backslash;
     let control = w.wrapping_sub(LO * 0x20) & !w;
-    (zero_q | zero_b | control) & HI
+    (zero_q | zero_b | control | w) & HI
 }
 
 /// Scans the string token at `pos` (an opening quote): checks escapes, control bytes and
 /// UTF-8. Returns its end and whether it contains escapes.
-#[inline]
+#[inline(always)]
 pub fn scan_string(buf: &[u8], pos: usize) -> Result<StrToken, ScanError> {
     debug_assert_eq!(buf.get(pos), Some(&b'"'));
     let mut i = pos + 1;
-    let mut high = 0u64; // OR of every content byte seen: bit 7 set => non-ASCII present
     let mut escaped = false;
     loop {
         while let Some(chunk) = buf.get(i..).and_then(<[u8]>::first_chunk::<8>) {
-            let w = u64::from_le_bytes(*chunk);
-            let stop = string_stop_mask(w);
+            let stop = string_stop_mask(u64::from_le_bytes(*chunk));
             if stop != 0 {
-                let k = (stop.trailing_zeros() / 8) as usize;
-                high |= w & ((1u64 << (k * 8)) - 1);
-                i += k;
+                i += (stop.trailing_zeros() / 8) as usize;
                 break;
             }
-            high |= w;
             i += 8;
         }
         match buf.get(i) {
             Some(b'"') => break,
             Some(b'\\') => {
                 escaped = true;
-                i = scan_escape(buf, i)?;
+                i = match buf.get(i + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i + 2,
+                    _ => scan_escape(buf, i)?,
+                };
+            }
+            Some(&b) if b >= 0x80 => {
+                // Stay here through a run of non-ASCII text (e.g. CJK) before retrying words.
+                i = utf8_char(buf, i)?;
+                while buf.get(i).is_some_and(|&b| b >= 0x80) {
+                    i = utf8_char(buf, i)?;
+                }
             }
             Some(&b) if b < 0x20 => return Err(syntax(i, "control character in string")),
-            Some(&b) => {
-                high |= u64::from(b);
-                i += 1;
-            }
+            Some(_) => i += 1,
             None => return Err(syntax(buf.len(), "unterminated string")),
         }
-    }
-    if high & HI != 0 {
-        check_utf8(buf, pos + 1, i)?;
     }
     Ok(StrToken {
         start: pos,
@@ -400,16 +400,35 @@ pub fn scan_string(buf: &[u8], pos: usize) -> Result<StrToken, ScanError> {
     })
 }
 
-#[cold]
-fn check_utf8(buf: &[u8], start: usize, end: usize) -> Result<(), ScanError> {
-    match std::str::from_utf8(&buf[start..end]) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(syntax(start + e.valid_up_to(), "invalid UTF-8 in string")),
+/// Validates the UTF-8 sequence starting at `i` (a byte >= 0x80) per RFC 3629: no overlong
+/// forms, no encoded surrogates, nothing above U+10FFFF. Returns the offset after it.
+#[inline]
+fn utf8_char(buf: &[u8], i: usize) -> Result<usize, ScanError> {
+    let bad = || syntax(i, "invalid UTF-8 in string");
+    let (len, second) = match buf.get(i).copied().unwrap_or(0) {
+        0xC2..=0xDF => (2, 0x80..=0xBF),
+        0xE0 => (3, 0xA0..=0xBF),
+        0xE1..=0xEC | 0xEE..=0xEF => (3, 0x80..=0xBF),
+        0xED => (3, 0x80..=0x9F),
+        0xF0 => (4, 0x90..=0xBF),
+        0xF1..=0xF3 => (4, 0x80..=0xBF),
+        0xF4 => (4, 0x80..=0x8F),
+        _ => return Err(bad()),
+    };
+    if !buf.get(i + 1).is_some_and(|b| second.contains(b)) {
+        return Err(bad());
     }
+    for k in 2..len {
+        if !buf.get(i + k).is_some_and(|&b| (0x80..=0xBF).contains(&b)) {
+            return Err(bad());
+        }
+    }
+    Ok(i + len)
 }
 
-/// Validates the escape at `pos` (a backslash); returns the offset after it.
-#[inline]
+/// Validates an escape other than the one-letter ones at `pos` (a backslash): `\uXXXX`, or an
+/// error. Returns the offset after it.
+#[inline(never)]
 fn scan_escape(buf: &[u8], pos: usize) -> Result<usize, ScanError> {
     match buf.get(pos + 1) {
         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(pos + 2),
@@ -521,4 +540,4 @@ pub fn key_eq(raw: &[u8], escaped: bool, lit: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

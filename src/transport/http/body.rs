@@ -234,7 +234,10 @@ fn find_line(buf: &[u8], max_line: usize) -> Result<Option<usize>, LineError> {
         return Err(LineError::Bad("bare LF in chunked framing"));
     }
     let line = &window[..lf - 1];
-    if line.iter().any(|b| (*b < 0x20 && *b != b'\t') || *b == 0x7f) {
+    if line
+        .iter()
+        .any(|b| (*b < 0x20 && *b != b'\t') || *b == 0x7f)
+    {
         return Err(LineError::Bad("control byte in chunked framing"));
     }
     Ok(Some(lf - 1))

@@ -34,7 +34,9 @@ use super::{
         content_length, detach_head, header_scratch, header_spans, map_parse_error, read_head,
         transfer_coding, wants_keep_alive, HeadTimeouts, HeadWait, Span, TransferCoding,
     },
-    write::{check_header, check_token, check_visible, put_dec, put_header, total_len, write_parts},
+    write::{
+        check_header, check_token, check_visible, put_dec, put_header, total_len, write_parts,
+    },
     Headers, HttpError, HttpLimits,
 };
 
@@ -124,7 +126,11 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
     /// abandoned, the last response was fully read and allowed persistence, and the
     /// server sent nothing unsolicited.
     pub fn is_reusable(&self) -> bool {
-        !self.broken && self.keep_alive && !self.awaiting && !self.body_pending && self.buf.is_empty()
+        !self.broken
+            && self.keep_alive
+            && !self.awaiting
+            && !self.body_pending
+            && self.buf.is_empty()
     }
 
     /// Sends one request with `host` and an exact `content-length` (HTTP/1.1, persistent).
@@ -175,7 +181,9 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
     /// Reads the final response head of the request in flight (skipping 1xx interims).
     pub async fn read_response_head(&mut self) -> Result<ResponseHead, HttpError> {
         if !self.awaiting || self.broken {
-            return Err(HttpError::Io(io::Error::other("no request awaiting a response")));
+            return Err(HttpError::Io(io::Error::other(
+                "no request awaiting a response",
+            )));
         }
         self.broken = true;
         let limits = self.limits;
@@ -185,9 +193,13 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
         };
         let mut interim_seen = false;
         loop {
-            let wait = read_head(&mut self.stream, &mut self.buf, &limits, no_timeouts, |buf| {
-                parse_response(buf, &limits)
-            })
+            let wait = read_head(
+                &mut self.stream,
+                &mut self.buf,
+                &limits,
+                no_timeouts,
+                |buf| parse_response(buf, &limits),
+            )
             .await?;
             let parsed = match wait {
                 HeadWait::Parsed(p) => p,

@@ -98,16 +98,22 @@ impl Headers {
     }
 
     fn name_of(&self, s: &Span) -> &[u8] {
-        self.block.get(s.name.0 as usize..s.name.1 as usize).unwrap_or(&[])
+        self.block
+            .get(s.name.0 as usize..s.name.1 as usize)
+            .unwrap_or(&[])
     }
 
     fn value_of(&self, s: &Span) -> &[u8] {
-        self.block.get(s.value.0 as usize..s.value.1 as usize).unwrap_or(&[])
+        self.block
+            .get(s.value.0 as usize..s.value.1 as usize)
+            .unwrap_or(&[])
     }
 
     /// All fields in received order, as `(name, value)`; names keep their original case.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.spans.iter().map(|s| (self.name_of(s), self.value_of(s)))
+        self.spans
+            .iter()
+            .map(|s| (self.name_of(s), self.value_of(s)))
     }
 
     /// The first value of `name` (ASCII case-insensitive), whitespace-trimmed.
@@ -137,15 +143,17 @@ impl Headers {
     /// The first value of `name` as an owned, zero-copy `Bytes` (shares the head buffer).
     pub fn get_bytes(&self, name: &str) -> Option<Bytes> {
         let span = self.find(name)?;
-        Some(self.block.slice(span.value.0 as usize..span.value.1 as usize))
+        Some(
+            self.block
+                .slice(span.value.0 as usize..span.value.1 as usize),
+        )
     }
 
     /// True when any value of `name`, read as a comma-separated list, contains `token`
     /// (ASCII case-insensitive), e.g. `has_token("connection", "close")`.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.get_all(name).any(|v| {
-            list_tokens(v).any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
-        })
+        self.get_all(name)
+            .any(|v| list_tokens(v).any(|t| t.eq_ignore_ascii_case(token.as_bytes())))
     }
 
     /// Builds the map from httparse output; `base` is the buffer httparse parsed and
@@ -177,13 +185,18 @@ pub(crate) fn offsets(base: &[u8], part: &[u8]) -> (u32, u32) {
 pub(crate) fn trim_ows(v: &[u8]) -> &[u8] {
     let start = v.iter().position(|b| !matches!(b, b' ' | b'\t'));
     let Some(start) = start else { return &[] };
-    let end = v.iter().rposition(|b| !matches!(b, b' ' | b'\t')).unwrap_or(start);
+    let end = v
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(start);
     &v[start..=end]
 }
 
 /// The non-empty elements of a comma-separated header list, trimmed.
 fn list_tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
-    v.split(|b| *b == b',').map(trim_ows).filter(|t| !t.is_empty())
+    v.split(|b| *b == b',')
+        .map(trim_ows)
+        .filter(|t| !t.is_empty())
 }
 
 /// Body length announced by Content-Length: `None` if absent. Repeated fields or list

@@ -17,14 +17,14 @@
 
 /// Body framing, the chunked decoder and body read loops.
 pub mod body;
+/// Client connections to upstream servers.
+pub mod client;
 /// The HTTP layer's error type.
 pub mod error;
 /// Methods, header maps and head parsing.
 pub mod head;
 /// Per-connection resource limits.
 pub mod limits;
-/// Client connections to upstream servers.
-pub mod client;
 /// Server connections for accepted clients.
 pub mod server;
 /// Head serialisation and coalesced writes.

@@ -29,8 +29,7 @@ use super::{
     body::{read_to_end, BodyFraming, BodyState},
     head::{
         content_length, detach_head, header_scratch, header_spans, map_parse_error, offsets,
-        read_head, transfer_coding, wants_keep_alive, HeadTimeouts, HeadWait, Span,
-        TransferCoding,
+        read_head, transfer_coding, wants_keep_alive, HeadTimeouts, HeadWait, Span, TransferCoding,
     },
     write::{check_header, put_dec, put_header, put_hex, reason, total_len, write_parts},
     Headers, HttpError, HttpLimits, Method,
@@ -163,14 +162,17 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerConn<S> {
             HeadWait::Closed | HeadWait::Idle => return Ok(None),
         };
         let raw = detach_head(&mut self.buf, parsed.len, parsed.spans);
-        let (path, query) = split_target(raw.block.slice(
-            parsed.target.0 as usize..(parsed.target.1 as usize).min(raw.block.len()),
-        ));
+        let (path, query) = split_target(
+            raw.block
+                .slice(parsed.target.0 as usize..(parsed.target.1 as usize).min(raw.block.len())),
+        );
         let headers = raw.headers;
         let framing = request_framing(parsed.version, &headers)?;
         self.head_request = parsed.method == Method::Head;
         self.http10 = parsed.version == 0;
-        let body = self.read_request_body(parsed.version, &headers, framing).await?;
+        let body = self
+            .read_request_body(parsed.version, &headers, framing)
+            .await?;
         let keep_alive = wants_keep_alive(parsed.version, &headers);
         self.keep_alive = keep_alive;
         self.broken = false;
@@ -234,9 +236,17 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerConn<S> {
             ));
         }
         let bodyless = status < 200 || status == 204 || status == 304;
-        let len = if bodyless { None } else { Some(total_len(body)) };
+        let len = if bodyless {
+            None
+        } else {
+            Some(total_len(body))
+        };
         let head = self.response_head(status, headers, len.map(|n| n as u64))?;
-        let body = if bodyless || self.head_request { &[][..] } else { body };
+        let body = if bodyless || self.head_request {
+            &[][..]
+        } else {
+            body
+        };
         self.guarded_write(head, body, b"").await
     }
 
@@ -254,7 +264,11 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerConn<S> {
         }
         let head = self.response_head(status, headers, None)?;
         self.guarded_write(head, &[], b"").await?;
-        self.mode = if self.http10 { Mode::Raw } else { Mode::Chunked };
+        self.mode = if self.http10 {
+            Mode::Raw
+        } else {
+            Mode::Chunked
+        };
         Ok(())
     }
 
@@ -295,7 +309,12 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerConn<S> {
     }
 
     /// Writes, marking the connection broken unless the write completes.
-    async fn guarded_write(&mut self, head: BytesMut, body: &[Bytes], suffix: &[u8]) -> io::Result<()> {
+    async fn guarded_write(
+        &mut self,
+        head: BytesMut,
+        body: &[Bytes],
+        suffix: &[u8],
+    ) -> io::Result<()> {
         let was_broken = std::mem::replace(&mut self.broken, true);
         write_parts(&mut self.stream, head, body, suffix).await?;
         self.broken = was_broken;
@@ -340,9 +359,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerConn<S> {
                 put_dec(&mut head, n);
                 head.put_slice(b"\r\n");
             }
-            None if !bodyless && !self.http10 => {
-                head.put_slice(b"transfer-encoding: chunked\r\n")
-            }
+            None if !bodyless && !self.http10 => head.put_slice(b"transfer-encoding: chunked\r\n"),
             None => {}
         }
         if !connection_given {
@@ -369,7 +386,10 @@ fn contains_token(list: &[u8], token: &[u8]) -> bool {
 
 /// Parses a request head at the start of `buf`, returning offsets only (the buffer is
 /// split afterwards, once httparse's borrows have ended).
-fn parse_request(buf: &mut BytesMut, limits: &HttpLimits) -> Result<Option<ParsedRequest>, HttpError> {
+fn parse_request(
+    buf: &mut BytesMut,
+    limits: &HttpLimits,
+) -> Result<Option<ParsedRequest>, HttpError> {
     let mut scratch = header_scratch(limits);
     let mut req = httparse::Request::new(&mut scratch);
     let len = match req.parse(buf) {

@@ -145,7 +145,10 @@ async fn body_over_limit_is_413() {
 
     // A huge announced chunk is refused before any of it is read.
     let huge = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nffffffffff\r\n";
-    assert!(matches!(one(huge, 4096).await, Err(HttpError::BodyTooLarge)));
+    assert!(matches!(
+        one(huge, 4096).await,
+        Err(HttpError::BodyTooLarge)
+    ));
 }
 
 #[monoio::test(enable_timer = true)]
@@ -154,7 +157,9 @@ async fn error_response_closes_connection() {
     let mut conn = ServerConn::new(MemStream::new(big, 4096), test_limits());
     let err = conn.read_request().await.expect_err("too large");
     assert!(err.should_respond());
-    conn.write_response(err.status(), &[], &[]).await.expect("write");
+    conn.write_response(err.status(), &[], &[])
+        .await
+        .expect("write");
     assert!(!conn.keep_alive());
     let out = text(&conn.into_inner().output);
     assert!(out.starts_with("HTTP/1.1 413 Content Too Large\r\n"));
@@ -172,14 +177,20 @@ async fn huge_or_too_many_headers_are_431() {
 
     // Without any line end, the cap still applies.
     let endless = vec![b'G'; 5000];
-    assert!(matches!(one(&endless, 512).await, Err(HttpError::HeadersTooLarge)));
+    assert!(matches!(
+        one(&endless, 512).await,
+        Err(HttpError::HeadersTooLarge)
+    ));
 
     let mut many = b"GET / HTTP/1.1\r\n".to_vec();
     for i in 0..20 {
         many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
     }
     many.extend_from_slice(b"\r\n");
-    assert!(matches!(one(&many, 4096).await, Err(HttpError::HeadersTooLarge)));
+    assert!(matches!(
+        one(&many, 4096).await,
+        Err(HttpError::HeadersTooLarge)
+    ));
 }
 
 #[monoio::test(enable_timer = true)]
@@ -194,7 +205,10 @@ async fn malformed_heads_are_400() {
     ];
     for case in cases {
         let err = one(case, 4096).await.expect_err("malformed");
-        assert!(matches!(err, HttpError::Malformed(_)), "{case:?} gave {err:?}");
+        assert!(
+            matches!(err, HttpError::Malformed(_)),
+            "{case:?} gave {err:?}"
+        );
         assert_eq!(err.status(), 400);
     }
 }
@@ -202,7 +216,10 @@ async fn malformed_heads_are_400() {
 #[monoio::test(enable_timer = true)]
 async fn framing_conflicts_are_refused() {
     let both = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
-    assert!(matches!(one(both, 4096).await, Err(HttpError::Malformed(_))));
+    assert!(matches!(
+        one(both, 4096).await,
+        Err(HttpError::Malformed(_))
+    ));
     let gzip = b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
     let err = one(gzip, 4096).await.expect_err("unsupported");
     assert!(matches!(err, HttpError::UnsupportedTransferEncoding));
@@ -213,21 +230,40 @@ async fn framing_conflicts_are_refused() {
         assert!(matches!(res, Err(HttpError::Malformed(_))), "cl {bad:?}");
     }
     let dup = b"POST / HTTP/1.1\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\nok";
-    assert_eq!(&one(dup, 4096).await.expect("ok").expect("some").body[..], b"ok");
+    assert_eq!(
+        &one(dup, 4096).await.expect("ok").expect("some").body[..],
+        b"ok"
+    );
     let conflict = b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!";
-    assert!(matches!(one(conflict, 4096).await, Err(HttpError::Malformed(_))));
+    assert!(matches!(
+        one(conflict, 4096).await,
+        Err(HttpError::Malformed(_))
+    ));
 }
 
 #[monoio::test(enable_timer = true)]
 async fn bad_chunked_framing_is_malformed() {
     let prefix = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
-    for body in ["5\r\nhelloX\r\n", "5\nhello\r\n", "zz\r\n", "\r\n", "5 x\r\n", "0\r\nbad\r\n\r\n"] {
+    for body in [
+        "5\r\nhelloX\r\n",
+        "5\nhello\r\n",
+        "zz\r\n",
+        "\r\n",
+        "5 x\r\n",
+        "0\r\nbad\r\n\r\n",
+    ] {
         let input = format!("{prefix}{body}");
         let res = one(input.as_bytes(), 4096).await;
-        assert!(matches!(res, Err(HttpError::Malformed(_))), "{body:?} gave {res:?}");
+        assert!(
+            matches!(res, Err(HttpError::Malformed(_))),
+            "{body:?} gave {res:?}"
+        );
     }
     let truncated = format!("{prefix}5\r\nhel");
-    assert!(matches!(one(truncated.as_bytes(), 4096).await, Err(HttpError::Io(_))));
+    assert!(matches!(
+        one(truncated.as_bytes(), 4096).await,
+        Err(HttpError::Io(_))
+    ));
 }
 
 #[monoio::test(enable_timer = true)]
@@ -269,17 +305,28 @@ async fn slow_head_times_out_with_408() {
 
 #[monoio::test(enable_timer = true)]
 async fn http10_keep_alive_rules() {
-    let mut conn = ServerConn::new(MemStream::new(b"GET / HTTP/1.0\r\n\r\n", 4096), test_limits());
+    let mut conn = ServerConn::new(
+        MemStream::new(b"GET / HTTP/1.0\r\n\r\n", 4096),
+        test_limits(),
+    );
     let req = conn.read_request().await.expect("ok").expect("some");
     assert_eq!(req.version, 0);
     assert!(!req.keep_alive);
-    conn.write_response(200, &[], &[Bytes::from_static(b"hi")]).await.expect("write");
+    conn.write_response(200, &[], &[Bytes::from_static(b"hi")])
+        .await
+        .expect("write");
     assert!(!conn.keep_alive());
     assert!(text(&conn.into_inner().output).contains("connection: close\r\n"));
 
     let ka = b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\n";
     let mut conn = ServerConn::new(MemStream::new(ka, 4096), test_limits());
-    assert!(conn.read_request().await.expect("ok").expect("some").keep_alive);
+    assert!(
+        conn.read_request()
+            .await
+            .expect("ok")
+            .expect("some")
+            .keep_alive
+    );
     conn.write_response(200, &[], &[]).await.expect("write");
     assert!(conn.keep_alive());
     let second = conn.read_request().await.expect("ok").expect("some");
@@ -292,12 +339,17 @@ async fn http10_keep_alive_rules() {
 
 #[monoio::test(enable_timer = true)]
 async fn http10_stream_is_close_delimited() {
-    let mut conn = ServerConn::new(MemStream::new(b"GET /sse HTTP/1.0\r\n\r\n", 4096), test_limits());
+    let mut conn = ServerConn::new(
+        MemStream::new(b"GET /sse HTTP/1.0\r\n\r\n", 4096),
+        test_limits(),
+    );
     conn.read_request().await.expect("ok").expect("some");
     conn.start_stream(200, &[("content-type", b"text/event-stream")])
         .await
         .expect("start");
-    conn.write_chunk(&[Bytes::from_static(b"data: 1\n\n")]).await.expect("chunk");
+    conn.write_chunk(&[Bytes::from_static(b"data: 1\n\n")])
+        .await
+        .expect("chunk");
     conn.finish_stream().await.expect("finish");
     assert!(!conn.keep_alive());
     let out = text(&conn.into_inner().output);
@@ -345,16 +397,32 @@ async fn expect_100_continue_is_answered_before_body() {
 
 #[monoio::test(enable_timer = true)]
 async fn head_and_bodyless_statuses() {
-    let mut conn = ServerConn::new(MemStream::new(b"HEAD / HTTP/1.1\r\n\r\n", 4096), test_limits());
-    assert_eq!(conn.read_request().await.expect("ok").expect("some").method, Method::Head);
-    conn.write_response(200, &[], &[Bytes::from_static(b"hello")]).await.expect("write");
+    let mut conn = ServerConn::new(
+        MemStream::new(b"HEAD / HTTP/1.1\r\n\r\n", 4096),
+        test_limits(),
+    );
+    assert_eq!(
+        conn.read_request().await.expect("ok").expect("some").method,
+        Method::Head
+    );
+    conn.write_response(200, &[], &[Bytes::from_static(b"hello")])
+        .await
+        .expect("write");
     let out = text(&conn.into_inner().output);
     assert!(out.ends_with("content-length: 5\r\n\r\n"), "{out}");
 
-    let mut conn = ServerConn::new(MemStream::new(b"GET / HTTP/1.1\r\n\r\n", 4096), test_limits());
+    let mut conn = ServerConn::new(
+        MemStream::new(b"GET / HTTP/1.1\r\n\r\n", 4096),
+        test_limits(),
+    );
     conn.read_request().await.expect("ok").expect("some");
-    conn.write_response(204, &[], &[Bytes::from_static(b"ignored")]).await.expect("write");
-    assert_eq!(text(&conn.into_inner().output), "HTTP/1.1 204 No Content\r\n\r\n");
+    conn.write_response(204, &[], &[Bytes::from_static(b"ignored")])
+        .await
+        .expect("write");
+    assert_eq!(
+        text(&conn.into_inner().output),
+        "HTTP/1.1 204 No Content\r\n\r\n"
+    );
 }
 
 #[monoio::test(enable_timer = true)]
@@ -368,27 +436,48 @@ async fn targets_and_headers() {
     let all: Vec<&[u8]> = req.headers.get_all("Accept").collect();
     assert_eq!(all, [&b"a/b"[..], &b"c/d"[..]]);
     assert_eq!(req.headers.get_str("host"), Some("example.com"));
-    assert_eq!(req.headers.get_bytes("HOST").as_deref(), Some(&b"example.com"[..]));
+    assert_eq!(
+        req.headers.get_bytes("HOST").as_deref(),
+        Some(&b"example.com"[..])
+    );
     assert!(req.headers.has_token("connection", "close"));
     assert!(!req.keep_alive);
     assert_eq!(req.headers.len(), 4);
 
     let bare = one(b"GET http://example.com HTTP/1.1\r\n\r\n", 4096).await;
     assert_eq!(bare.expect("ok").expect("some").path_str(), "/");
-    let star = one(b"OPTIONS * HTTP/1.1\r\n\r\n", 4096).await.expect("ok").expect("some");
+    let star = one(b"OPTIONS * HTTP/1.1\r\n\r\n", 4096)
+        .await
+        .expect("ok")
+        .expect("some");
     assert_eq!((star.method, star.path_str()), (Method::Options, "*"));
-    let other = one(b"PATCH /p HTTP/1.1\r\n\r\n", 4096).await.expect("ok").expect("some");
+    let other = one(b"PATCH /p HTTP/1.1\r\n\r\n", 4096)
+        .await
+        .expect("ok")
+        .expect("some");
     assert_eq!(other.method, Method::Other);
 }
 
 #[monoio::test(enable_timer = true)]
 async fn response_serialisation_and_injection_guard() {
-    let mut conn = ServerConn::new(MemStream::new(b"GET / HTTP/1.1\r\n\r\n", 4096), test_limits());
+    let mut conn = ServerConn::new(
+        MemStream::new(b"GET / HTTP/1.1\r\n\r\n", 4096),
+        test_limits(),
+    );
     conn.read_request().await.expect("ok").expect("some");
-    let bad = conn.write_response(200, &[("x-evil", b"a\r\nSet-Cookie: y")], &[]).await;
-    assert_eq!(bad.expect_err("rejected").kind(), std::io::ErrorKind::InvalidInput);
+    let bad = conn
+        .write_response(200, &[("x-evil", b"a\r\nSet-Cookie: y")], &[])
+        .await;
+    assert_eq!(
+        bad.expect_err("rejected").kind(),
+        std::io::ErrorKind::InvalidInput
+    );
     let big = Bytes::from(vec![b'z'; 100_000]);
-    let body = [Bytes::from_static(b"<"), big.clone(), Bytes::from_static(b">")];
+    let body = [
+        Bytes::from_static(b"<"),
+        big.clone(),
+        Bytes::from_static(b">"),
+    ];
     conn.write_response(200, &[("content-length", b"1"), ("x-a", b"b")], &body)
         .await
         .expect("write");

@@ -9,7 +9,9 @@ use super::{test_util::*, *};
 /// already sent (so a response is awaited).
 async fn client_with(input: &[u8], max_read: usize, method: &str) -> ClientConn<MemStream> {
     let mut c = ClientConn::new(MemStream::new(input, max_read), test_limits());
-    c.send_request(method, "/", "h", &[], &[]).await.expect("send");
+    c.send_request(method, "/", "h", &[], &[])
+        .await
+        .expect("send");
     c
 }
 
@@ -23,13 +25,19 @@ async fn sse_stream_is_read_incrementally() {
         conn.start_stream(200, &[("content-type", b"text/event-stream")])
             .await
             .expect("start");
-        conn.write_chunk(&[Bytes::from_static(b"data: 1\n\n")]).await.expect("chunk");
+        conn.write_chunk(&[Bytes::from_static(b"data: 1\n\n")])
+            .await
+            .expect("chunk");
         // The second event is only written once the client has seen the first.
         first_seen_rx.await.expect("client saw first event");
-        conn.write_chunk(&[Bytes::from_static(b"data: 2\n\n")]).await.expect("chunk");
+        conn.write_chunk(&[Bytes::from_static(b"data: 2\n\n")])
+            .await
+            .expect("chunk");
         conn.finish_stream().await.expect("finish");
         let next = conn.read_request().await.expect("ok").expect("some");
-        conn.write_response(200, &[], &[next.body]).await.expect("write");
+        conn.write_response(200, &[], &[next.body])
+            .await
+            .expect("write");
     });
     let mut c = ClientConn::new(client, HttpLimits::default());
     c.send_request("GET", "/sse", "h", &[("accept", b"text/event-stream")], &[])
@@ -38,7 +46,11 @@ async fn sse_stream_is_read_incrementally() {
     let head = c.read_response_head().await.expect("head");
     assert_eq!(head.framing, BodyFraming::Chunked);
     let mut state = c.body_state(&head);
-    let first = c.read_body_chunk(&mut state).await.expect("ok").expect("some");
+    let first = c
+        .read_body_chunk(&mut state)
+        .await
+        .expect("ok")
+        .expect("some");
     assert_eq!(&first[..], b"data: 1\n\n");
     assert!(!c.is_reusable(), "body still pending");
     first_seen_tx.send(()).expect("server waiting");
@@ -61,10 +73,16 @@ async fn close_delimited_body_is_read_to_eof() {
     let (client, mut server) = tcp_pair().await;
     let srv = monoio::spawn(async move {
         read_until(&mut server, b"\r\n\r\n").await;
-        send_raw(&mut server, b"HTTP/1.1 200 OK\r\nContent-Type: x\r\n\r\nabc").await;
+        send_raw(
+            &mut server,
+            b"HTTP/1.1 200 OK\r\nContent-Type: x\r\n\r\nabc",
+        )
+        .await;
     });
     let mut c = ClientConn::new(client, HttpLimits::default());
-    c.send_request("GET", "/", "h", &[], &[]).await.expect("send");
+    c.send_request("GET", "/", "h", &[], &[])
+        .await
+        .expect("send");
     let head = c.read_response_head().await.expect("head");
     assert_eq!(head.framing, BodyFraming::UntilClose);
     assert!(!head.keep_alive);
@@ -156,7 +174,10 @@ async fn chunked_and_length_bodies_under_split_reads() {
     for max_read in [1, 2, 5, 4096] {
         let mut c = client_with(chunked, max_read, "GET").await;
         let head = c.read_response_head().await.expect("head");
-        assert_eq!(&c.read_body(&head, 100).await.expect("body")[..], b"Wikipedia");
+        assert_eq!(
+            &c.read_body(&head, 100).await.expect("body")[..],
+            b"Wikipedia"
+        );
         assert!(c.is_reusable());
     }
     let length = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789";
@@ -180,10 +201,20 @@ async fn chunked_and_length_bodies_under_split_reads() {
 #[monoio::test(enable_timer = true)]
 async fn request_serialisation_and_validation() {
     let mut c = ClientConn::new(MemStream::new(b"", 1), test_limits());
-    let headers: [(&str, &[u8]); 3] = [("x-a", b"b"), ("Host", b"ignored"), ("Content-Length", b"9")];
-    c.send_request("POST", "/p?q=1", "h:8080", &headers, &[Bytes::from_static(b"abc")])
-        .await
-        .expect("send");
+    let headers: [(&str, &[u8]); 3] = [
+        ("x-a", b"b"),
+        ("Host", b"ignored"),
+        ("Content-Length", b"9"),
+    ];
+    c.send_request(
+        "POST",
+        "/p?q=1",
+        "h:8080",
+        &headers,
+        &[Bytes::from_static(b"abc")],
+    )
+    .await
+    .expect("send");
     let out = String::from_utf8(c.into_inner().output).expect("utf8");
     assert_eq!(
         out,
@@ -191,10 +222,19 @@ async fn request_serialisation_and_validation() {
     );
     let mut c = ClientConn::new(MemStream::new(b"", 1), test_limits());
     let kind = |r: std::io::Result<()>| r.expect_err("invalid").kind();
-    assert_eq!(kind(c.send_request("GE T", "/", "h", &[], &[]).await), std::io::ErrorKind::InvalidInput);
-    assert_eq!(kind(c.send_request("GET", "/a b", "h", &[], &[]).await), std::io::ErrorKind::InvalidInput);
+    assert_eq!(
+        kind(c.send_request("GE T", "/", "h", &[], &[]).await),
+        std::io::ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(c.send_request("GET", "/a b", "h", &[], &[]).await),
+        std::io::ErrorKind::InvalidInput
+    );
     let evil: [(&str, &[u8]); 1] = [("x", b"1\r\nx-injected: 2")];
-    assert_eq!(kind(c.send_request("GET", "/", "h", &evil, &[]).await), std::io::ErrorKind::InvalidInput);
+    assert_eq!(
+        kind(c.send_request("GET", "/", "h", &evil, &[]).await),
+        std::io::ErrorKind::InvalidInput
+    );
     assert!(c.is_reusable(), "nothing was written");
 }
 
@@ -202,12 +242,11 @@ async fn request_serialisation_and_validation() {
 async fn abandoned_read_poisons_connection() {
     let (client, _server) = tcp_pair().await;
     let mut c = ClientConn::new(client, HttpLimits::default());
-    c.send_request("GET", "/", "h", &[], &[]).await.expect("send");
-    let waited = monoio::time::timeout(
-        std::time::Duration::from_millis(10),
-        c.read_response_head(),
-    )
-    .await;
+    c.send_request("GET", "/", "h", &[], &[])
+        .await
+        .expect("send");
+    let waited =
+        monoio::time::timeout(std::time::Duration::from_millis(10), c.read_response_head()).await;
     assert!(waited.is_err(), "no response was sent");
     assert!(!c.is_reusable());
 }

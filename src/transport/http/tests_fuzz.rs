@@ -67,7 +67,9 @@ async fn garbage_requests_never_panic() {
         for _ in 0..4 {
             match conn.read_request().await {
                 Ok(Some(_)) => {
-                    let _ = conn.write_response(200, &[], &[Bytes::from_static(b"x")]).await;
+                    let _ = conn
+                        .write_response(200, &[], &[Bytes::from_static(b"x")])
+                        .await;
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -86,8 +88,12 @@ async fn garbage_responses_never_panic() {
     for i in 0..400 {
         let input = sample(&mut rng, &RESPONSE_SEEDS);
         let mut c = ClientConn::new(MemStream::new(&input, 1 + rng.below(64)), test_limits());
-        c.send_request("GET", "/", "h", &[], &[]).await.expect("send");
-        let Ok(head) = c.read_response_head().await else { continue };
+        c.send_request("GET", "/", "h", &[], &[])
+            .await
+            .expect("send");
+        let Ok(head) = c.read_response_head().await else {
+            continue;
+        };
         if i % 2 == 0 {
             let _ = c.read_body(&head, 1024).await;
         } else {
@@ -142,8 +148,14 @@ fn chunked_decoder_byte_by_byte() {
         Err(HttpError::HeadersTooLarge)
     ));
     let long_ext = format!("1;{}\r\na\r\n0\r\n\r\n", "e".repeat(5000));
-    assert!(matches!(decode_trickled(long_ext.as_bytes()), Err(HttpError::Malformed(_))));
-    assert!(decode_trickled(b"11111111111111111\r\n").is_err(), "17 hex digits");
+    assert!(matches!(
+        decode_trickled(long_ext.as_bytes()),
+        Err(HttpError::Malformed(_))
+    ));
+    assert!(
+        decode_trickled(b"11111111111111111\r\n").is_err(),
+        "17 hex digits"
+    );
 }
 
 #[test]
@@ -152,7 +164,9 @@ fn chunked_decoder_random_input_never_panics() {
     for _ in 0..2000 {
         let len = rng.below(64);
         let alphabet = b"0123456789abcdefXx;= \t\r\n:";
-        let input: Vec<u8> = (0..len).map(|_| alphabet[rng.below(alphabet.len())]).collect();
+        let input: Vec<u8> = (0..len)
+            .map(|_| alphabet[rng.below(alphabet.len())])
+            .collect();
         let _ = decode_trickled(&input);
     }
 }

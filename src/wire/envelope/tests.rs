@@ -2,6 +2,7 @@
 //! right id, parse-error precedence, batches, and a differential check against serde_json.
 
 use super::*;
+use crate::wire::names::method;
 
 fn env(doc: &str) -> Envelope {
     match parse(doc.as_bytes()) {
@@ -391,4 +392,60 @@ fn fields_agree_with_serde_json() {
             }
         }
     }
+}
+
+/// Mutated MCP messages: never a panic; `Parse` exactly when serde_json rejects the bytes; and
+/// an accepted message's method and id agree with serde_json's reading.
+#[test]
+fn mutated_messages_agree_with_serde_json() {
+    use crate::wire::scan::tests::{mutate, Rng};
+    let seeds = [
+        CALL,
+        r#"{"jsonrpc":"2.0","id":"x","result":{"content":[{"type":"text","text":"h\u00e9"}]}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3}}"#,
+        r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"n"}]"#,
+    ];
+    let mut rng = Rng(0x5EED_F00D_5EED_F00D);
+    let (mut ok, mut parse_err, mut invalid) = (0, 0, 0);
+    for round in 0..3000 {
+        let mut doc = seeds[round % seeds.len()].as_bytes().to_vec();
+        for _ in 0..=rng.below(2) {
+            mutate(&mut rng, &mut doc);
+        }
+        let theirs = serde_json::from_slice::<serde_json::Value>(&doc);
+        if matches!(&theirs, Err(e) if e.to_string().contains("out of range")) {
+            continue;
+        }
+        match (parse_message(&doc), &theirs) {
+            (Err(WireError::Parse { .. }), Err(_)) => parse_err += 1,
+            (Err(WireError::Parse { .. }), Ok(_)) | (Ok(_), Err(_)) => {
+                panic!("disagreement on {:?}", String::from_utf8_lossy(&doc))
+            }
+            (Err(WireError::Invalid { .. } | WireError::TooDeep), Err(_)) => {
+                panic!(
+                    "invalid JSON judged on shape: {:?}",
+                    String::from_utf8_lossy(&doc)
+                )
+            }
+            (Err(_), Ok(_)) => invalid += 1,
+            (Ok(Message::Batch(spans)), Ok(_)) => {
+                for s in spans {
+                    let _ = parse_at(&doc, s);
+                }
+                ok += 1;
+            }
+            (Ok(Message::Single(e)), Ok(v)) => {
+                assert_eq!(e.method(&doc), v["method"].as_str());
+                let id = e
+                    .id_raw(&doc)
+                    .map(|raw| serde_json::from_slice::<serde_json::Value>(raw).expect("id token"));
+                assert_eq!(id.as_ref(), v.get("id"));
+                ok += 1;
+            }
+        }
+    }
+    assert!(
+        ok > 100 && parse_err > 500 && invalid > 100,
+        "{ok} {parse_err} {invalid}"
+    );
 }

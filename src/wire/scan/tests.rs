@@ -148,6 +148,43 @@ fn string_scan_special_byte_at_every_position() {
     }
 }
 
+/// Inline UTF-8 validation must agree with `std::str::from_utf8` on every 1-2 byte sequence
+/// and on 3-4 byte sequences around every boundary of the RFC 3629 table.
+#[test]
+fn utf8_validation_matches_std() {
+    let edges = [
+        0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF,
+    ];
+    let mut seqs: Vec<Vec<u8>> = Vec::new();
+    for b0 in 0x80..=0xFFu8 {
+        for b1 in 0..=0xFFu8 {
+            seqs.push(vec![b0, b1]);
+        }
+        for &b1 in &edges {
+            for &b2 in &edges {
+                seqs.push(vec![b0, b1, b2]);
+                for &b3 in &edges {
+                    seqs.push(vec![b0, b1, b2, b3]);
+                }
+            }
+        }
+    }
+    for seq in seqs {
+        if seq.contains(&b'"') || seq.contains(&b'\\') || seq.iter().any(|&b| b < 0x20) {
+            continue;
+        }
+        let mut doc = b"\"x".to_vec();
+        doc.extend_from_slice(&seq);
+        doc.extend_from_slice(b"yyyyyyyy\"");
+        let ours = validate(&doc);
+        let std_ok = std::str::from_utf8(&seq).is_ok();
+        assert_eq!(ours.is_ok(), std_ok, "{seq:x?}: {ours:?}");
+        if let (Err(e), Err(s)) = (ours, std::str::from_utf8(&seq)) {
+            assert_eq!(e.offset, 2 + s.valid_up_to(), "{seq:x?}");
+        }
+    }
+}
+
 #[test]
 fn string_tokens_report_escapes_and_ends() {
     let buf = br#""plain" "es\"caped""#;
@@ -189,21 +226,21 @@ fn skip_value_stops_after_the_value() {
 }
 
 /// Deterministic xorshift64* generator: no dependency, reproducible failures.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+    pub(crate) fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len())]
     }
 }
@@ -304,7 +341,8 @@ fn gen_value(rng: &mut Rng, depth: usize, out: &mut String) {
     }
 }
 
-fn mutate(rng: &mut Rng, doc: &mut Vec<u8>) {
+/// Applies one random byte-level mutation (delete, insert, replace, truncate, duplicate).
+pub(crate) fn mutate(rng: &mut Rng, doc: &mut Vec<u8>) {
     const BYTES: &[u8] = b"\"\\{}[],:0-.eEu+ tn\x01\x7f\xff\xc3\xa9\xed";
     let at = rng.below(doc.len() + 1);
     match rng.below(5) {

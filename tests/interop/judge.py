@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Assertions for tests/interop/run.sh over the JSON reports mcp_client.py writes
+(and other outputs saved in the suite's work dir).
+
+    python judge.py WORKDIR CHECK [ARGS...]
+
+Exit 0 when the check holds; otherwise prints one line saying what was expected
+and what was seen, and exits 1. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from typing import Any, NoReturn
+
+WORK = ""
+
+
+def die(msg: str) -> NoReturn:
+    print(msg)
+    sys.exit(1)
+
+
+def load(name: str) -> Any:
+    path = os.path.join(WORK, name + ".json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        die(f"cannot read {name}.json: {e}")
+
+
+def text(name: str) -> str:
+    with open(os.path.join(WORK, name)) as f:
+        return f.read()
+
+
+def no_fatal(r: dict[str, Any], what: str) -> None:
+    if r.get("fatal"):
+        die(f"{what}: {r['fatal']}")
+
+
+def prefixed(prefix: str, names: list[str]) -> set[str]:
+    return {f"{prefix}__{n}" for n in names}
+
+
+def call_of(r: dict[str, Any], name: str) -> dict[str, Any]:
+    for c in r.get("calls", []):
+        if c["name"] == name:
+            return c
+    die(f"no report for the call of {name}")
+
+
+def ok_call(r: dict[str, Any], name: str, expect_text: str) -> dict[str, Any]:
+    c = call_of(r, name)
+    if "error" in c:
+        e = c["error"]
+        die(f"tools/call {name}: expected a result, got JSON-RPC error {e['code']}: {e['message']}")
+    if c.get("is_error"):
+        die(f"tools/call {name}: expected a result, got isError with {c['texts']}")
+    if not any(expect_text in t for t in c["texts"]):
+        die(f"tools/call {name}: expected text containing {expect_text!r}, got {c['texts']}")
+    return c
+
+
+def require_peer_tools(r: dict[str, Any], what: str, peers: list[tuple[str, str]]) -> None:
+    listed = set(r.get("tools") or [])
+    for prefix, ref in peers:
+        want = prefixed(prefix, load(ref)["tools"])
+        missing = sorted(want - listed)
+        if missing:
+            die(
+                f"{what}: tools/list lacks {len(missing)} of the {len(want)} {prefix} tools, "
+                f"e.g. {missing[:5]}; listed {len(listed)}: {sorted(listed)[:12]}"
+            )
+
+
+# ---------------------------------------------------------------- checks
+
+
+def direct(*refs: str) -> None:
+    for ref in refs:
+        r = load(ref)
+        no_fatal(r, ref)
+        if not r.get("tools"):
+            die(f"{ref}: the peer listed no tools")
+
+
+def legacy(ev: str, py: str, demo: str) -> None:
+    r = load("legacy")
+    no_fatal(r, "legacy-mode client through the gateway")
+    names = r["tools"]
+    require_peer_tools(r, "legacy mode", [(ev, "direct_everything"), (py, "direct_pysdk")])
+    bare = [n for n in names if "__" not in n]
+    if bare:
+        die(f"tools listed without a server prefix: {bare[:5]}")
+    ok_call(r, f"{ev}__get-sum", "42")
+    c = ok_call(r, f"{py}__add", "42")
+    if c.get("structured") not in (None, {"result": 42}):
+        die(f"{py}__add: structuredContent {c['structured']}, expected {{'result': 42}}")
+    ok_call(r, f"{demo}__add", "42")
+
+
+def paged(ev: str, py: str, page_size: str) -> None:
+    size = int(page_size)
+    r = load("paged")
+    no_fatal(r, f"listing through the page_size={size} gateway")
+    names, pages = r["tools"], r["pages"]
+    want = prefixed(ev, load("direct_everything")["tools"]) | prefixed(py, load("direct_pysdk")["tools"])
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        die(f"tools repeated across pages: {dups[:5]} (page sizes {pages})")
+    got = set(names)
+    if len(names) != len(want) or got != want:
+        die(
+            f"{len(names)} tools over page sizes {pages}, expected {len(want)} (the direct counts summed); "
+            f"missing {sorted(want - got)[:5]}, unexpected {sorted(got - want)[:5]}"
+        )
+    if any(p > size for p in pages):
+        die(f"a page holds more than page_size={size} tools: page sizes {pages}")
+    if len(pages) < -(-len(want) // size):
+        die(f"only {len(pages)} pages for {len(want)} tools at page_size={size}: {pages}")
+
+
+def auto(ev: str, py: str) -> None:
+    r = load("auto")
+    no_fatal(r, "auto-mode client through the gateway")
+    what = f"auto mode (negotiated via {r.get('negotiated')}, protocol {r.get('protocol_version')})"
+    require_peer_tools(r, what, [(ev, "direct_everything"), (py, "direct_pysdk")])
+    ok_call(r, f"{ev}__get-sum", "42")
+    ok_call(r, f"{py}__add", "42")
+    print(f"{what}: ok", file=sys.stderr)
+
+
+def dead(ev: str, py: str, demo: str) -> None:
+    r = load("dead")
+    no_fatal(r, "client after killing the Python peer")
+    tool = f"{py}__add"
+    c = call_of(r, tool)
+    if "error" not in c:
+        die(f"{tool} after its server died: expected a JSON-RPC error, got a result {c}")
+    e = c["error"]
+    said = f"{e['code']}: {e['message']} (data: {json.dumps(e.get('data'))})"
+    # The server's name must appear by itself, not just inside the echoed tool name.
+    if py not in (e["message"] + " " + json.dumps(e.get("data"))).replace(tool, ""):
+        die(f"{tool} after its server died: expected an error naming server {py!r}, got {said}")
+    ok_call(r, f"{ev}__get-sum", "42")
+    ok_call(r, f"{demo}__add", "42")
+
+
+def servers_down(py: str, ev: str) -> None:
+    doc = load("v1_servers")
+    by = {s.get("name"): s for s in doc.get("servers", [])}
+    if py not in by:
+        die(f"GET /v1/servers lists no server {py!r}: {sorted(by)}")
+    s = by[py]
+    if s.get("up") is not False:
+        die(f"GET /v1/servers: {py} has up={s.get('up')!r}, expected false")
+    msg = (s.get("lastError") or {}).get("message")
+    if not msg:
+        die(f"GET /v1/servers: {py} is down but has no lastError.message: {s}")
+    if by.get(ev, {}).get("up") is not True:
+        die(f"GET /v1/servers: {ev} should still be up: {by.get(ev)}")
+
+
+def metrics(ev: str) -> None:
+    t = text("metrics.txt")
+    lbl = re.escape(f'server="{ev}"')
+    m = re.search(r"^ringgate_downstream_calls_total\{" + lbl + r"\}\s+(\S+)\s*$", t, re.M)
+    if not m:
+        found = [ln for ln in t.splitlines() if ln.startswith("ringgate_downstream_calls_total")]
+        die(f'no ringgate_downstream_calls_total{{server="{ev}"}} sample; found {found[:6]}')
+    if float(m.group(1)) < 1:
+        die(f'ringgate_downstream_calls_total{{server="{ev}"}} is {m.group(1)}, expected >= 1 after several calls')
+    if not re.search(r"^ringgate_server_call_seconds\w*\{[^}]*" + lbl, t, re.M):
+        found = [ln for ln in t.splitlines() if ln.startswith("ringgate_server_call_seconds")]
+        die(f'no ringgate_server_call_seconds line for server="{ev}"; found {found[:6]}')
+
+
+CHECKS = {
+    "direct": direct,
+    "legacy": legacy,
+    "paged": paged,
+    "auto": auto,
+    "dead": dead,
+    "servers_down": servers_down,
+    "metrics": metrics,
+}
+
+
+def main() -> None:
+    global WORK
+    if len(sys.argv) < 3 or sys.argv[2] not in CHECKS:
+        die(f"usage: judge.py WORKDIR {{{'|'.join(CHECKS)}}} [ARGS...]")
+    WORK = sys.argv[1]
+    CHECKS[sys.argv[2]](*sys.argv[3:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Tiny dual-era MCP server on the official Python SDK (`mcp` 2.x), used as a
+downstream by the interop suite.
+
+A v2 MCPServer answers both the legacy `initialize` handshake (<= 2025-11-25)
+and the stateless 2026-07-28 protocol (`server/discover`, per-request _meta) on
+the same endpoint, so it is the "modern" peer next to server-everything
+(TypeScript SDK v1, legacy only). Always binds 127.0.0.1.
+
+    python py_server.py stdio
+    python py_server.py http  [--port 3002]   -> http://127.0.0.1:3002/mcp
+    python py_server.py sse   [--port 3003]   -> http://127.0.0.1:3003/sse
+"""
+
+import argparse
+
+from mcp.server import MCPServer
+
+mcp = MCPServer("py-peer", instructions="test peer for the ringgate interop suite")
+
+
+@mcp.tool()
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@mcp.tool()
+def echo(message: str) -> str:
+    """Echo the message back."""
+    return f"Echo: {message}"
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("transport", choices=["stdio", "http", "sse"])
+    p.add_argument("--port", type=int, default=3002)
+    ns = p.parse_args()
+    if ns.transport == "stdio":
+        mcp.run()
+    elif ns.transport == "http":
+        mcp.run(transport="streamable-http", host="127.0.0.1", port=ns.port)
+    else:
+        mcp.run(transport="sse", host="127.0.0.1", port=ns.port)

@@ -1,0 +1,9 @@
+//! The one integration-test binary: in-process gateways, harness servers on port 0.
+
+mod harness;
+
+mod bad_input;
+mod catalog;
+mod layering;
+mod resilience;
+mod rmcp_peers;
