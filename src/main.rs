@@ -91,14 +91,18 @@ fn run_demo_server(
     listen: Option<std::net::SocketAddr>,
     name: Option<String>,
 ) -> Result<(), String> {
-    if transport != "http" {
-        return Err(format!(
-            "demo-server transport '{transport}' is not available in this build (use http)"
-        ));
-    }
     let mut opts = demo::DemoOptions::new(name.as_deref().unwrap_or("demo"));
     if let Some(l) = listen {
         opts.listen = l;
     }
-    demo::run_foreground(opts).map_err(|e| e.to_string())
+    match transport {
+        "http" => demo::run_foreground(opts),
+        "stdio" => demo::run_stdio(opts),
+        other => {
+            return Err(format!(
+                "demo-server transport '{other}' is not available (use http or stdio)"
+            ))
+        }
+    }
+    .map_err(|e| e.to_string())
 }

@@ -75,6 +75,7 @@ pub fn build(
         .map(|k| encode_pages(k, &merged[k as usize], page_size, generation, &cursors));
     Snapshot {
         generation,
+        server_name: Arc::from(gateway.server_name.as_str()),
         capabilities: capabilities(&servers),
         instructions: instructions(&servers),
         gateway,

@@ -136,6 +136,8 @@ pub struct Snapshot {
     pub generation: u64,
     /// Gateway-level settings in force.
     pub gateway: Arc<GatewayConfig>,
+    /// `gateway.server_name`, shared (the downstream client name; no per-call allocation).
+    pub server_name: Arc<str>,
     /// The servers, in config order.
     pub servers: Vec<ServerEntry>,
     /// Routing tables.

@@ -7,7 +7,10 @@
 //! them; the integration tests use it as their harness downstream. [`DemoOptions`] exposes the knobs
 //! tests need (generated tools, downstream pagination).
 
+mod stdio;
 mod tools;
+
+pub use stdio::run_stdio;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -221,11 +224,47 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(
         .headers
         .get("accept")
         .is_some_and(|a| media_accepted(a, b"text/event-stream"));
-    if m == method::TOOLS_CALL && wants_sse && env.progress_token.is_some() {
-        return tools::call_with_progress(demo, conn, body, &env).await;
+    if tools::is_progress_sleep(body, &env) && wants_sse {
+        return sse_with_progress(conn, body, &env).await;
     }
     let reply = tools::handle(demo, body, &env).await;
     json(conn, 200, reply, None).await
+}
+
+/// Streams progress and then the response as SSE events.
+async fn sse_with_progress<S: AsyncReadRent + AsyncWriteRent>(
+    conn: &mut ServerConn<S>,
+    body: &[u8],
+    env: &wire::Envelope,
+) -> bool {
+    if conn
+        .start_stream(200, &[("content-type", &b"text/event-stream"[..])])
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut events = Vec::new();
+    // Events are produced while sleeping between steps; collect then write each promptly.
+    let (tx, rx) = local_sync::mpsc::unbounded::channel::<Bytes>();
+    let produce = tools::call_with_progress(body, env, move |m| tx.send(m).is_ok());
+    let mut rx = rx;
+    let write = async {
+        while let Some(m) = rx.recv().await {
+            events.clear();
+            sse::encode_event(&mut events, Some("message"), None, &m);
+            if conn
+                .write_chunk(&[Bytes::copy_from_slice(&events)])
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+        true
+    };
+    let (_, ok) = monoio::join!(produce, write);
+    ok && conn.finish_stream().await.is_ok()
 }
 
 async fn get<S: AsyncReadRent + AsyncWriteRent>(

@@ -7,13 +7,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use simd_json::prelude::*;
 use simd_json::OwnedValue;
 
 use super::Demo;
-use crate::transport::http::ServerConn;
-use crate::wire::{code, encode, method, sse, Envelope};
+use crate::wire::{code, encode, method, Envelope};
 
 const BUILTIN_TOOLS: &str = r#"{"name":"echo","description":"Echoes the message back.","inputSchema":{"type":"object","properties":{"message":{"type":"string"}},"required":["message"]}},{"name":"add","description":"Adds two numbers.","inputSchema":{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"]}},{"name":"now","description":"The current UTC time.","inputSchema":{"type":"object","properties":{}}},{"name":"sleep","description":"Waits ms milliseconds, reporting progress in steps.","inputSchema":{"type":"object","properties":{"ms":{"type":"integer"},"steps":{"type":"integer"}},"required":["ms"]}},{"name":"fail","description":"Always fails (isError).","inputSchema":{"type":"object","properties":{}}},{"name":"set_extra_tools","description":"Sets how many generated tools exist; notifies list_changed.","inputSchema":{"type":"object","properties":{"count":{"type":"integer"}},"required":["count"]}}"#;
 
@@ -166,13 +164,16 @@ async fn call(demo: &Demo, p: Option<&OwnedValue>) -> Result<Vec<u8>, (i32, Stri
     }
 }
 
-/// `tools/call` of `sleep` with a progress token: an SSE reply with progress, then the result.
-pub async fn call_with_progress<S: AsyncReadRent + AsyncWriteRent>(
-    demo: &Demo,
-    conn: &mut ServerConn<S>,
-    body: &[u8],
-    env: &Envelope,
-) -> bool {
+/// Whether this is a `tools/call` of `sleep` that asked for progress (the one streaming tool).
+pub fn is_progress_sleep(body: &[u8], env: &Envelope) -> bool {
+    env.method(body) == Some(method::TOOLS_CALL)
+        && env.progress_token.is_some()
+        && env.name_str(body).as_deref() == Some("sleep")
+}
+
+/// `tools/call` of `sleep` with a progress token: `emit` gets each progress notification, then
+/// the response (the transport decides how to write them: SSE events or stdout lines).
+pub async fn call_with_progress(body: &[u8], env: &Envelope, mut emit: impl FnMut(Bytes) -> bool) {
     let p = params(body, env);
     let args = p.as_ref().and_then(|p| p.get("arguments"));
     let ms = args
@@ -189,45 +190,19 @@ pub async fn call_with_progress<S: AsyncReadRent + AsyncWriteRent>(
         .progress_token
         .map(|t| t.get(body).to_vec())
         .unwrap_or_default();
-    if conn
-        .start_stream(200, &[("content-type", &b"text/event-stream"[..])])
-        .await
-        .is_err()
-    {
-        return false;
-    }
-    let mut out = Vec::new();
     for step in 1..=steps {
         monoio::time::sleep(Duration::from_millis(ms / steps)).await;
         let mut params = b"{\"progressToken\":".to_vec();
         params.extend_from_slice(&token);
         params.extend_from_slice(format!(",\"progress\":{step},\"total\":{steps}}}").as_bytes());
-        out.clear();
-        sse::encode_event(
-            &mut out,
-            Some("message"),
-            None,
-            &encode::notification(method::PROGRESS, Some(&params)),
-        );
-        if conn
-            .write_chunk(&[Bytes::copy_from_slice(&out)])
-            .await
-            .is_err()
-        {
-            return false;
+        if !emit(encode::notification(method::PROGRESS, Some(&params))) {
+            return;
         }
     }
-    let reply = handle_sleep_done(demo, body, env, ms);
-    out.clear();
-    sse::encode_event(&mut out, Some("message"), None, &reply);
-    conn.write_chunk(&[Bytes::from(out)]).await.is_ok() && conn.finish_stream().await.is_ok()
-}
-
-fn handle_sleep_done(_demo: &Demo, body: &[u8], env: &Envelope, ms: u64) -> Bytes {
-    encode::result_response(
+    emit(encode::result_response(
         id(body, env),
         &text_result(&format!("slept {ms} ms"), false),
-    )
+    ));
 }
 
 fn read(demo: &Demo, p: Option<&OwnedValue>) -> Result<Vec<u8>, (i32, String)> {

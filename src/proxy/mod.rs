@@ -35,6 +35,7 @@ use crate::session::{versions, FrontSession};
 use crate::telemetry::MethodClass;
 use crate::upstream::call::{Call, CallSpec};
 use crate::upstream::exchange::ReplyLimits;
+use crate::upstream::route::Route;
 use crate::wire::{self, method, rewrite, Envelope, Kind, Message, Span};
 
 /// A POST as the front transport hands it over: the body and the headers the path looks at.
@@ -54,6 +55,8 @@ pub struct Inbound<'a> {
 }
 
 /// What the front transport should send back.
+// `Pieces` stay inline on purpose: the common reply builds no heap list.
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     /// A complete JSON body with its HTTP status; `session` is a new `Mcp-Session-Id` to set.
     Json {
@@ -67,7 +70,7 @@ pub enum Outcome {
     /// `202 Accepted` with no body (notifications and responses from the client).
     Accepted,
     /// Stream the reply as SSE events: the downstream is sending notifications before its response.
-    Stream(Relay),
+    Stream(Box<Relay>),
 }
 
 /// A reply as pieces to write in order (spliced, never re-serialized).
@@ -80,7 +83,7 @@ enum Answer {
     /// The `initialize` result and the new session's id.
     Initialized(Bytes, String),
     /// A forwarded call whose reply is streaming.
-    Relay(Relay),
+    Relay(Box<Relay>),
     /// Nothing to send (the message was a notification or a response).
     Nothing,
 }
@@ -388,34 +391,48 @@ async fn forward(
     let (id_span, _) = env
         .id
         .ok_or_else(|| GatewayError::new(ErrorKind::InvalidRequest, "request without id"))?;
+    let route = Route::to(&entry.link, &w.pools).map_err(|e| e.for_client(&entry.link.name))?;
     let minted = w.mint_id();
-    let mut edits: SmallVec<[(Span, Bytes); 2]> = SmallVec::new();
-    edits.push((
-        id_span,
-        Bytes::copy_from_slice(rewrite::format_u64_id(minted).as_bytes()),
-    ));
+    let minted_bytes = Bytes::copy_from_slice(rewrite::format_u64_id(minted).as_bytes());
+    let mut edits: SmallVec<[(Span, Bytes); 3]> = SmallVec::new();
+    edits.push((id_span, minted_bytes.clone()));
     if let Some(edit) = name_edit {
         edits.push(edit);
     }
+    // A stdio child is shared by every client: progress tokens are made unique there (the minted
+    // id serves), and the relay puts the client's own token back.
+    let (progress, client_token) = match (&route, env.progress_token) {
+        (Route::Stdio(_), Some(span)) => {
+            edits.push((span, minted_bytes.clone()));
+            (
+                Some(minted_bytes),
+                Some(Bytes::copy_from_slice(span.get(body))),
+            )
+        }
+        (_, Some(span)) => (Some(Bytes::copy_from_slice(span.get(body))), None),
+        _ => (None, None),
+    };
     edits.sort_by_key(|(s, _)| s.start);
     let limits = &snap.gateway.limits;
     let spec = CallSpec {
-        pool: w.pools.get(&entry.link),
+        route,
+        link: entry.link.clone(),
         body: rewrite::splice(body, &mut edits),
         minted_id: minted,
+        progress,
         retry_safe: matches!(method, method::RESOURCES_READ | method::COMPLETION_COMPLETE),
         timeout: entry.link.config.call_timeout,
         limits: ReplyLimits {
             max_body: limits.max_response_bytes,
             max_event: limits.max_sse_event_bytes,
         },
-        client_name: Arc::from(snap.gateway.server_name.as_str()),
+        client_name: snap.server_name.clone(),
     };
     let call = Call::start(spec).await;
-    let client_id = Bytes::copy_from_slice(id_span.get(body));
     let ctx = relay::RelayCtx {
         link: entry.link.clone(),
-        client_id,
+        client_id: Bytes::copy_from_slice(id_span.get(body)),
+        client_token,
         minted,
         class: classify(method, Kind::Request),
         received: req.received,

@@ -26,6 +26,8 @@ pub struct RelayCtx {
     pub link: Arc<ServerLink>,
     /// The client's id token, verbatim.
     pub client_id: Bytes,
+    /// The client's own progress token, when the downstream saw a minted one instead.
+    pub client_token: Option<Bytes>,
     /// The id the downstream saw.
     pub minted: u64,
     /// Metric class.
@@ -35,11 +37,13 @@ pub struct RelayCtx {
 }
 
 /// How a forwarded call began.
+// `Pieces` stay inline on purpose: the common reply builds no heap list.
+#[allow(clippy::large_enum_variant)]
 pub enum Begun {
     /// The response, ready to send as JSON (pieces: the client's id spliced in).
     Done(Pieces),
     /// Notifications came first: stream them.
-    Streaming(Relay),
+    Streaming(Box<Relay>),
 }
 
 /// A forwarded call being streamed to the client as SSE events.
@@ -69,12 +73,13 @@ impl Relay {
                     return finish_response(gw, w, &ctx, &call, msg).map(Begun::Done)
                 }
                 Ok(CallEvent::Notification(n)) if accepts_sse => {
-                    return Ok(Begun::Streaming(Relay {
+                    let n = restore_token(&ctx, n);
+                    return Ok(Begun::Streaming(Box::new(Relay {
                         ctx,
                         call,
                         pending: Some(n),
                         done: false,
-                    }))
+                    })));
                 }
                 Ok(CallEvent::Notification(_)) => continue,
                 Err(e) => return Err(failed(gw, w, &ctx, e)),
@@ -92,7 +97,7 @@ impl Relay {
         }
         let event = self.call.next().await;
         match event {
-            Ok(CallEvent::Notification(n)) => Some(n),
+            Ok(CallEvent::Notification(n)) => Some(restore_token(&self.ctx, n)),
             Ok(CallEvent::Response(msg)) => {
                 self.done = true;
                 let reply = finish_response(gw, w, &self.ctx, &self.call, msg);
@@ -124,6 +129,17 @@ impl Relay {
             last = m;
         }
         last
+    }
+}
+
+/// Puts the client's own progress token back into a progress notification.
+fn restore_token(ctx: &RelayCtx, n: Bytes) -> Bytes {
+    let Some(token) = &ctx.client_token else {
+        return n;
+    };
+    match wire::parse(&n).ok().and_then(|env| env.progress_token) {
+        Some(span) => rewrite::concat(&rewrite::splice(&n, &mut [(span, token.clone())])),
+        None => n,
     }
 }
 

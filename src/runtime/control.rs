@@ -13,20 +13,21 @@ use std::cell::{Cell, RefCell};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::WorkerMsg;
 use crate::catalog::cursor::CursorCodec;
 use crate::catalog::{self, ListKind, ServerLists, ServerView, Snapshot};
-use crate::config::GatewayConfig;
+use crate::config::{GatewayConfig, Transport};
 use crate::proxy::{Gateway, Report};
-use crate::session::downstream::ServerLink;
+use crate::session::downstream::{ChildChannel, ServerLink};
 use crate::upstream::exchange::ReplyLimits;
 use crate::upstream::pool::WorkerPools;
+use crate::upstream::route::Route;
 use crate::upstream::watch::{watch, WatchEnd};
-use crate::upstream::{fetch, handshake, UpstreamError};
+use crate::upstream::{child, fetch, handshake, UpstreamError};
 use crate::wire::{self, encode};
 
 /// Time allowed for a server's handshake plus list fetch before it counts as down.
@@ -35,6 +36,8 @@ pub const CONNECT_BUDGET: Duration = Duration::from_secs(15);
 pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest reconnect delay.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Uptime after which a server counts as stable again and its backoff resets.
+pub const STABLE_UPTIME: Duration = Duration::from_secs(30);
 
 /// Work the control loop schedules for itself.
 #[derive(Debug)]
@@ -55,6 +58,8 @@ pub struct Control {
     pub links: Vec<Arc<ServerLink>>,
     lists: RefCell<Vec<Option<Arc<ServerLists>>>>,
     backoff: RefCell<Vec<Duration>>,
+    up_since: RefCell<Vec<Option<Instant>>>,
+    exits: RefCell<Vec<Option<async_channel::Receiver<String>>>>,
     generation: Cell<u64>,
     cursors: Arc<CursorCodec>,
     pools: WorkerPools,
@@ -79,6 +84,8 @@ impl Control {
             links,
             lists: RefCell::new(vec![None; n]),
             backoff: RefCell::new(vec![MIN_BACKOFF; n]),
+            up_since: RefCell::new(vec![None; n]),
+            exits: RefCell::new(vec![None; n]),
             generation: Cell::new(0),
             cursors,
             pools: WorkerPools::default(),
@@ -107,23 +114,34 @@ impl Control {
         self.publish();
     }
 
-    /// One connection attempt: resolve, handshake, fetch lists. Marks the link up or down.
+    /// One connection attempt: resolve or spawn, handshake, fetch lists. Marks the link up or down.
     async fn connect(self: &Rc<Self>, slot: usize) -> bool {
         let link = self.links[slot].clone();
         let attempt = async {
-            let addr = resolve(&link)?;
-            link.addr.store(Some(Arc::new(addr)));
-            let pool = self.pools.get(&link);
-            handshake::initialize(&pool, &self.gateway.server_name, self.limits()).await?;
-            fetch::fetch_lists(&pool, self.limits()).await
+            let route = match link.config.transport {
+                Transport::Stdio => Route::Stdio(self.start_child(slot)?),
+                Transport::Http | Transport::Sse => {
+                    let addr = resolve(&link)?;
+                    link.addr.store(Some(Arc::new(addr)));
+                    Route::Http(self.pools.get(&link))
+                }
+            };
+            handshake::initialize(&route, &link, &self.gateway.server_name, self.limits()).await?;
+            fetch::fetch_lists(&route, &link, self.limits()).await
         };
         match monoio::time::timeout(CONNECT_BUDGET, attempt).await {
             Ok(Ok(lists)) => {
                 self.lists.borrow_mut()[slot] = Some(Arc::new(lists));
-                self.backoff.borrow_mut()[slot] = MIN_BACKOFF;
+                self.up_since.borrow_mut()[slot] = Some(Instant::now());
                 link.mark_up();
-                log::info!("server '{}' connected", link.name);
-                self.spawn_watch(slot);
+                log::info!(
+                    "server '{}' connected ({})",
+                    link.name,
+                    link.health().transport
+                );
+                if link.config.transport != Transport::Stdio {
+                    self.spawn_watch(slot);
+                }
                 true
             }
             Ok(Err(e)) => self.failed(slot, &e.to_string()),
@@ -136,8 +154,79 @@ impl Control {
         log::warn!("server '{}' unavailable: {why}", link.name);
         link.mark_down(why);
         self.pools.get(link).clear();
+        // Crash-loop breaker: the backoff only resets after the server stayed up for a while, so a
+        // server that dies right after every start is retried ever more slowly (up to MAX_BACKOFF).
+        if let Some(since) = self.up_since.borrow_mut()[slot].take() {
+            if since.elapsed() >= STABLE_UPTIME {
+                self.backoff.borrow_mut()[slot] = MIN_BACKOFF;
+            }
+        }
+        if let Some(child) = link.child.swap(None) {
+            let exited = self.exits.borrow_mut()[slot].take();
+            monoio::spawn(async move {
+                if let Some(exited) = exited {
+                    child::terminate(&child, &exited).await;
+                }
+            });
+        }
         self.schedule_reconnect(slot);
         false
+    }
+
+    /// Starts a stdio server's child and a task that notices its exit.
+    fn start_child(self: &Rc<Self>, slot: usize) -> Result<Arc<ChildChannel>, UpstreamError> {
+        let link = self.links[slot].clone();
+        if let Some(running) = link.child.load_full() {
+            return Ok(running);
+        }
+        let tasks = self.tasks.clone();
+        let unsolicited: Rc<dyn Fn(Bytes)> =
+            Rc::new(move |msg: Bytes| on_downstream_message(&tasks, slot, &msg));
+        let spawned = child::spawn(
+            &link.config,
+            self.gateway.limits.max_response_bytes,
+            unsolicited,
+        )
+        .map_err(|e| {
+            UpstreamError::Unreachable(format!(
+                "cannot start '{}': {e}",
+                link.config.command.as_deref().unwrap_or("")
+            ))
+        })?;
+        link.child.store(Some(spawned.channel.clone()));
+        self.exits.borrow_mut()[slot] = Some(spawned.exited.clone());
+        let me = self.clone();
+        let channel = spawned.channel.clone();
+        monoio::spawn(async move {
+            let why = spawned
+                .exited
+                .recv()
+                .await
+                .unwrap_or_else(|_| "process gone".into());
+            // Only the child this task watches may be declared dead (a newer one may be running).
+            let current = me.links[slot].child.load_full();
+            if current.is_some_and(|c| Arc::ptr_eq(&c, &channel)) {
+                if me.links[slot].is_up() {
+                    me.failed(slot, &why);
+                    me.publish();
+                } else {
+                    me.links[slot].child.store(None);
+                    channel.tx.close();
+                }
+            }
+        });
+        Ok(spawned.channel)
+    }
+
+    /// Stops every stdio child (shutdown).
+    pub async fn stop_children(&self) {
+        for (slot, link) in self.links.iter().enumerate() {
+            if let (Some(child), Some(exited)) =
+                (link.child.swap(None), self.exits.borrow_mut()[slot].take())
+            {
+                child::terminate(&child, &exited).await;
+            }
+        }
     }
 
     fn schedule_reconnect(self: &Rc<Self>, slot: usize) {
@@ -189,8 +278,12 @@ impl Control {
                 }
             }
             Task::Refresh(slot) => {
-                let pool = self.pools.get(&self.links[slot]);
-                match fetch::fetch_lists(&pool, self.limits()).await {
+                let link = &self.links[slot];
+                let fetched = match Route::to(link, &self.pools) {
+                    Ok(route) => fetch::fetch_lists(&route, link, self.limits()).await,
+                    Err(e) => Err(e),
+                };
+                match fetched {
                     Ok(lists) => {
                         self.lists.borrow_mut()[slot] = Some(Arc::new(lists));
                         self.publish();
@@ -260,7 +353,10 @@ impl Control {
             monoio::select! {
                 r = reports.recv() => match r {
                     Ok(report) => self.on_report(report),
-                    Err(_) => return,
+                    Err(_) => {
+                        self.stop_children().await;
+                        return;
+                    }
                 },
                 t = tasks.recv() => if let Some(task) = t {
                     let me = self.clone();

@@ -39,7 +39,6 @@ pub fn http_limits(snap: &Snapshot) -> HttpLimits {
         header_read_timeout: l.header_read_timeout,
         idle_timeout: l.idle_timeout,
         max_sse_event_bytes: l.max_sse_event_bytes,
-        ..HttpLimits::default()
     }
 }
 
@@ -176,7 +175,7 @@ async fn stream_relay<S: AsyncReadRent + AsyncWriteRent>(
     gw: &Gateway,
     w: &Worker,
     conn: &mut ServerConn<S>,
-    mut relay: Relay,
+    mut relay: Box<Relay>,
 ) -> bool {
     let headers = [
         ("content-type", &b"text/event-stream"[..]),

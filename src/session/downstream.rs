@@ -36,6 +36,46 @@ pub struct DownSession {
     pub epoch: u64,
 }
 
+/// A message for a stdio downstream's child, sent from any thread to the task that owns its pipes.
+#[derive(Debug)]
+pub enum ChildMsg {
+    /// Write a request and deliver what the child says about it to `events`.
+    Request {
+        /// The message (one JSON-RPC request; newlines are flattened before writing).
+        body: Bytes,
+        /// Its raw id token, as the child will echo it.
+        id: Bytes,
+        /// Its raw progress token, if the request asked for progress.
+        progress: Option<Bytes>,
+        /// Where notifications and the response go.
+        events: async_channel::Sender<ChildEvent>,
+    },
+    /// Write a message that expects no reply (notifications, responses to the child's requests).
+    Send(Bytes),
+    /// Stop routing for a request the caller gave up on (timeout).
+    Forget(Bytes),
+}
+
+/// What a stdio child said about one request.
+#[derive(Debug, Clone)]
+pub enum ChildEvent {
+    /// A notification tied to the request (progress).
+    Notification(Bytes),
+    /// The response.
+    Response(Bytes),
+    /// The child exited or its output became unreadable before responding.
+    Closed(String),
+}
+
+/// The way to reach a running stdio child.
+#[derive(Debug)]
+pub struct ChildChannel {
+    /// Messages for the child's owner task (on the control thread).
+    pub tx: async_channel::Sender<ChildMsg>,
+    /// The child's process id (logs, admin API).
+    pub pid: u32,
+}
+
 /// Health of a downstream as the admin API reports it.
 #[derive(Debug, Clone, Default)]
 pub struct Health {
@@ -63,6 +103,8 @@ pub struct ServerLink {
     pub session: ArcSwapOption<DownSession>,
     /// The server's resolved address (resolved on the control thread: DNS never runs on a worker).
     pub addr: ArcSwapOption<SocketAddr>,
+    /// For stdio servers: the running child, `None` while it is down.
+    pub child: ArcSwapOption<ChildChannel>,
     /// Whether the server is currently believed reachable.
     up: AtomicBool,
     /// Counts re-initializations.
@@ -73,16 +115,22 @@ pub struct ServerLink {
 impl ServerLink {
     /// A link for a configured server, not yet connected.
     pub fn new(slot: usize, config: Arc<ServerConfig>) -> Self {
+        let transport = match config.transport {
+            crate::config::Transport::Stdio => "stdio",
+            crate::config::Transport::Http => "streamable-http",
+            crate::config::Transport::Sse => "http+sse",
+        };
         ServerLink {
             slot,
             name: Arc::from(config.name.as_str()),
             config,
             session: ArcSwapOption::empty(),
             addr: ArcSwapOption::empty(),
+            child: ArcSwapOption::empty(),
             up: AtomicBool::new(false),
             epochs: AtomicU64::new(0),
             health: Mutex::new(Health {
-                transport: "streamable-http",
+                transport,
                 era: "legacy",
                 ..Health::default()
             }),

@@ -2,13 +2,14 @@
 //! a downstream cancellation, and yield what the downstream says until its response.
 //!
 //! Key types: [`CallSpec`] (what to send, with the gateway-minted id already spliced in), [`Call`]
-//! (the exchange in progress), [`CallEvent`].
+//! (the exchange in progress, over HTTP or a stdio child), [`CallEvent`].
 //!
 //! Invariants: the deadline is per call and is reset by every progress notification; when it fires,
-//! `notifications/cancelled` for the minted id is sent downstream off the caller's path and the
+//! `notifications/cancelled` for the minted id is sent downstream off the caller's path and the HTTP
 //! connection is dropped (never reused mid-reply). A call is retried at most once: on a pooled
 //! connection the server had closed while idle (nothing was processed), and after a session
-//! re-initialization only when the method is safe to repeat (lists and reads).
+//! re-initialization only when the method is safe to repeat (lists and reads). A stdio child that
+//! exits fails its pending calls at once.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -20,25 +21,30 @@ use smallvec::SmallVec;
 use super::exchange::{post, Reply, ReplyLimits, SseReply};
 use super::handshake;
 use super::pool::{Conn, Pool};
+use super::route::Route;
 use super::UpstreamError;
-use crate::session::downstream::DownSession;
-use crate::wire::{self, encode, method, Kind};
+use crate::session::downstream::{ChildChannel, ChildEvent, ChildMsg, DownSession, ServerLink};
+use crate::wire::{self, encode, method, rewrite, Kind};
 
 /// What to forward.
 pub struct CallSpec {
-    /// The pool (and through it the link) of the owning server.
-    pub pool: Rc<Pool>,
+    /// How to reach the owning server from this thread.
+    pub route: Route,
+    /// The owning server.
+    pub link: Arc<ServerLink>,
     /// The message, as pieces to write (original bytes with the id and name spliced).
     pub body: SmallVec<[Bytes; 7]>,
     /// The gateway-minted id the downstream sees.
     pub minted_id: u64,
+    /// The progress token the downstream sees (stdio: gateway-minted), if progress was asked for.
+    pub progress: Option<Bytes>,
     /// Whether the call may be repeated after a session re-initialization (lists and reads).
     pub retry_safe: bool,
     /// Deadline for the call, reset by progress.
     pub timeout: Duration,
     /// Reply size limits.
     pub limits: ReplyLimits,
-    /// `serverInfo.name`-style client name for a re-initialization.
+    /// The gateway's client name, for a re-initialization.
     pub client_name: Arc<str>,
 }
 
@@ -51,32 +57,45 @@ pub enum CallEvent {
     Response(Bytes),
 }
 
+/// Where the reply is coming from.
+enum Source {
+    /// Not sent yet.
+    None,
+    /// A whole JSON body, already read.
+    Json(Bytes),
+    /// An SSE reply being read from an HTTP connection.
+    Sse(Conn, Box<SseReply>),
+    /// Events from a stdio child's owner task.
+    Child(async_channel::Receiver<ChildEvent>),
+}
+
 /// A call that has been sent and whose reply is being read.
 pub struct Call {
     spec: CallSpec,
-    conn: Option<Conn>,
-    sse: Option<SseReply>,
-    pending: Option<Bytes>,
+    source: Source,
     deadline: Instant,
     /// Time spent waiting on the downstream (for the gateway-vs-downstream split).
     pub downstream_time: Duration,
 }
 
 impl Call {
-    /// Sends the call and reads the reply head, handling stale connections and session expiry.
+    /// Sends the call, handling stale connections and session expiry.
     pub async fn start(spec: CallSpec) -> Result<Call, UpstreamError> {
         let deadline = Instant::now() + spec.timeout;
         let mut call = Call {
             spec,
-            conn: None,
-            sse: None,
-            pending: None,
+            source: Source::None,
             deadline,
             downstream_time: Duration::ZERO,
         };
+        if let Route::Stdio(child) = &call.spec.route {
+            let child = child.clone();
+            call.send_to_child(&child).await?;
+            return Ok(call);
+        }
         let mut reinitialized = false;
         loop {
-            match call.send_once().await {
+            match call.send_http().await {
                 Err(UpstreamError::SessionExpired) if !reinitialized => {
                     reinitialized = true;
                     call.reinitialize().await?;
@@ -93,10 +112,40 @@ impl Call {
         }
     }
 
-    /// One attempt: acquire, post, classify. Retries once on a stale pooled connection.
-    async fn send_once(&mut self) -> Result<(), UpstreamError> {
+    async fn send_to_child(&mut self, child: &ChildChannel) -> Result<(), UpstreamError> {
+        let (events, rx) = async_channel::unbounded();
+        let msg = ChildMsg::Request {
+            body: rewrite::concat(&self.spec.body),
+            id: self.minted(),
+            progress: self.spec.progress.clone(),
+            events,
+        };
+        child
+            .tx
+            .send(msg)
+            .await
+            .map_err(|_| UpstreamError::Unreachable("the server process is not running".into()))?;
+        self.source = Source::Child(rx);
+        Ok(())
+    }
+
+    fn minted(&self) -> Bytes {
+        Bytes::copy_from_slice(rewrite::format_u64_id(self.spec.minted_id).as_bytes())
+    }
+
+    fn pool(&self) -> Option<Rc<Pool>> {
+        match &self.spec.route {
+            Route::Http(p) => Some(p.clone()),
+            Route::Stdio(_) => None,
+        }
+    }
+
+    /// One HTTP attempt: acquire, post, classify. Retries once on a stale pooled connection.
+    async fn send_http(&mut self) -> Result<(), UpstreamError> {
         let session = self.session()?;
-        let pool = self.spec.pool.clone();
+        let pool = self
+            .pool()
+            .ok_or_else(|| UpstreamError::Protocol("not an HTTP server".into()))?;
         let (mut conn, mut pooled) = pool.acquire().await?;
         loop {
             let started = Instant::now();
@@ -104,7 +153,7 @@ impl Call {
                 self.remaining(),
                 post(
                     &mut conn,
-                    pool.link(),
+                    &self.spec.link,
                     Some(&session),
                     &self.spec.body,
                     self.spec.limits,
@@ -120,18 +169,19 @@ impl Call {
                     pooled = false;
                 }
                 Ok(Err(e)) => return Err(e),
-                Ok(Ok((reply, _))) => {
-                    match reply {
-                        Reply::Json(body) => self.pending = Some(body),
-                        Reply::Accepted => {
-                            return Err(UpstreamError::Protocol(
-                                "202 Accepted where a response was due".into(),
-                            ))
-                        }
-                        Reply::Sse(sse) => self.sse = Some(sse),
-                    }
-                    self.conn = Some(conn);
+                Ok(Ok((Reply::Json(body), _))) => {
+                    pool.release(conn);
+                    self.source = Source::Json(body);
                     return Ok(());
+                }
+                Ok(Ok((Reply::Sse(sse), _))) => {
+                    self.source = Source::Sse(conn, sse);
+                    return Ok(());
+                }
+                Ok(Ok((Reply::Accepted, _))) => {
+                    return Err(UpstreamError::Protocol(
+                        "202 Accepted where a response was due".into(),
+                    ))
                 }
             }
         }
@@ -139,8 +189,7 @@ impl Call {
 
     fn session(&self) -> Result<Arc<DownSession>, UpstreamError> {
         self.spec
-            .pool
-            .link()
+            .link
             .session
             .load_full()
             .ok_or_else(|| UpstreamError::Unreachable("no session with the server yet".into()))
@@ -149,7 +198,7 @@ impl Call {
     /// Re-initializes the downstream session unless another worker already did.
     async fn reinitialize(&mut self) -> Result<(), UpstreamError> {
         let used = self.session()?.epoch;
-        let link = self.spec.pool.link().clone();
+        let link = self.spec.link.clone();
         if link
             .session
             .load()
@@ -159,7 +208,13 @@ impl Call {
             return Ok(());
         }
         log::info!("server '{}': session expired; re-initializing", link.name);
-        handshake::initialize(&self.spec.pool, &self.spec.client_name, self.spec.limits).await?;
+        handshake::initialize(
+            &self.spec.route,
+            &link,
+            &self.spec.client_name,
+            self.spec.limits,
+        )
+        .await?;
         Ok(())
     }
 
@@ -169,17 +224,15 @@ impl Call {
 
     /// The next thing the downstream says about this call.
     pub async fn next(&mut self) -> Result<CallEvent, UpstreamError> {
-        if let Some(body) = self.pending.take() {
-            if let Some(conn) = self.conn.take() {
-                self.spec.pool.release(conn);
+        if matches!(self.source, Source::Json(_)) {
+            if let Source::Json(body) = std::mem::replace(&mut self.source, Source::None) {
+                return Ok(CallEvent::Response(body));
             }
-            return Ok(CallEvent::Response(body));
         }
         loop {
-            let msg = self.read_sse_message().await?;
-            let env = wire::parse(&msg).map_err(|_| {
-                UpstreamError::Protocol("invalid JSON-RPC on the SSE stream".into())
-            })?;
+            let msg = self.read_message().await?;
+            let env = wire::parse(&msg)
+                .map_err(|_| UpstreamError::Protocol("invalid JSON-RPC from the server".into()))?;
             match env.kind {
                 Kind::Response | Kind::Error => {
                     self.finish_stream();
@@ -191,41 +244,63 @@ impl Call {
                     }
                     return Ok(CallEvent::Notification(msg));
                 }
-                Kind::Request => self.refuse_server_request(&msg, &env),
+                Kind::Request => {
+                    if let Some(reply) = super::answer_server_request(&msg, &env) {
+                        self.send_detached(reply);
+                    }
+                }
             }
         }
     }
 
-    async fn read_sse_message(&mut self) -> Result<Bytes, UpstreamError> {
-        let (Some(conn), Some(sse)) = (self.conn.as_mut(), self.sse.as_mut()) else {
-            return Err(UpstreamError::Protocol("reply already consumed".into()));
-        };
+    /// Reads the next message from the SSE reply or the child, within the deadline.
+    async fn read_message(&mut self) -> Result<Bytes, UpstreamError> {
         let started = Instant::now();
-        let read = monoio::time::timeout(
-            self.deadline.saturating_duration_since(started),
-            sse.next_message(conn),
-        )
-        .await;
+        let remaining = self.remaining();
+        let read = match &mut self.source {
+            Source::Sse(conn, sse) => {
+                match monoio::time::timeout(remaining, sse.next_message(conn)).await {
+                    Err(_) => None,
+                    Ok(Err(e)) => return Err(e),
+                    Ok(Ok(None)) => {
+                        return Err(UpstreamError::Protocol(
+                            "SSE stream ended before the response".into(),
+                        ))
+                    }
+                    Ok(Ok(Some(msg))) => Some(msg),
+                }
+            }
+            Source::Child(rx) => match monoio::time::timeout(remaining, rx.recv()).await {
+                Err(_) => None,
+                Ok(Ok(ChildEvent::Notification(m) | ChildEvent::Response(m))) => Some(m),
+                Ok(Ok(ChildEvent::Closed(why))) => return Err(UpstreamError::Unreachable(why)),
+                Ok(Err(_)) => {
+                    return Err(UpstreamError::Unreachable(
+                        "the server process is gone".into(),
+                    ))
+                }
+            },
+            Source::None | Source::Json(_) => {
+                return Err(UpstreamError::Protocol("reply already consumed".into()))
+            }
+        };
         self.downstream_time += started.elapsed();
         match read {
-            Err(_) => {
-                self.conn = None;
+            Some(msg) => Ok(msg),
+            None => {
+                // Dropping an HTTP connection mid-reply is the only safe way to abandon it.
+                self.source = Source::None;
                 self.cancel_downstream();
                 Err(UpstreamError::Timeout)
             }
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(None)) => Err(UpstreamError::Protocol(
-                "SSE stream ended before the response".into(),
-            )),
-            Ok(Ok(Some(msg))) => Ok(msg),
         }
     }
 
     /// After the response on an SSE reply, drain the rest of the stream in the background so the
     /// connection can return to the pool (servers close the stream right after the response).
     fn finish_stream(&mut self) {
-        if let (Some(mut conn), Some(mut sse)) = (self.conn.take(), self.sse.take()) {
-            let pool = self.spec.pool.clone();
+        if let Source::Sse(mut conn, mut sse) = std::mem::replace(&mut self.source, Source::None) {
+            let Some(pool) = self.pool() else { return };
             monoio::spawn(async move {
                 let drained = monoio::time::timeout(Duration::from_secs(5), async {
                     while let Ok(Some(_)) = sse.next_message(&mut conn).await {}
@@ -238,51 +313,42 @@ impl Call {
         }
     }
 
-    /// The gateway declared no client capabilities downstream, so server-to-client requests other
-    /// than `ping` are refused with -32601 (ping gets its empty result), off the caller's path.
-    fn refuse_server_request(&self, msg: &Bytes, env: &wire::Envelope) {
-        let Some((id, _)) = env.id else { return };
-        let id = id.get(msg);
-        let reply = if env.method(msg) == Some(method::PING) {
-            encode::result_response(id, b"{}")
-        } else {
-            encode::error_response(
-                Some(id),
-                wire::code::METHOD_NOT_FOUND,
-                "the gateway does not relay this request to clients",
-                None,
-            )
-        };
-        self.send_detached(reply);
-    }
-
     /// Tells the downstream to stop working on this call (its deadline passed).
     fn cancel_downstream(&self) {
         let mut params = b"{\"requestId\":".to_vec();
-        params.extend_from_slice(wire::rewrite::format_u64_id(self.spec.minted_id).as_bytes());
+        params.extend_from_slice(rewrite::format_u64_id(self.spec.minted_id).as_bytes());
         params.extend_from_slice(b",\"reason\":\"timeout\"}");
+        if let Route::Stdio(child) = &self.spec.route {
+            let _ = child.tx.try_send(ChildMsg::Forget(self.minted()));
+        }
         self.send_detached(encode::notification(method::CANCELLED, Some(&params)));
     }
 
-    /// Posts a message downstream on its own task; the caller does not wait for it.
+    /// Sends a message downstream on its own task; the caller does not wait for it.
     fn send_detached(&self, message: Bytes) {
-        let pool = self.spec.pool.clone();
-        let limits = self.spec.limits;
-        monoio::spawn(async move {
-            let Some(session) = pool.link().session.load_full() else {
-                return;
-            };
-            let Ok((mut conn, _)) = pool.acquire().await else {
-                return;
-            };
-            let sent = monoio::time::timeout(
-                Duration::from_secs(5),
-                post(&mut conn, pool.link(), Some(&session), &[message], limits),
-            )
-            .await;
-            if let Ok(Ok((Reply::Accepted, _))) = sent {
-                pool.release(conn);
+        match &self.spec.route {
+            Route::Stdio(child) => {
+                let _ = child.tx.try_send(ChildMsg::Send(message));
             }
-        });
+            Route::Http(pool) => {
+                let (pool, link, limits) = (pool.clone(), self.spec.link.clone(), self.spec.limits);
+                monoio::spawn(async move {
+                    let Some(session) = link.session.load_full() else {
+                        return;
+                    };
+                    let Ok((mut conn, _)) = pool.acquire().await else {
+                        return;
+                    };
+                    let sent = monoio::time::timeout(
+                        Duration::from_secs(5),
+                        post(&mut conn, &link, Some(&session), &[message], limits),
+                    )
+                    .await;
+                    if let Ok(Ok((Reply::Accepted, _))) = sent {
+                        pool.release(conn);
+                    }
+                });
+            }
+        }
     }
 }

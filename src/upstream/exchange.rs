@@ -32,7 +32,7 @@ pub enum Reply {
     /// `202 Accepted`: the message was a notification or response; nothing follows.
     Accepted,
     /// An SSE stream: read it with [`SseReply::next_message`].
-    Sse(SseReply),
+    Sse(Box<SseReply>),
 }
 
 /// Limits that apply to reading replies.
@@ -121,10 +121,8 @@ async fn classify(
     }
     let content_type = head.header("content-type").unwrap_or(b"");
     if starts_with_ignore_case(content_type, TEXT_EVENT_STREAM.as_bytes()) {
-        return Ok(Reply::Sse(SseReply::new(
-            conn.body_state(&head),
-            limits.max_event,
-        )));
+        let reply = SseReply::new(conn.body_state(&head), limits.max_event);
+        return Ok(Reply::Sse(Box::new(reply)));
     }
     let body = conn
         .read_body(&head, limits.max_body)

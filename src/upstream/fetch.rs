@@ -6,21 +6,28 @@
 use simd_json::prelude::*;
 use simd_json::OwnedValue;
 
-use super::exchange::{collect_response, post, ReplyLimits};
-use super::pool::Pool;
+use bytes::Bytes;
+
+use super::exchange::ReplyLimits;
+use super::route::Route;
 use super::UpstreamError;
 use crate::catalog::{offers, ListKind, ServerLists};
+use crate::session::downstream::ServerLink;
 use crate::wire::encode;
 
 /// Most pages read from one list of one server (guards against a cursor loop).
 pub const MAX_PAGES: usize = 1000;
 
 /// Fetches every list the server's capabilities offer.
-pub async fn fetch_lists(pool: &Pool, limits: ReplyLimits) -> Result<ServerLists, UpstreamError> {
+pub async fn fetch_lists(
+    route: &Route,
+    link: &ServerLink,
+    limits: ReplyLimits,
+) -> Result<ServerLists, UpstreamError> {
     let mut lists = ServerLists::default();
     for kind in ListKind::ALL {
-        if offers(pool.link(), kind) {
-            lists.items[kind as usize] = fetch_list(pool, kind, limits).await?;
+        if offers(link, kind) {
+            lists.items[kind as usize] = fetch_list(route, link, kind, limits).await?;
         }
     }
     Ok(lists)
@@ -28,15 +35,11 @@ pub async fn fetch_lists(pool: &Pool, limits: ReplyLimits) -> Result<ServerLists
 
 /// Fetches all pages of one list.
 pub async fn fetch_list(
-    pool: &Pool,
+    route: &Route,
+    link: &ServerLink,
     kind: ListKind,
     limits: ReplyLimits,
 ) -> Result<Vec<OwnedValue>, UpstreamError> {
-    let link = pool.link();
-    let session = link
-        .session
-        .load_full()
-        .ok_or_else(|| UpstreamError::Protocol("no session".into()))?;
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     for page in 0..MAX_PAGES {
@@ -48,10 +51,7 @@ pub async fn fetch_list(
         });
         let id = format!("\"ringgate-list-{page}\"");
         let req = encode::request(id.as_bytes(), kind.method(), params.as_deref());
-        let (mut conn, _) = pool.acquire().await?;
-        let (reply, _) = post(&mut conn, link, Some(&session), &[req], limits).await?;
-        let body = collect_response(&mut conn, reply).await?;
-        pool.release(conn);
+        let body = route.request(link, req, Bytes::from(id), limits).await?;
         let (mut page_items, next) = parse_page(&body, kind)?;
         items.append(&mut page_items);
         match next {

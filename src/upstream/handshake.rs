@@ -12,10 +12,14 @@ use simd_json::prelude::*;
 
 use super::exchange::{collect_response, post, Reply, ReplyLimits};
 use super::pool::Pool;
+use super::route::Route;
 use super::UpstreamError;
-use crate::session::downstream::DownSession;
+use crate::session::downstream::{DownSession, ServerLink};
 use crate::session::versions;
 use crate::wire::{encode, method};
+
+/// The id of the gateway's `initialize` request (a string: never collides with minted numeric ids).
+const INIT_ID: &[u8] = b"\"ringgate-init\"";
 
 /// Builds the `initialize` request the gateway sends downstream.
 fn initialize_request(client_name: &str) -> Bytes {
@@ -27,11 +31,41 @@ fn initialize_request(client_name: &str) -> Bytes {
     params.extend_from_slice(b",\"version\":\"");
     params.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
     params.extend_from_slice(b"\"}}");
-    encode::request(b"\"ringgate-init\"", method::INITIALIZE, Some(&params))
+    encode::request(INIT_ID, method::INITIALIZE, Some(&params))
 }
 
-/// Runs the handshake on a connection from `pool` and publishes the new session on the link.
+/// Runs the handshake over `route` and publishes the new session on the link.
 pub async fn initialize(
+    route: &Route,
+    link: &Arc<ServerLink>,
+    client_name: &str,
+    limits: ReplyLimits,
+) -> Result<Arc<DownSession>, UpstreamError> {
+    match route {
+        Route::Http(pool) => initialize_http(pool, client_name, limits).await,
+        Route::Stdio(_) => {
+            let req = initialize_request(client_name);
+            let body = route
+                .request(link, req, Bytes::from_static(INIT_ID), limits)
+                .await?;
+            let mut session = parse_initialize_result(&body)?;
+            session.epoch = link.next_epoch();
+            let session = Arc::new(session);
+            link.session.store(Some(session.clone()));
+            route
+                .notify(
+                    link,
+                    encode::notification(method::INITIALIZED, None),
+                    limits,
+                )
+                .await?;
+            Ok(session)
+        }
+    }
+}
+
+/// The HTTP handshake: on a fresh connection, because the session id arrives as a reply header.
+pub async fn initialize_http(
     pool: &Pool,
     client_name: &str,
     limits: ReplyLimits,
@@ -47,6 +81,10 @@ pub async fn initialize(
     )
     .await?;
     let body = collect_response(&mut conn, reply).await?;
+    if !conn.is_reusable() {
+        // The reply was an SSE stream still open after the response: use a fresh connection.
+        conn = pool.open().await?;
+    }
     let mut session = parse_initialize_result(&body)?;
     session.id = session_id;
     session.epoch = link.next_epoch();

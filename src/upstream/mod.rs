@@ -17,15 +17,38 @@
 //! [`ServerLink`]: crate::session::downstream::ServerLink
 
 pub mod call;
+pub mod child;
 pub mod exchange;
 pub mod fetch;
 pub mod handshake;
 pub mod pool;
+pub mod route;
 pub mod watch;
 
 use std::fmt;
 
+use bytes::Bytes;
+
 use crate::error::{ErrorKind, GatewayError};
+use crate::wire::{self, encode, method};
+
+/// The gateway's answer to a request a downstream sent it (server-to-client). The gateway declares
+/// no client capabilities downstream, so only `ping` is answered; everything else gets -32601.
+/// Routing these to the client that caused them arrives with server-to-client support.
+pub fn answer_server_request(msg: &[u8], env: &wire::Envelope) -> Option<Bytes> {
+    let (id, _) = env.id?;
+    let id = id.get(msg);
+    Some(if env.method(msg) == Some(method::PING) {
+        encode::result_response(id, b"{}")
+    } else {
+        encode::error_response(
+            Some(id),
+            wire::code::METHOD_NOT_FOUND,
+            "the gateway does not relay this request to clients",
+            None,
+        )
+    })
+}
 
 /// Why a downstream exchange failed, before it is worded for a client.
 #[derive(Debug)]

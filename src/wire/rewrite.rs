@@ -32,13 +32,14 @@ pub type Pieces = SmallVec<[Bytes; 7]>;
 /// Applies `edits` to `buf` and returns the pieces of the result, in order.
 ///
 /// Edits are sorted here by span start; they must not overlap (debug-asserted; in release an
-/// overlapping edit is trimmed to start where the previous one ended).
+/// overlapping edit is trimmed to start where the previous one ended). The replacements are
+/// moved into the result, leaving empty `Bytes` in `edits`.
 pub fn splice(buf: &Bytes, edits: &mut [Splice]) -> Pieces {
     edits.sort_unstable_by_key(|(span, _)| span.start);
     let len = buf.len();
     let mut pieces = Pieces::new();
     let mut cursor = 0usize;
-    for (span, replacement) in edits.iter() {
+    for (span, replacement) in edits.iter_mut() {
         debug_assert!(span.start <= span.end, "reversed span {span:?}");
         debug_assert!(
             span.end as usize <= len,
@@ -54,7 +55,9 @@ pub fn splice(buf: &Bytes, edits: &mut [Splice]) -> Pieces {
             pieces.push(buf.slice(cursor..start));
         }
         if !replacement.is_empty() {
-            pieces.push(replacement.clone());
+            // Moved, not cloned: cloning a Vec-backed `Bytes` would promote it to a shared,
+            // refcounted allocation.
+            pieces.push(std::mem::take(replacement));
         }
         cursor = end;
     }

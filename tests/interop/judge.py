@@ -17,11 +17,17 @@ import sys
 from typing import Any, NoReturn
 
 WORK = ""
+PROBLEMS: list[str] = []
 
 
 def die(msg: str) -> NoReturn:
-    print(msg)
+    print("; ".join(PROBLEMS + [msg]))
     sys.exit(1)
+
+
+def problem(msg: str) -> None:
+    """Records a failed expectation and carries on, so one run reports all of them."""
+    PROBLEMS.append(msg)
 
 
 def load(name: str) -> Any:
@@ -54,16 +60,32 @@ def call_of(r: dict[str, Any], name: str) -> dict[str, Any]:
     die(f"no report for the call of {name}")
 
 
-def ok_call(r: dict[str, Any], name: str, expect_text: str) -> dict[str, Any]:
+def ok_call(r: dict[str, Any], name: str, expect_text: str) -> dict[str, Any] | None:
+    """The call returned a non-error result with text containing expect_text."""
     c = call_of(r, name)
     if "error" in c:
         e = c["error"]
-        die(f"tools/call {name}: expected a result, got JSON-RPC error {e['code']}: {e['message']}")
-    if c.get("is_error"):
-        die(f"tools/call {name}: expected a result, got isError with {c['texts']}")
-    if not any(expect_text in t for t in c["texts"]):
-        die(f"tools/call {name}: expected text containing {expect_text!r}, got {c['texts']}")
-    return c
+        problem(f"tools/call {name}: expected a result, got JSON-RPC error {e['code']}: {e['message']}")
+    elif c.get("is_error"):
+        problem(f"tools/call {name}: expected a result, got isError with {c['texts']}")
+    elif not any(expect_text in t for t in c["texts"]):
+        problem(f"tools/call {name}: expected text containing {expect_text!r}, got {c['texts']}")
+    else:
+        return c
+    return None
+
+
+def error_naming_server(r: dict[str, Any], tool: str, server: str, when: str) -> None:
+    """The call failed with a JSON-RPC error that names the server by itself (not only
+    inside the echoed tool name)."""
+    c = call_of(r, tool)
+    if "error" not in c:
+        problem(f"tools/call {tool} {when}: expected a JSON-RPC error, got a result {c}")
+        return
+    e = c["error"]
+    said = f"{e['code']}: {e['message']} (data: {json.dumps(e.get('data'))})"
+    if server not in (e["message"] + " " + json.dumps(e.get("data"))).replace(tool, ""):
+        problem(f"tools/call {tool} {when}: expected a JSON-RPC error naming server {server!r}, got {said}")
 
 
 def require_peer_tools(r: dict[str, Any], what: str, peers: list[tuple[str, str]]) -> None:
@@ -72,7 +94,7 @@ def require_peer_tools(r: dict[str, Any], what: str, peers: list[tuple[str, str]
         want = prefixed(prefix, load(ref)["tools"])
         missing = sorted(want - listed)
         if missing:
-            die(
+            problem(
                 f"{what}: tools/list lacks {len(missing)} of the {len(want)} {prefix} tools, "
                 f"e.g. {missing[:5]}; listed {len(listed)}: {sorted(listed)[:12]}"
             )
@@ -96,11 +118,11 @@ def legacy(ev: str, py: str, demo: str) -> None:
     require_peer_tools(r, "legacy mode", [(ev, "direct_everything"), (py, "direct_pysdk")])
     bare = [n for n in names if "__" not in n]
     if bare:
-        die(f"tools listed without a server prefix: {bare[:5]}")
+        problem(f"tools listed without a server prefix: {bare[:5]}")
     ok_call(r, f"{ev}__get-sum", "42")
     c = ok_call(r, f"{py}__add", "42")
-    if c.get("structured") not in (None, {"result": 42}):
-        die(f"{py}__add: structuredContent {c['structured']}, expected {{'result': 42}}")
+    if c and c.get("structured") not in (None, {"result": 42}):
+        problem(f"{py}__add: structuredContent {c['structured']}, expected {{'result': 42}}")
     ok_call(r, f"{demo}__add", "42")
 
 
@@ -135,18 +157,10 @@ def auto(ev: str, py: str) -> None:
     print(f"{what}: ok", file=sys.stderr)
 
 
-def dead(ev: str, py: str, demo: str) -> None:
-    r = load("dead")
-    no_fatal(r, "client after killing the Python peer")
-    tool = f"{py}__add"
-    c = call_of(r, tool)
-    if "error" not in c:
-        die(f"{tool} after its server died: expected a JSON-RPC error, got a result {c}")
-    e = c["error"]
-    said = f"{e['code']}: {e['message']} (data: {json.dumps(e.get('data'))})"
-    # The server's name must appear by itself, not just inside the echoed tool name.
-    if py not in (e["message"] + " " + json.dumps(e.get("data"))).replace(tool, ""):
-        die(f"{tool} after its server died: expected an error naming server {py!r}, got {said}")
+def dead(report: str, when: str, ev: str, py: str, demo: str) -> None:
+    r = load(report)
+    no_fatal(r, f"client {when}")
+    error_naming_server(r, f"{py}__add", py, when)
     ok_call(r, f"{ev}__get-sum", "42")
     ok_call(r, f"{demo}__add", "42")
 
@@ -169,15 +183,28 @@ def servers_down(py: str, ev: str) -> None:
 def metrics(ev: str) -> None:
     t = text("metrics.txt")
     lbl = re.escape(f'server="{ev}"')
-    m = re.search(r"^ringgate_downstream_calls_total\{" + lbl + r"\}\s+(\S+)\s*$", t, re.M)
+    m = re.findall(r"^ringgate_downstream_calls_total\{" + lbl + r"\}\s+(\S+)\s*$", t, re.M)
     if not m:
         found = [ln for ln in t.splitlines() if ln.startswith("ringgate_downstream_calls_total")]
-        die(f'no ringgate_downstream_calls_total{{server="{ev}"}} sample; found {found[:6]}')
-    if float(m.group(1)) < 1:
-        die(f'ringgate_downstream_calls_total{{server="{ev}"}} is {m.group(1)}, expected >= 1 after several calls')
+        problem(f'no ringgate_downstream_calls_total{{server="{ev}"}} sample; found {found[:6]}')
+    elif len(m) > 1 or float(m[0]) < 1:
+        problem(f'ringgate_downstream_calls_total{{server="{ev}"}} is {m}, expected one sample >= 1 after several calls')
     if not re.search(r"^ringgate_server_call_seconds\w*\{[^}]*" + lbl, t, re.M):
         found = [ln for ln in t.splitlines() if ln.startswith("ringgate_server_call_seconds")]
-        die(f'no ringgate_server_call_seconds line for server="{ev}"; found {found[:6]}')
+        problem(f'no ringgate_server_call_seconds line for server="{ev}"; found {found[:6]}')
+
+
+def metrics_unique() -> None:
+    """Every series (metric name + label set) is exposed once, as Prometheus requires."""
+    seen: dict[str, int] = {}
+    for ln in text("metrics.txt").splitlines():
+        if not ln or ln.startswith("#"):
+            continue
+        series = ln.rsplit(None, 1)[0]
+        seen[series] = seen.get(series, 0) + 1
+    dups = [f"{k} x{n}" for k, n in seen.items() if n > 1]
+    if dups:
+        problem(f"/metrics exposes {len(dups)} series more than once, e.g. {dups[:4]}")
 
 
 CHECKS = {
@@ -188,6 +215,7 @@ CHECKS = {
     "dead": dead,
     "servers_down": servers_down,
     "metrics": metrics,
+    "metrics_unique": metrics_unique,
 }
 
 
@@ -197,6 +225,9 @@ def main() -> None:
         die(f"usage: judge.py WORKDIR {{{'|'.join(CHECKS)}}} [ARGS...]")
     WORK = sys.argv[1]
     CHECKS[sys.argv[2]](*sys.argv[3:])
+    if PROBLEMS:
+        print("; ".join(PROBLEMS))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -252,9 +252,10 @@ say "starting gateways"
 start gateway "$BIN" serve --config "$WORK/main.toml"
 start gateway_paged "$BIN" serve --config "$WORK/paged.toml"
 
-# wait_ready NAME ADMIN_URL : polls /readyz until 200 (deadline READY_TIMEOUT)
+# wait_ready NAME ADMIN_URL : polls /readyz until 200, up to the shared GW_DEADLINE
+GW_DEADLINE=$((SECONDS + READY_TIMEOUT))
 wait_ready() {
-  local name=$1 admin=$2 deadline=$((SECONDS + READY_TIMEOUT)) code
+  local name=$1 admin=$2 code
   while :; do
     code="$(http_code "$admin/readyz")"
     [ "$code" = 200 ] && return 0
@@ -262,8 +263,8 @@ wait_ready() {
       REASON="gateway process exited (see $name.log)"
       return 1
     fi
-    if [ $SECONDS -ge $deadline ]; then
-      REASON="GET /readyz still $code after ${READY_TIMEOUT}s: $(curl -s --max-time 5 "$admin/readyz" | head -c 300); /v1/servers: $(curl -s --max-time 5 "$admin/v1/servers" | head -c 1500)"
+    if [ $SECONDS -ge $GW_DEADLINE ]; then
+      REASON="GET /readyz still $code ${READY_TIMEOUT}s after start: $(curl -s --max-time 5 "$admin/readyz" | head -c 300); GET /v1/servers: $(curl -s --max-time 5 "$admin/v1/servers" | head -c 1500)"
       return 1
     fi
     sleep 0.1
@@ -387,10 +388,11 @@ c_oversized_body() {
   fi
 }
 
-# 7. Killing the Python peer: its tool fails with a JSON-RPC error naming it, the others
-#    keep working, and /v1/servers shows it down with a lastError.
+# 7. Killing the Python peer: calls to its tool fail with a JSON-RPC error naming it
+#    (right after the kill, and again once the gateway has marked it down), the other
+#    servers keep working, and /v1/servers shows it down with a lastError.
 c_dead_downstream() {
-  local pid=${PID[pysdk]} deadline
+  local pid=${PID[pysdk]} deadline fails=()
   kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   deadline=$((SECONDS + 10))
@@ -405,15 +407,27 @@ c_dead_downstream() {
     --call "${S_PY}__add" '{"a": 1, "b": 2}' \
     --call "${S_EV}__get-sum" '{"a": 20, "b": 22}' \
     --call "${S_DEMO}__add" '{"a": 21, "b": 21}'
-  judge dead "$S_EV" "$S_PY" "$S_DEMO" || return 1
+  judge dead dead "right after its server was killed" "$S_EV" "$S_PY" "$S_DEMO" || fails+=("$REASON")
   # The gateway may notice asynchronously: poll /v1/servers with a deadline.
   deadline=$((SECONDS + 20))
   while :; do
     curl -s --max-time 5 "$ADMIN/v1/servers" >"$WORK/v1_servers.json" 2>/dev/null || true
-    judge servers_down "$S_PY" "$S_EV" && return 0
-    [ $SECONDS -ge $deadline ] && return 1
+    judge servers_down "$S_PY" "$S_EV" && break
+    if [ $SECONDS -ge $deadline ]; then
+      fails+=("after 20s: $REASON")
+      break
+    fi
     sleep 0.2
   done
+  client dead_later http "$GW_URL" --mode legacy \
+    --call "${S_PY}__add" '{"a": 1, "b": 2}' \
+    --call "${S_EV}__get-sum" '{"a": 20, "b": 22}' \
+    --call "${S_DEMO}__add" '{"a": 21, "b": 21}'
+  judge dead dead_later "once /v1/servers showed it down" "$S_EV" "$S_PY" "$S_DEMO" || fails+=("$REASON")
+  [ ${#fails[@]} -eq 0 ] && return 0
+  REASON="$(printf '%s; ' "${fails[@]}")"
+  REASON="${REASON%; }"
+  return 1
 }
 
 # 8. Per-server metrics for server-everything after the calls above.
@@ -425,6 +439,12 @@ c_metrics() {
     return 1
   fi
   judge metrics "$S_EV"
+}
+
+# 8b. The exposition is valid: no series (name + labels) appears twice.
+c_metrics_unique() {
+  [ -s "$WORK/metrics.txt" ] || curl -s --max-time 10 -o "$WORK/metrics.txt" "$ADMIN/metrics" || true
+  judge metrics_unique
 }
 
 # 10. `ringgate check`: the suite's own config is valid; a broken one exits non-zero
@@ -492,6 +512,7 @@ check malformed-json-400 c_malformed_json
 check oversized-body-413 c_oversized_body
 check dead-downstream-isolated c_dead_downstream
 check metrics-per-server c_metrics
+check metrics-no-duplicate-series c_metrics_unique
 check config-check-reports-all c_config_check
 FINISHED=1
 

@@ -111,8 +111,8 @@ impl Response {
         {
             self.body
                 .lines()
-                .filter_map(|l| l.strip_prefix("data: "))
-                .last()
+                .rev()
+                .find_map(|l| l.strip_prefix("data: "))
                 .unwrap_or("")
                 .to_string()
         } else {

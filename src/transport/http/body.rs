@@ -18,7 +18,7 @@
 use std::{io, time::Duration};
 
 use bytes::{Buf, Bytes, BytesMut};
-use monoio::io::AsyncReadRent;
+use monoio::{buf::IoBufMut, io::AsyncReadRent};
 use smallvec::SmallVec;
 
 use super::HttpError;
@@ -41,7 +41,7 @@ pub enum BodyFraming {
     UntilClose,
 }
 
-/// Reads once into the spare capacity of `buf`, making sure at least `want` bytes of
+/// Reads once, appending to `buf` in its spare capacity, making sure at least `want` bytes of
 /// spare room exist (capped at a sane minimum). Returns the byte count; 0 means EOF.
 ///
 /// The buffer is moved into the read and back (monoio's ownership-passing I/O); if this
@@ -56,9 +56,12 @@ pub(crate) async fn read_more_hint<S: AsyncReadRent>(
     if buf.capacity() - buf.len() < want.min(READ_RESERVE) {
         buf.reserve(want);
     }
+    // monoio reads into a buffer from its *start* (`write_ptr`), overwriting; reading
+    // into the `len..capacity` window is what appends after the bytes already held.
     let owned = std::mem::take(buf);
-    let (res, owned) = stream.read(owned).await;
-    *buf = owned;
+    let len = owned.len();
+    let (res, window) = stream.read(owned.slice_mut(len..)).await;
+    *buf = window.into_inner();
     res
 }
 

@@ -1,12 +1,12 @@
 //! Test helpers: loopback TCP pairs, raw socket I/O, and an in-memory scripted stream
 //! that hands out input a few bytes per read (deterministic split reads).
 
-use std::io;
+use std::{any::Any, io};
 
 use bytes::{Bytes, BytesMut};
 use monoio::{
-    buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut},
-    io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRent, AsyncWriteRentExt},
+    buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, Slice},
+    io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt},
     net::{TcpListener, TcpStream},
     BufResult,
 };
@@ -41,20 +41,14 @@ pub(super) async fn read_to_close<S: AsyncReadRent>(stream: &mut S) -> Vec<u8> {
     }
 }
 
-/// Reads exactly `n` bytes.
-pub(super) async fn read_exact_n<S: AsyncReadRent>(stream: &mut S, n: usize) -> Vec<u8> {
-    let (res, buf) = stream.read_exact(vec![0u8; n]).await;
-    res.expect("read_exact");
-    buf
-}
-
 /// Reads until `needle` has been seen; returns everything read.
 pub(super) async fn read_until<S: AsyncReadRent>(stream: &mut S, needle: &[u8]) -> Vec<u8> {
     let mut out = BytesMut::new();
     while !out.windows(needle.len()).any(|w| w == needle) {
         out.reserve(4096);
-        let (res, buf) = stream.read(out).await;
-        out = buf;
+        let len = out.len();
+        let (res, window) = stream.read(out.slice_mut(len..)).await;
+        out = window.into_inner();
         assert!(res.expect("read") > 0, "eof before {needle:?}");
     }
     out.to_vec()
@@ -114,16 +108,29 @@ impl AsyncReadRent for MemStream {
     }
 }
 
-impl AsyncWriteRent for MemStream {
-    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        // Reading an arbitrary IoBuf needs `unsafe`; the layer only writes these types.
-        let any = &buf as &dyn std::any::Any;
-        let bytes: Option<&[u8]> = any
-            .downcast_ref::<Bytes>()
+/// The bytes of the buffer types this layer writes (possibly wrapped in the `Slice` that
+/// `write_all` passes down); reading an arbitrary `IoBuf` would need `unsafe`.
+fn view<T: IoBuf>(buf: &T) -> Option<&[u8]> {
+    fn plain(any: &dyn Any) -> Option<&[u8]> {
+        any.downcast_ref::<Bytes>()
             .map(|b| &b[..])
             .or_else(|| any.downcast_ref::<BytesMut>().map(|b| &b[..]))
-            .or_else(|| any.downcast_ref::<Vec<u8>>().map(|b| &b[..]));
-        let Some(bytes) = bytes else {
+            .or_else(|| any.downcast_ref::<Vec<u8>>().map(|b| &b[..]))
+    }
+    fn sliced<B: Any + std::ops::Deref<Target = [u8]>>(any: &dyn Any) -> Option<&[u8]> {
+        let s = any.downcast_ref::<Slice<B>>()?;
+        s.get_ref().get(s.begin()..s.end())
+    }
+    let any = buf as &dyn Any;
+    plain(any)
+        .or_else(|| sliced::<Bytes>(any))
+        .or_else(|| sliced::<BytesMut>(any))
+        .or_else(|| sliced::<Vec<u8>>(any))
+}
+
+impl AsyncWriteRent for MemStream {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        let Some(bytes) = view(&buf) else {
             return (Err(unsupported()), buf);
         };
         self.output.extend_from_slice(bytes);

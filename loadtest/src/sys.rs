@@ -1,0 +1,160 @@
+//! Operating-system helpers: CPU affinity, RSS, free ports, machine description, and a yield.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin as StdPin;
+use std::task::{Context, Poll};
+
+/// CPUs this process may run on, ascending.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `cpu_set_t` is a plain bit array for which all-zero is a valid (empty) value;
+    // `sched_getaffinity` writes at most `size_of::<cpu_set_t>()` bytes into the set we own, and
+    // `CPU_ISSET` reads in bounds because every index is below `CPU_SETSIZE`.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Pins thread `tid` (0 = the calling thread) to `cpu`.
+pub fn pin_thread(tid: libc::pid_t, cpu: usize) -> io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "CPU out of range"));
+    }
+    // SAFETY: as above, an all-zero `cpu_set_t` is valid; `CPU_SET` stays in bounds (checked
+    // above) and `sched_setaffinity` only reads the set we pass with its exact size.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Pins every thread of process `pid` to `cpu` (for a child started without `taskset`).
+pub fn pin_process(pid: u32, cpu: usize) -> io::Result<()> {
+    let mut any = false;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        if let Some(tid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<libc::pid_t>().ok())
+        {
+            pin_thread(tid, cpu)?;
+            any = true;
+        }
+    }
+    if any {
+        Ok(())
+    } else {
+        Err(io::Error::other("no threads found"))
+    }
+}
+
+/// The CPU affinity list of process `pid`'s first thread, as `taskset -c` would print it.
+pub fn affinity_of(pid: u32) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
+}
+
+/// Resident set size of `pid` in KiB (`VmRSS` in /proc/PID/status).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A loopback port that was free a moment ago (bind to port 0, read it, release it).
+pub fn free_port() -> io::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Where `program` is on `PATH`, if anywhere.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// CPU model, core count and kernel, for the report.
+pub fn machine() -> (String, usize, String) {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    (model, cpus, kernel)
+}
+
+/// The real-time scheduling policy of this process, if any (set by `chrt`).
+pub fn sched_policy() -> &'static str {
+    // SAFETY: `sched_getscheduler(0)` only reads the calling process's policy.
+    match unsafe { libc::sched_getscheduler(0) } {
+        libc::SCHED_FIFO => "SCHED_FIFO",
+        libc::SCHED_RR => "SCHED_RR",
+        libc::SCHED_OTHER => "SCHED_OTHER",
+        libc::SCHED_BATCH => "SCHED_BATCH",
+        libc::SCHED_IDLE => "SCHED_IDLE",
+        _ => "unknown",
+    }
+}
+
+/// Yields once to the runtime: the task is rescheduled at the back of the run queue, and the
+/// runtime reaps I/O completions before running it again.
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: StdPin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_facts_are_readable() {
+        let me = std::process::id();
+        assert!(rss_kib(me).unwrap() > 0);
+        assert!(!allowed_cpus().is_empty());
+        assert!(affinity_of(me).is_some());
+        assert!(free_port().unwrap() > 0);
+    }
+}

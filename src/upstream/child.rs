@@ -1,0 +1,294 @@
+//! stdio downstreams: a child process speaking newline-delimited JSON-RPC on stdin/stdout.
+//!
+//! Key items: [`spawn`] starts the child (its own process group, stdin/stdout as socketpairs wrapped
+//! in monoio `UnixStream`s, stderr drained line by line into the log by a plain thread) and two tasks
+//! on the calling runtime (the control thread): a writer that owns stdin and the routing table, and a
+//! reader that owns stdout. Any worker reaches the child by sending a [`ChildMsg`] on the channel in
+//! the link; responses come back on the caller's own channel, matched by the (gateway-minted, hence
+//! unique) id; progress notifications by their (gateway-minted) token.
+//!
+//! Invariants: one reader per child (an io_uring read is never dropped mid-flight except at exit);
+//! a line longer than the cap is discarded with a log, not buffered without bound; when the child
+//! exits every pending request gets [`ChildEvent::Closed`] at once (no hangs) and `exited` fires.
+//! [`terminate`] shuts a child down: close stdin, wait, SIGTERM the group, wait, SIGKILL the group.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::UnixStream;
+
+use crate::config::ServerConfig;
+use crate::session::downstream::{ChildChannel, ChildEvent, ChildMsg};
+use crate::wire::{self, Kind};
+
+/// Bytes read from the child's stdout per read call.
+const READ_CHUNK: usize = 64 * 1024;
+/// How long a child may take to exit after its stdin closes, and again after SIGTERM.
+pub const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// A started child.
+pub struct Spawned {
+    /// How workers reach it.
+    pub channel: Arc<ChildChannel>,
+    /// Fires once, with a reason, when the child has exited or its stdout closed.
+    pub exited: async_channel::Receiver<String>,
+}
+
+#[derive(Default)]
+struct Routes {
+    by_id: HashMap<Bytes, (async_channel::Sender<ChildEvent>, Option<Bytes>)>,
+    by_token: HashMap<Bytes, Bytes>,
+}
+
+/// Starts the configured command. `unsolicited` receives every message that is not about a pending
+/// request (list_changed and other server notifications). Must run inside a monoio runtime.
+pub fn spawn(
+    config: &ServerConfig,
+    max_line: usize,
+    unsolicited: Rc<dyn Fn(Bytes)>,
+) -> std::io::Result<Spawned> {
+    let (parent_in, child_in) = StdUnixStream::pair()?;
+    let (parent_out, child_out) = StdUnixStream::pair()?;
+    let program = config.command.as_deref().unwrap_or_default();
+    let mut cmd = Command::new(program);
+    cmd.args(&config.args)
+        .envs(config.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::from(OwnedFd::from(child_in)))
+        .stdout(Stdio::from(OwnedFd::from(child_out)))
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(cwd) = &config.cwd {
+        cmd.current_dir(cwd);
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    let name = config.name.clone();
+    if let Some(stderr) = child.stderr.take() {
+        let name = name.clone();
+        std::thread::Builder::new()
+            .name(format!("stderr-{name}"))
+            .spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log::info!(
+                        "server '{name}' stderr: {}",
+                        line.chars().take(2000).collect::<String>()
+                    );
+                }
+            })?;
+    }
+    let (exit_tx, exited) = async_channel::bounded(2);
+    {
+        let exit_tx = exit_tx.clone();
+        std::thread::Builder::new()
+            .name(format!("reap-{name}"))
+            .spawn(move || {
+                let status = child
+                    .wait()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|e| e.to_string());
+                let _ = exit_tx.try_send(format!("process exited ({status})"));
+            })?;
+    }
+    parent_in.set_nonblocking(true)?;
+    parent_out.set_nonblocking(true)?;
+    let stdin = UnixStream::from_std(parent_in)?;
+    let stdout = UnixStream::from_std(parent_out)?;
+    let (tx, rx) = async_channel::unbounded();
+    let routes = Rc::new(RefCell::new(Routes::default()));
+    monoio::spawn(write_loop(stdin, rx, routes.clone()));
+    monoio::spawn(read_loop(
+        stdout,
+        routes,
+        tx.clone(),
+        max_line,
+        unsolicited,
+        exit_tx,
+        name,
+    ));
+    Ok(Spawned {
+        channel: Arc::new(ChildChannel { tx, pid }),
+        exited,
+    })
+}
+
+/// Owns stdin: registers routes, writes one line per message. Ends when every sender is gone or
+/// the channel is closed (the child is being stopped), which closes stdin.
+async fn write_loop(
+    mut stdin: UnixStream,
+    rx: async_channel::Receiver<ChildMsg>,
+    routes: Rc<RefCell<Routes>>,
+) {
+    while let Ok(msg) = rx.recv().await {
+        let body = match msg {
+            ChildMsg::Request {
+                body,
+                id,
+                progress,
+                events,
+            } => {
+                let mut r = routes.borrow_mut();
+                if let Some(t) = &progress {
+                    r.by_token.insert(t.clone(), id.clone());
+                }
+                r.by_id.insert(id, (events, progress));
+                body
+            }
+            ChildMsg::Send(body) => body,
+            ChildMsg::Forget(id) => {
+                let mut r = routes.borrow_mut();
+                if let Some((_, Some(t))) = r.by_id.remove(&id) {
+                    r.by_token.remove(&t);
+                }
+                continue;
+            }
+        };
+        // Newlines only occur between JSON tokens (inside strings they are escaped), so flattening
+        // them keeps the message identical in meaning and makes it one line.
+        let mut line = Vec::with_capacity(body.len() + 1);
+        line.extend(
+            body.iter()
+                .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b }),
+        );
+        line.push(b'\n');
+        let (res, _) = stdin.write_all(line).await;
+        if res.is_err() {
+            break;
+        }
+    }
+}
+
+/// Owns stdout: splits lines (capped), routes responses and progress, answers the child's requests.
+async fn read_loop(
+    mut stdout: UnixStream,
+    routes: Rc<RefCell<Routes>>,
+    tx: async_channel::Sender<ChildMsg>,
+    max_line: usize,
+    unsolicited: Rc<dyn Fn(Bytes)>,
+    exit_tx: async_channel::Sender<String>,
+    name: String,
+) {
+    let mut pending = BytesMut::with_capacity(READ_CHUNK);
+    let mut discarding = false;
+    let reason = loop {
+        let buf = Vec::with_capacity(READ_CHUNK);
+        let (res, buf) = stdout.read(buf).await;
+        match res {
+            Ok(0) => break "stdout closed".to_string(),
+            Err(e) => break format!("stdout read failed: {e}"),
+            Ok(_) => pending.extend_from_slice(&buf),
+        }
+        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+            let line = pending.split_to(pos + 1).freeze();
+            if std::mem::take(&mut discarding) {
+                continue;
+            }
+            let line = line.slice(..line.len() - 1);
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                dispatch(line, &routes, &tx, &unsolicited, &name);
+            }
+        }
+        if pending.len() > max_line {
+            log::warn!("server '{name}': stdout line over {max_line} bytes discarded");
+            pending.clear();
+            discarding = true;
+        }
+    };
+    let waiting: Vec<_> = routes
+        .borrow_mut()
+        .by_id
+        .drain()
+        .map(|(_, (events, _))| events)
+        .collect();
+    for events in waiting {
+        let _ = events.try_send(ChildEvent::Closed(reason.clone()));
+    }
+    tx.close();
+    let _ = exit_tx.try_send(reason);
+}
+
+/// Routes one message from the child.
+fn dispatch(
+    line: Bytes,
+    routes: &RefCell<Routes>,
+    tx: &async_channel::Sender<ChildMsg>,
+    unsolicited: &Rc<dyn Fn(Bytes)>,
+    name: &str,
+) {
+    let env = match wire::parse(&line) {
+        Ok(env) => env,
+        Err(e) => {
+            log::warn!("server '{name}': invalid JSON-RPC on stdout ({e}); skipped");
+            return;
+        }
+    };
+    match env.kind {
+        Kind::Response | Kind::Error => {
+            let Some(id) = env.id_raw(&line) else { return };
+            let entry = {
+                let mut r = routes.borrow_mut();
+                let entry = r.by_id.remove(id);
+                if let Some((_, Some(t))) = &entry {
+                    r.by_token.remove(t);
+                }
+                entry
+            };
+            match entry {
+                Some((events, _)) => {
+                    let _ = events.try_send(ChildEvent::Response(line));
+                }
+                None => log::debug!("server '{name}': response to an unknown or abandoned id"),
+            }
+        }
+        Kind::Notification => {
+            let routed = env.progress_token.and_then(|t| {
+                let r = routes.borrow();
+                let id = r.by_token.get(t.get(&line))?;
+                r.by_id.get(id).map(|(events, _)| events.clone())
+            });
+            match routed {
+                Some(events) => {
+                    let _ = events.try_send(ChildEvent::Notification(line));
+                }
+                None => unsolicited(line),
+            }
+        }
+        Kind::Request => {
+            if let Some(reply) = super::answer_server_request(&line, &env) {
+                let _ = tx.try_send(ChildMsg::Send(reply));
+            }
+        }
+    }
+}
+
+/// Stops a child: close its channel (stdin closes), wait for `exited`, then SIGTERM and SIGKILL its
+/// process group if it lingers.
+pub async fn terminate(channel: &ChildChannel, exited: &async_channel::Receiver<String>) {
+    use nix::sys::signal::{killpg, Signal};
+    use nix::unistd::Pid;
+    channel.tx.close();
+    let pgid = Pid::from_raw(channel.pid as i32);
+    if monoio::time::timeout(EXIT_GRACE, exited.recv())
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    let _ = killpg(pgid, Signal::SIGTERM);
+    if monoio::time::timeout(EXIT_GRACE, exited.recv())
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    let _ = killpg(pgid, Signal::SIGKILL);
+}

@@ -1,0 +1,121 @@
+//! How to reach one downstream from the current thread: its HTTP pool or its stdio child.
+//!
+//! [`Route`] is the closed set of downstream kinds (DESIGN: downstreams as an enum, not a trait).
+//! Control-plane exchanges (handshake, list fetches) use [`Route::request`], which waits for the
+//! response and drops any notifications; forwarded calls use [`crate::upstream::call::Call`].
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::exchange::{collect_response, post, Reply, ReplyLimits};
+use super::pool::{Pool, WorkerPools};
+use super::UpstreamError;
+use crate::config::Transport;
+use crate::session::downstream::{ChildChannel, ChildEvent, ChildMsg, ServerLink};
+
+/// Time a control-plane request may take.
+pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A downstream, as reachable from this thread.
+#[derive(Clone)]
+pub enum Route {
+    /// Streamable HTTP: this thread's keep-alive pool.
+    Http(Rc<Pool>),
+    /// stdio: the child's channel.
+    Stdio(Arc<ChildChannel>),
+}
+
+impl Route {
+    /// The route to `link`, or why there is none right now.
+    pub fn to(link: &Arc<ServerLink>, pools: &WorkerPools) -> Result<Route, UpstreamError> {
+        match link.config.transport {
+            Transport::Stdio => link.child.load_full().map(Route::Stdio).ok_or_else(|| {
+                UpstreamError::Unreachable("the server process is not running".into())
+            }),
+            Transport::Http | Transport::Sse => Ok(Route::Http(pools.get(link))),
+        }
+    }
+
+    /// Sends a request and waits for its response (control plane; notifications are dropped).
+    pub async fn request(
+        &self,
+        link: &ServerLink,
+        body: Bytes,
+        id: Bytes,
+        limits: ReplyLimits,
+    ) -> Result<Bytes, UpstreamError> {
+        let exchange = async {
+            match self {
+                Route::Http(pool) => {
+                    let session = link.session.load_full();
+                    let (mut conn, _) = pool.acquire().await?;
+                    let (reply, _) =
+                        post(&mut conn, link, session.as_deref(), &[body], limits).await?;
+                    let response = collect_response(&mut conn, reply).await?;
+                    pool.release(conn);
+                    Ok(response)
+                }
+                Route::Stdio(child) => {
+                    let (events, rx) = async_channel::unbounded();
+                    let msg = ChildMsg::Request {
+                        body,
+                        id,
+                        progress: None,
+                        events,
+                    };
+                    child.tx.send(msg).await.map_err(|_| {
+                        UpstreamError::Unreachable("the server process is gone".into())
+                    })?;
+                    loop {
+                        match rx.recv().await {
+                            Ok(ChildEvent::Response(r)) => return Ok(r),
+                            Ok(ChildEvent::Notification(_)) => continue,
+                            Ok(ChildEvent::Closed(why)) => {
+                                return Err(UpstreamError::Unreachable(why))
+                            }
+                            Err(_) => {
+                                return Err(UpstreamError::Unreachable(
+                                    "the server process is gone".into(),
+                                ))
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        monoio::time::timeout(CONTROL_TIMEOUT, exchange)
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+    }
+
+    /// Sends a message that expects no response (a notification).
+    pub async fn notify(
+        &self,
+        link: &ServerLink,
+        body: Bytes,
+        limits: ReplyLimits,
+    ) -> Result<(), UpstreamError> {
+        match self {
+            Route::Http(pool) => {
+                let session = link.session.load_full();
+                let (mut conn, _) = pool.acquire().await?;
+                match post(&mut conn, link, session.as_deref(), &[body], limits).await? {
+                    (Reply::Sse(mut sse), _) => {
+                        while sse.next_message(&mut conn).await?.is_some() {}
+                    }
+                    (Reply::Accepted | Reply::Json(_), _) => {}
+                }
+                pool.release(conn);
+                Ok(())
+            }
+            Route::Stdio(child) => child
+                .tx
+                .send(ChildMsg::Send(body))
+                .await
+                .map_err(|_| UpstreamError::Unreachable("the server process is gone".into())),
+        }
+    }
+}
