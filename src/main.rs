@@ -78,7 +78,8 @@ fn check(path: &std::path::Path) -> ExitCode {
 fn run_demo() -> Result<(), String> {
     let a = demo::spawn(demo::DemoOptions::new("demo")).map_err(|e| e.to_string())?;
     let b = demo::spawn(demo::DemoOptions::new("notes")).map_err(|e| e.to_string())?;
-    let text = demo::demo_config_toml(&a.url(), &b.url());
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let text = demo::demo_config_toml(&a.url(), &b.url(), &exe.to_string_lossy());
     let config = config::parse_str(&text, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
     eprintln!("ringgate demo: MCP endpoint http://127.0.0.1:8787/mcp, admin http://127.0.0.1:8788 (Ctrl-C to stop)");
     let result = runtime::run(config).map_err(|e| e.to_string());

@@ -319,10 +319,14 @@ fn new_session_id() -> String {
     raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The config the no-argument demo runs: two demo servers fronted on the default addresses.
-pub fn demo_config_toml(demo_url: &str, notes_url: &str) -> String {
+/// The config the no-argument demo runs: two demo servers over Streamable HTTP (in-process) and
+/// one over stdio (a child process: this same binary as `demo-server --transport stdio`).
+pub fn demo_config_toml(demo_url: &str, notes_url: &str, exe: &str) -> String {
+    let mut exe_json = Vec::new();
+    crate::wire::encode::write_json_string(&mut exe_json, exe);
+    let exe_json = String::from_utf8_lossy(&exe_json);
     format!(
-        r#"# The built-in demo: two demo MCP servers (in-process), one catalog.
+        r#"# The built-in demo: three demo MCP servers, two transports, one catalog.
 [gateway]
 listen = "127.0.0.1:8787"
 admin_listen = "127.0.0.1:8788"
@@ -336,6 +340,12 @@ url = "{demo_url}"
 name = "notes"
 transport = "http"
 url = "{notes_url}"
+
+[[server]]
+name = "local"
+transport = "stdio"
+command = {exe_json}
+args = ["demo-server", "--transport", "stdio", "--name", "local"]
 "#
     )
 }

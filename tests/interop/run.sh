@@ -119,7 +119,13 @@ wait_listening() {
 # ---------------------------------------------------------------- checks
 REASON=""
 pass() { echo "PASS $1"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL $1: $2"; FAILED=$((FAILED + 1)); }
+fail() {
+  local why=$2
+  printf 'FAIL %s: %s\n' "$1" "$why" >>"$WORK/checks.err"
+  [ ${#why} -le 900 ] || why="${why:0:900}... (full text in checks.err)"
+  echo "FAIL $1: $why"
+  FAILED=$((FAILED + 1))
+}
 # check NAME FUNCTION : the function returns 0, or sets REASON and returns non-zero.
 check() {
   local name=$1 fn=$2

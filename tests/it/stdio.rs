@@ -1,0 +1,87 @@
+//! stdio downstreams: a supervised child per server, reached from every worker.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+fn config(extra_server: &str) -> String {
+    format!(
+        "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
+         [[server]]\nname = \"kid\"\ntransport = \"stdio\"\ncommand = \"{}\"\nargs = [\"demo-server\", \"--transport\", \"stdio\", \"--name\", \"kid\"]\n{extra_server}\n",
+        env!("CARGO_BIN_EXE_ringgate")
+    )
+}
+
+fn child_pid(e: &Env) -> Option<u32> {
+    let v: serde_json::Value = serde_json::from_str(&get(e.admin(), "/v1/servers").body).unwrap();
+    v["servers"][0]["pid"].as_u64().map(|p| p as u32)
+}
+
+#[test]
+fn a_stdio_server_is_listed_and_called_from_every_worker() {
+    let e = Env::with_config(vec![], &config(""));
+    let s = e.session("2025-11-25");
+    let v = e.call(&s, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).json();
+    assert!(v["result"]["tools"].as_array().unwrap().iter().any(|t| t["name"] == "kid__add"), "{v}");
+    // Concurrent calls from several connections (both workers) multiplex onto the one child.
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let (addr, s) = (e.addr(), s.clone());
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"jsonrpc":"2.0","id":"c{i}","method":"tools/call","params":{{"name":"kid__add","arguments":{{"a":{i},"b":1}}}}}}"#);
+                post(addr, &[("mcp-session-id", &s)], &body).json()
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let v = h.join().unwrap();
+        assert_eq!(v["id"], format!("c{i}"));
+        assert_eq!(v["result"]["structuredContent"]["sum"], (i + 1) as f64);
+    }
+}
+
+#[test]
+fn progress_from_a_stdio_server_keeps_the_clients_own_token() {
+    let e = Env::with_config(vec![], &config(""));
+    let s = e.session("2025-11-25");
+    let r = e.call(&s, r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"kid__sleep","arguments":{"ms":40,"steps":2},"_meta":{"progressToken":"client-tok"}}}"#);
+    let events: Vec<&str> = r.body.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(events.len(), 3, "{}", r.body);
+    assert!(events[0].contains("\"progressToken\":\"client-tok\""), "{}", events[0]);
+    assert_eq!(r.json()["id"], 9);
+}
+
+#[test]
+fn a_crashed_child_fails_clearly_restarts_and_clients_are_told() {
+    let e = Env::with_config(vec![], &config(""));
+    let s = e.session("2025-11-25");
+    let mut stream = Stream::open(e.addr(), &s);
+    let pid = child_pid(&e).expect("a running child");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    // Clients hear the tools vanish, then return.
+    let first = stream.next_data(Duration::from_secs(10)).expect("list_changed when the child dies");
+    assert!(first.contains("list_changed"));
+    assert!(eventually(Duration::from_secs(10), || child_pid(&e).is_some_and(|p| p != pid)));
+    let v = e.call(&s, r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"kid__echo","arguments":{"message":"again"}}}"#).json();
+    assert_eq!(v["result"]["content"][0]["text"], "again", "{v}");
+}
+
+#[test]
+fn a_command_that_cannot_start_is_reported_and_others_serve() {
+    let demo = ringgate::demo::spawn(ringgate::demo::DemoOptions::new("web")).unwrap();
+    let toml = format!(
+        "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\n\
+         [[server]]\nname = \"ghost\"\ntransport = \"stdio\"\ncommand = \"/nonexistent/mcp-server\"\n\
+         [[server]]\nname = \"web\"\ntransport = \"http\"\nurl = \"{}\"\n",
+        demo.url()
+    );
+    let e = Env::with_config(vec![demo], &toml);
+    let v: serde_json::Value = serde_json::from_str(&get(e.admin(), "/v1/servers").body).unwrap();
+    assert_eq!(v["servers"][0]["up"], false);
+    assert!(v["servers"][0]["lastError"]["message"].as_str().unwrap().contains("cannot start"), "{v}");
+    let s = e.session("2025-11-25");
+    let v = e.call(&s, r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ghost__x","arguments":{}}}"#).json();
+    assert!(v["error"].is_object());
+    let v = e.call(&s, r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"web__echo","arguments":{"message":"ok"}}}"#).json();
+    assert_eq!(v["result"]["content"][0]["text"], "ok");
+}
