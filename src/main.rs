@@ -30,8 +30,8 @@ fn main() -> ExitCode {
         Command::Serve { config } => {
             load(&config).and_then(|c| runtime::run(c).map_err(|e| e.to_string()))
         }
-        Command::Stdio { .. } => {
-            Err("the stdio front transport is not available in this build".to_string())
+        Command::Stdio { config } => {
+            load(&config).and_then(|c| runtime::run_stdio(c).map_err(|e| e.to_string()))
         }
         Command::Demo => run_demo(),
         Command::DemoServer {

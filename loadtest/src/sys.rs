@@ -21,16 +21,21 @@ pub fn allowed_cpus() -> Vec<usize> {
     }
 }
 
-/// Pins thread `tid` (0 = the calling thread) to `cpu`.
-pub fn pin_thread(tid: libc::pid_t, cpu: usize) -> io::Result<()> {
-    if cpu >= libc::CPU_SETSIZE as usize {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "CPU out of range"));
+/// Pins thread `tid` (0 = the calling thread) to the CPUs in `cpus`.
+pub fn pin_thread(tid: libc::pid_t, cpus: &[usize]) -> io::Result<()> {
+    if cpus.is_empty() || cpus.iter().any(|&c| c >= libc::CPU_SETSIZE as usize) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "CPU list empty or out of range",
+        ));
     }
     // SAFETY: as above, an all-zero `cpu_set_t` is valid; `CPU_SET` stays in bounds (checked
-    // above) and `sched_setaffinity` only reads the set we pass with its exact size.
+    // above) and `sched_setaffinity` only reads the set we pass, with its exact size.
     let rc = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
         libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
     };
     if rc == 0 {
@@ -40,8 +45,8 @@ pub fn pin_thread(tid: libc::pid_t, cpu: usize) -> io::Result<()> {
     }
 }
 
-/// Pins every thread of process `pid` to `cpu` (for a child started without `taskset`).
-pub fn pin_process(pid: u32, cpu: usize) -> io::Result<()> {
+/// Pins every thread of process `pid` to `cpus` (for a child started without `taskset`).
+pub fn pin_process(pid: u32, cpus: &[usize]) -> io::Result<()> {
     let mut any = false;
     for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         if let Some(tid) = entry?
@@ -49,7 +54,7 @@ pub fn pin_process(pid: u32, cpu: usize) -> io::Result<()> {
             .to_str()
             .and_then(|s| s.parse::<libc::pid_t>().ok())
         {
-            pin_thread(tid, cpu)?;
+            pin_thread(tid, cpus)?;
             any = true;
         }
     }
@@ -58,6 +63,14 @@ pub fn pin_process(pid: u32, cpu: usize) -> io::Result<()> {
     } else {
         Err(io::Error::other("no threads found"))
     }
+}
+
+/// `0,1,3` for `taskset -c`.
+pub fn cpu_list(cpus: &[usize]) -> String {
+    cpus.iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The CPU affinity list of process `pid`'s first thread, as `taskset -c` would print it.

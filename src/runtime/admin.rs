@@ -166,8 +166,14 @@ pub fn servers_json(control: &Control) -> String {
             Some(s) => write_json_string(&mut out, &String::from_utf8_lossy(&s.protocol_version)),
             None => out.extend_from_slice(b"null"),
         }
-        let pid = link.child.load().as_ref().map_or("null".to_string(), |c| c.pid.to_string());
-        out.extend_from_slice(format!(",\"pid\":{pid},\"tools\":{},\"upSince\":", h.tools).as_bytes());
+        let pid = link
+            .child
+            .load()
+            .as_ref()
+            .map_or("null".to_string(), |c| c.pid.to_string());
+        out.extend_from_slice(
+            format!(",\"pid\":{pid},\"tools\":{},\"upSince\":", h.tools).as_bytes(),
+        );
         match h.up_since {
             Some(t) => out.extend_from_slice(unix(t).to_string().as_bytes()),
             None => out.extend_from_slice(b"null"),

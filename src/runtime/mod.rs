@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod control;
 pub mod front;
+pub mod stdio_front;
 pub mod worker;
 
 use std::io;
@@ -98,32 +99,55 @@ fn bind(addr: SocketAddr) -> io::Result<StdListener> {
     Ok(socket.into())
 }
 
-/// Starts the gateway for `config` and returns once it serves.
+/// Which front door a gateway process serves.
+pub enum Front {
+    /// Streamable HTTP on `gateway.listen`, one worker per configured core.
+    Http,
+    /// MCP over this process's stdin/stdout (one client), for clients that launch servers.
+    Stdio,
+}
+
+/// Starts the gateway for `config` with the HTTP front and returns once it serves.
 pub fn start(config: Config) -> io::Result<Running> {
+    start_with(config, Front::Http)
+}
+
+/// Starts the gateway with the given front and returns once it serves.
+pub fn start_with(config: Config, front: Front) -> io::Result<Running> {
     let gateway_cfg = Arc::new(config.gateway.clone());
-    let first = bind_exclusive_first(gateway_cfg.listen)?;
-    let listen = first.local_addr()?;
-    let admin_listener = StdListener::bind(gateway_cfg.admin_listen)?;
-    admin_listener.set_nonblocking(true)?;
-    let admin = admin_listener.local_addr()?;
+    let first = match front {
+        Front::Http => Some(bind_exclusive_first(gateway_cfg.listen)?),
+        Front::Stdio => None,
+    };
+    let listen = match &first {
+        Some(l) => l.local_addr()?,
+        None => gateway_cfg.listen,
+    };
+    let admin_listener = bind_admin(gateway_cfg.admin_listen, &front)?;
+    let admin = admin_listener
+        .as_ref()
+        .map_or(Ok(gateway_cfg.admin_listen), |l| l.local_addr())?;
     let links: Vec<Arc<ServerLink>> = config
         .servers
         .iter()
         .enumerate()
         .map(|(slot, s)| Arc::new(ServerLink::new(slot, Arc::new(s.clone()))))
         .collect();
-    let cursors =
-        Arc::new(CursorCodec::new().map_err(|_| io::Error::other("no system randomness"))?);
+    let no_random = |_| io::Error::other("no system randomness");
+    let cursors = Arc::new(CursorCodec::new().map_err(no_random)?);
     let snapshot = control::initial_snapshot(gateway_cfg.clone(), &links, cursors.clone());
     let (reports_tx, reports_rx) = async_channel::unbounded();
     let gw = Arc::new(Gateway {
         snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
-        sessions: SessionCodec::new().map_err(|_| io::Error::other("no system randomness"))?,
+        sessions: SessionCodec::new().map_err(no_random)?,
         reports: reports_tx.clone(),
     });
-    let (inbox_tx, inbox_rx): (Vec<_>, Vec<_>) = (0..gateway_cfg.workers.max(1))
-        .map(|_| async_channel::unbounded())
-        .unzip();
+    let workers = match front {
+        Front::Http => gateway_cfg.workers.max(1),
+        Front::Stdio => 1,
+    };
+    let (inbox_tx, inbox_rx): (Vec<_>, Vec<_>) =
+        (0..workers).map(|_| async_channel::unbounded()).unzip();
     let (synced_tx, synced_rx) = mpsc::channel();
     let mut threads = Vec::new();
     {
@@ -144,17 +168,33 @@ pub fn start(config: Config) -> io::Result<Running> {
     // The first sync is bounded by the per-server connect budget; servers that fail it are down.
     let _ = synced_rx.recv();
     for (index, inbox) in inbox_rx.into_iter().enumerate() {
-        let listener = if index == 0 {
-            first.try_clone()?
-        } else {
-            bind(listen)?
-        };
         let gw = gw.clone();
-        threads.push(spawn(&format!("ringgate-w{index}"), move || {
-            if let Err(e) = worker::block_on(worker::run(index as u16, gw, listener, inbox)) {
-                log::error!("worker {index}: runtime failed: {e}");
+        let thread = match &first {
+            Some(first) => {
+                let listener = if index == 0 {
+                    first.try_clone()?
+                } else {
+                    bind(listen)?
+                };
+                spawn(&format!("ringgate-w{index}"), move || {
+                    if let Err(e) = worker::block_on(worker::run(index as u16, gw, listener, inbox))
+                    {
+                        log::error!("worker {index}: runtime failed: {e}");
+                    }
+                })?
             }
-        })?);
+            None => {
+                let reports = reports_tx.clone();
+                spawn("ringgate-stdio", move || {
+                    if let Err(e) = worker::block_on(stdio_front::run(gw, inbox)) {
+                        log::error!("stdio front: runtime failed: {e}");
+                    }
+                    // stdin closed: the whole gateway stops with its one client.
+                    reports.close();
+                })?
+            }
+        };
+        threads.push(thread);
     }
     drop(first);
     Ok(Running {
@@ -165,6 +205,25 @@ pub fn start(config: Config) -> io::Result<Running> {
         reports: reports_tx,
         threads,
     })
+}
+
+/// The admin listener. Over stdio the gateway is launched by a client, possibly several times, so
+/// a busy admin port is a warning there, not a reason to fail.
+fn bind_admin(addr: SocketAddr, front: &Front) -> io::Result<Option<StdListener>> {
+    match (StdListener::bind(addr), front) {
+        (Ok(l), _) => {
+            l.set_nonblocking(true)?;
+            Ok(Some(l))
+        }
+        (Err(e), Front::Stdio) => {
+            log::warn!("admin listener {addr} unavailable ({e}); continuing without it");
+            Ok(None)
+        }
+        (Err(e), Front::Http) => Err(io::Error::new(
+            e.kind(),
+            format!("admin listener {addr}: {e}"),
+        )),
+    }
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
@@ -178,7 +237,7 @@ fn control_thread(
     links: Vec<Arc<ServerLink>>,
     cursors: Arc<CursorCodec>,
     inboxes: Vec<async_channel::Sender<WorkerMsg>>,
-    admin_listener: StdListener,
+    admin_listener: Option<StdListener>,
     reports: async_channel::Receiver<crate::proxy::Report>,
     synced: mpsc::Sender<()>,
 ) {
@@ -194,17 +253,42 @@ fn control_thread(
         *control.workers.borrow_mut() = inboxes;
         control.initial_sync().await;
         let _ = synced.send(());
-        match monoio::net::TcpListener::from_std(admin_listener) {
-            Ok(l) => {
+        match admin_listener.map(monoio::net::TcpListener::from_std) {
+            Some(Ok(l)) => {
                 monoio::spawn(admin::serve(control.clone(), l));
             }
-            Err(e) => log::error!("admin listener unusable: {e}"),
+            Some(Err(e)) => log::error!("admin listener unusable: {e}"),
+            None => {}
         }
         control.run(reports, tasks_rx).await;
     };
     if let Err(e) = worker::block_on(body) {
         log::error!("control thread: runtime failed: {e}");
     }
+}
+
+/// Serves MCP on stdin/stdout until stdin closes (or SIGINT/SIGTERM), then shuts down.
+pub fn run_stdio(config: Config) -> io::Result<()> {
+    let running = start_with(config, Front::Stdio)?;
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    let handle = signals.handle();
+    let inboxes = running.inboxes.clone();
+    let reports = running.reports.clone();
+    std::thread::spawn(move || {
+        let mut signals = signals;
+        if signals.forever().next().is_some() {
+            for inbox in &inboxes {
+                let _ = inbox.try_send(WorkerMsg::Shutdown);
+            }
+            reports.close();
+        }
+    });
+    running.wait();
+    handle.close();
+    Ok(())
 }
 
 /// Runs the gateway until SIGINT or SIGTERM, then shuts down gracefully.

@@ -180,6 +180,21 @@ def servers_down(py: str, ev: str) -> None:
         die(f"GET /v1/servers: {ev} should still be up: {by.get(ev)}")
 
 
+def ghost(gh: str) -> None:
+    doc = load("v1_servers_ghost")
+    by = {s.get("name"): s for s in doc.get("servers", [])}
+    s = by.get(gh)
+    if s is None:
+        die(f"GET /v1/servers lists no server {gh!r}: {sorted(by)}")
+    if s.get("up") is not False:
+        problem(f"GET /v1/servers: {gh} (nothing listens there) has up={s.get('up')!r}, expected false")
+    if not (s.get("lastError") or {}).get("message"):
+        problem(f"GET /v1/servers: {gh} is unreachable but has no lastError.message: {s}")
+    listed = [n for n in load("legacy").get("tools") or [] if n.startswith(f"{gh}__")]
+    if listed:
+        problem(f"tools/list shows tools of the unreachable server {gh}: {listed[:5]}")
+
+
 def metrics(ev: str) -> None:
     t = text("metrics.txt")
     lbl = re.escape(f'server="{ev}"')
@@ -214,6 +229,7 @@ CHECKS = {
     "auto": auto,
     "dead": dead,
     "servers_down": servers_down,
+    "ghost": ghost,
     "metrics": metrics,
     "metrics_unique": metrics_unique,
 }

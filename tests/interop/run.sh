@@ -60,8 +60,8 @@ cleanup() {
   done
   deadline=$((SECONDS + 5))
   for pid in "${PIDS[@]}"; do
-    while kill -0 "$pid" 2>/dev/null && [ -z "$(ps -o stat= -p "$pid" 2>/dev/null | grep Z)" ] \
-          && [ $SECONDS -lt $deadline ]; do
+    # bash reaps its exited children itself, so kill -0 fails once $pid is gone
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
       sleep 0.1
     done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
@@ -174,9 +174,9 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/ringgate-interop.XXXXXX")"
 say "work dir $WORK"
 
 # Free loopback ports, all picked at once so they are distinct.
-read -r P_EV P_PY P_DEMO P_GW P_ADM P_GW3 P_ADM3 < <("$PY" -c '
+read -r P_EV P_PY P_DEMO P_GW P_ADM P_GW3 P_ADM3 P_GHOST < <("$PY" -c '
 import socket
-socks = [socket.socket() for _ in range(7)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
@@ -191,11 +191,14 @@ GW_URL="http://127.0.0.1:$P_GW/mcp"
 ADMIN="http://127.0.0.1:$P_ADM"
 GW3_URL="http://127.0.0.1:$P_GW3/mcp"
 ADMIN3="http://127.0.0.1:$P_ADM3"
+# Nothing ever listens here: an optional downstream that is down from the start.
+GHOST_URL="http://127.0.0.1:$P_GHOST/mcp"
 
 # Server names in the gateway: their tools are listed as <name>__<tool>.
 S_EV=everything
 S_PY=pysdk
 S_DEMO=demo
+S_GHOST=ghost
 
 # ---------------------------------------------------------------- downstreams
 say "starting peers"
@@ -219,6 +222,13 @@ listen = "127.0.0.1:$P_GW"
 admin_listen = "127.0.0.1:$P_ADM"
 workers = 2
 call_timeout_ms = 15000
+
+# First on purpose: a server that never connected, ahead of ones that do.
+[[server]]
+name = "$S_GHOST"
+transport = "http"
+url = "$GHOST_URL"
+required = false
 
 [[server]]
 name = "$S_EV"
@@ -302,6 +312,13 @@ c_auto_client() {
     --call "${S_EV}__get-sum" '{"a": 30, "b": 12}' \
     --call "${S_PY}__add" '{"a": 40, "b": 2}'
   judge auto "$S_EV" "$S_PY"
+}
+
+# 1b. An optional server that is down from the start does not block readiness (the
+#     gateway-ready check), contributes no tools, and /v1/servers shows it down.
+c_ghost() {
+  curl -s --max-time 5 "$ADMIN/v1/servers" >"$WORK/v1_servers_ghost.json" 2>/dev/null || true
+  judge ghost "$S_GHOST"
 }
 
 JSON_HDRS=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream')
@@ -510,6 +527,7 @@ CHECKS_START=$SECONDS
 check gateway-ready ready_main
 check gateway-paged-ready ready_paged
 check legacy-client-lists-and-calls c_legacy_client
+check unreachable-optional-server c_ghost
 check pagination-page-size-3 c_pagination
 check auto-mode-client c_auto_client
 check unknown-session-404 c_unknown_session

@@ -231,6 +231,10 @@ impl Stream {
         let deadline = Instant::now() + within;
         let mut line = String::new();
         while Instant::now() < deadline {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            self.reader.get_ref().set_read_timeout(Some(left)).unwrap();
             line.clear();
             match self.reader.read_line(&mut line) {
                 Ok(0) => return None,

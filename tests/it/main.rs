@@ -6,5 +6,5 @@ mod bad_input;
 mod catalog;
 mod layering;
 mod resilience;
-mod stdio;
 mod rmcp_peers;
+mod stdio;

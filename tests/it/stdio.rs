@@ -21,8 +21,17 @@ fn child_pid(e: &Env) -> Option<u32> {
 fn a_stdio_server_is_listed_and_called_from_every_worker() {
     let e = Env::with_config(vec![], &config(""));
     let s = e.session("2025-11-25");
-    let v = e.call(&s, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).json();
-    assert!(v["result"]["tools"].as_array().unwrap().iter().any(|t| t["name"] == "kid__add"), "{v}");
+    let v = e
+        .call(&s, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .json();
+    assert!(
+        v["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "kid__add"),
+        "{v}"
+    );
     // Concurrent calls from several connections (both workers) multiplex onto the one child.
     let handles: Vec<_> = (0..8)
         .map(|i| {
@@ -45,9 +54,17 @@ fn progress_from_a_stdio_server_keeps_the_clients_own_token() {
     let e = Env::with_config(vec![], &config(""));
     let s = e.session("2025-11-25");
     let r = e.call(&s, r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"kid__sleep","arguments":{"ms":40,"steps":2},"_meta":{"progressToken":"client-tok"}}}"#);
-    let events: Vec<&str> = r.body.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    let events: Vec<&str> = r
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
     assert_eq!(events.len(), 3, "{}", r.body);
-    assert!(events[0].contains("\"progressToken\":\"client-tok\""), "{}", events[0]);
+    assert!(
+        events[0].contains("\"progressToken\":\"client-tok\""),
+        "{}",
+        events[0]
+    );
     assert_eq!(r.json()["id"], 9);
 }
 
@@ -57,11 +74,27 @@ fn a_crashed_child_fails_clearly_restarts_and_clients_are_told() {
     let s = e.session("2025-11-25");
     let mut stream = Stream::open(e.addr(), &s);
     let pid = child_pid(&e).expect("a running child");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     // Clients hear the tools vanish, then return.
-    let first = stream.next_data(Duration::from_secs(10)).expect("list_changed when the child dies");
+    let first = stream
+        .next_data(Duration::from_secs(10))
+        .expect("list_changed when the child dies");
     assert!(first.contains("list_changed"));
-    assert!(eventually(Duration::from_secs(10), || child_pid(&e).is_some_and(|p| p != pid)));
+    // Tools vanish and return: each change comes with notifications (tools, prompts, resources).
+    let mut notes = vec![first];
+    while let Some(n) = stream.next_data(Duration::from_millis(1500)) {
+        notes.push(n);
+    }
+    let tools_changes = notes
+        .iter()
+        .filter(|n| n.contains("notifications/tools/list_changed"))
+        .count();
+    assert_eq!(tools_changes, 2, "{notes:?}");
+    assert!(child_pid(&e).is_some_and(|p| p != pid), "a new child runs");
     let v = e.call(&s, r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"kid__echo","arguments":{"message":"again"}}}"#).json();
     assert_eq!(v["result"]["content"][0]["text"], "again", "{v}");
 }
@@ -78,10 +111,77 @@ fn a_command_that_cannot_start_is_reported_and_others_serve() {
     let e = Env::with_config(vec![demo], &toml);
     let v: serde_json::Value = serde_json::from_str(&get(e.admin(), "/v1/servers").body).unwrap();
     assert_eq!(v["servers"][0]["up"], false);
-    assert!(v["servers"][0]["lastError"]["message"].as_str().unwrap().contains("cannot start"), "{v}");
+    assert!(
+        v["servers"][0]["lastError"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot start"),
+        "{v}"
+    );
     let s = e.session("2025-11-25");
     let v = e.call(&s, r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ghost__x","arguments":{}}}"#).json();
     assert!(v["error"].is_object());
     let v = e.call(&s, r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"web__echo","arguments":{"message":"ok"}}}"#).json();
     assert_eq!(v["result"]["content"][0]["text"], "ok");
+}
+
+/// `ringgate stdio`: a client that launches the gateway reaches an HTTP server and a stdio server.
+#[test]
+fn the_stdio_front_reaches_http_and_stdio_servers() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let demo = ringgate::demo::spawn(ringgate::demo::DemoOptions::new("web")).unwrap();
+    let dir = std::env::temp_dir().join(format!("ringgate-stdio-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("gw.toml");
+    let toml = config(&format!(
+        "[[server]]\nname = \"web\"\ntransport = \"http\"\nurl = \"{}\"\n",
+        demo.url()
+    ));
+    std::fs::write(&cfg, toml.replace("workers = 2\n", "")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringgate"))
+        .args(["stdio", "--config", cfg.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut ask = |msg: &str| -> serde_json::Value {
+        writeln!(stdin, "{msg}").unwrap();
+        serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap()
+    };
+    let v = ask(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+    );
+    assert_eq!(v["result"]["serverInfo"]["name"], "ringgate");
+    let v = ask(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    let names: Vec<String> = v["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        names.contains(&"kid__add".to_string()) && names.contains(&"web__add".to_string()),
+        "{names:?}"
+    );
+    let v = ask(
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"web__echo","arguments":{"message":"via http"}}}"#,
+    );
+    assert_eq!(v["result"]["content"][0]["text"], "via http");
+    let v = ask(
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"kid__echo","arguments":{"message":"via stdio"}}}"#,
+    );
+    assert_eq!(v["result"]["content"][0]["text"], "via stdio");
+    let v = ask("{not json");
+    assert_eq!(v["error"]["code"], -32700);
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "exits cleanly when stdin closes: {status}"
+    );
+    drop(demo);
 }

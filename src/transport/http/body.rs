@@ -394,21 +394,23 @@ pub(crate) async fn read_to_end<S: AsyncReadRent>(
     let mut pieces: SmallVec<[Bytes; 4]> = SmallVec::new();
     let mut total = 0usize;
     loop {
-        match state.step(buf)? {
-            Step::Data(b) => {
-                total = total.saturating_add(b.len());
-                pieces.push(b);
-            }
+        let step = state.step(buf)?;
+        if let Step::Data(b) = &step {
+            total = total.saturating_add(b.len());
+        }
+        // Counting what is announced but unread refuses a huge chunk before reading it.
+        let announced = usize::try_from(state.announced()).unwrap_or(usize::MAX);
+        if total.saturating_add(announced) > max {
+            return Err(HttpError::BodyTooLarge);
+        }
+        match step {
+            Step::Data(b) => pieces.push(b),
             Step::Done => break,
             Step::NeedMore => {
                 if read_body_more(stream, buf, READ_RESERVE, stall).await? == 0 {
                     state.on_eof()?;
                 }
             }
-        }
-        let announced = usize::try_from(state.announced()).unwrap_or(usize::MAX);
-        if total.saturating_add(announced) > max {
-            return Err(HttpError::BodyTooLarge);
         }
     }
     Ok(concat(pieces, total))
