@@ -106,6 +106,7 @@ pub struct Args {
     pub downstream_listen: Option<SocketAddr>,
     pub json: Option<PathBuf>,
     pub quiet: bool,
+    pub slow: std::time::Duration,
 }
 
 impl Default for Args {
@@ -136,6 +137,7 @@ impl Default for Args {
             downstream_listen: None,
             json: None,
             quiet: false,
+            slow: Duration::ZERO,
         }
     }
 }
@@ -181,6 +183,7 @@ LOAD OPTIONS:
   --payload-bytes N        text bytes in each tools/call reply (default 5; call-10k: 10240)
   --json FILE              also write the report as JSON
   --quiet                  no progress lines on stderr
+  --slow-us N              list every measured request slower than N µs (time into the run, path)
 
 PLACEMENT:
   --pin-gateway CPU|none   CPU of the gateway process (default: 2nd allowed CPU)
@@ -353,6 +356,9 @@ pub fn parse(items: Vec<String>) -> Result<Command, String> {
                         )
                     }
                     "--json" => a.json = Some(PathBuf::from(v)),
+                    "--slow-us" => {
+                        a.slow = Duration::from_micros(parse_num::<u64>(f, &v)?);
+                    }
                     _ => return Err(format!("unknown option '{f}' (see --help)")),
                 }
             }

@@ -102,11 +102,6 @@ impl RequestTemplate {
         let params = String::from_utf8(params).expect("ASCII JSON");
         RequestTemplate::new("tools/call", Some(&params))
     }
-
-    /// Bytes of one request body (for the report).
-    pub fn len_with_id(&self, id: u64) -> usize {
-        self.prefix.len() + format_u64_id(id).as_bytes().len() + self.suffix.len()
-    }
 }
 
 /// Why a request failed.
@@ -202,11 +197,6 @@ impl McpConn {
         Ok(me)
     }
 
-    /// The path this connection belongs to.
-    pub fn target(&self) -> &Rc<Target> {
-        &self.target
-    }
-
     /// Whether another request may be sent (else reopen).
     pub fn is_reusable(&self) -> bool {
         self.conn.is_reusable()
@@ -251,7 +241,11 @@ impl McpConn {
             return Ok((None, session));
         }
         if head.status != 200 {
-            let body = self.conn.read_body(&head, 64 * 1024).await.unwrap_or_default();
+            let body = self
+                .conn
+                .read_body(&head, 64 * 1024)
+                .await
+                .unwrap_or_default();
             return Err(Failure::Status(head.status, snippet(&body)));
         }
         let sse = head
@@ -351,7 +345,6 @@ mod tests {
         assert_eq!(v["id"], 12345);
         assert_eq!(v["method"], "tools/call");
         assert_eq!(v["params"]["name"], "bench__echo");
-        assert_eq!(tpl.len_with_id(12345), body.len());
     }
 
     #[test]

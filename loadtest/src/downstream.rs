@@ -51,15 +51,28 @@ pub struct Bench {
     call_result: Bytes,
     ping_result: Bytes,
     sessions: Cell<u64>,
+    accepted: Cell<u64>,
+    requests: Cell<u64>,
 }
 
 impl Bench {
+    /// (connections accepted, requests answered, sessions minted) so far.
+    pub fn counters(&self) -> (u64, u64, u64) {
+        (
+            self.accepted.get(),
+            self.requests.get(),
+            self.sessions.get(),
+        )
+    }
+
     pub fn new(cfg: BenchConfig) -> Bench {
         Bench {
             tools_list: Bytes::from(tools_list_result(cfg.tools)),
             call_result: Bytes::from(call_result(cfg.payload_bytes)),
             ping_result: Bytes::from_static(b"{}"),
             sessions: Cell::new(0),
+            accepted: Cell::new(0),
+            requests: Cell::new(0),
             cfg,
         }
     }
@@ -160,6 +173,7 @@ pub async fn serve(listener: TcpListener, bench: Rc<Bench>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                bench.accepted.set(bench.accepted.get() + 1);
                 let _ = stream.set_nodelay(true);
                 monoio::spawn(connection(stream, bench.clone()));
             }
@@ -171,12 +185,14 @@ pub async fn serve(listener: TcpListener, bench: Rc<Bench>) {
     }
 }
 
-/// Binds `addr` and starts serving on the current runtime; returns the bound address.
-pub fn start(addr: SocketAddr, cfg: BenchConfig) -> io::Result<SocketAddr> {
+/// Binds `addr` and starts serving on the current runtime; returns the bound address and the
+/// server (for its counters).
+pub fn start(addr: SocketAddr, cfg: BenchConfig) -> io::Result<(SocketAddr, Rc<Bench>)> {
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
-    monoio::spawn(serve(listener, Rc::new(Bench::new(cfg))));
-    Ok(local)
+    let bench = Rc::new(Bench::new(cfg));
+    monoio::spawn(serve(listener, bench.clone()));
+    Ok((local, bench))
 }
 
 async fn connection(stream: TcpStream, bench: Rc<Bench>) {
@@ -193,6 +209,7 @@ async fn connection(stream: TcpStream, bench: Rc<Bench>) {
                 return;
             }
         };
+        bench.requests.set(bench.requests.get() + 1);
         if respond(&bench, &mut conn, req).await.is_err() || !conn.keep_alive() {
             return;
         }

@@ -30,6 +30,8 @@ pub struct Gateway {
     pub admin: SocketAddr,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
+    /// The temporary directory holding the config and the log.
+    pub dir: PathBuf,
     /// How it was pinned: "taskset", "sched_setaffinity", or "no".
     pub pinned_with: &'static str,
 }
@@ -85,8 +87,8 @@ impl Gateway {
         std::fs::write(&config_path, config_text(spec, listen, admin))
             .map_err(|e| format!("{}: {e}", config_path.display()))?;
         let log_path = dir.join("ringgate.log");
-        let log = std::fs::File::create(&log_path)
-            .map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let log2 = log
             .try_clone()
             .map_err(|e| format!("{}: {e}", log_path.display()))?;
@@ -119,7 +121,10 @@ impl Gateway {
             None => match sys::pin_process(pid, &spec.cpus) {
                 Ok(()) => "sched_setaffinity",
                 Err(e) => {
-                    eprintln!("warning: cannot pin the gateway to CPUs {:?}: {e}", spec.cpus);
+                    eprintln!(
+                        "warning: cannot pin the gateway to CPUs {:?}: {e}",
+                        spec.cpus
+                    );
                     "no"
                 }
             },
@@ -131,6 +136,7 @@ impl Gateway {
             admin,
             config_path,
             log_path,
+            dir,
             pinned_with,
         })
     }
@@ -143,7 +149,7 @@ impl Gateway {
     /// Polls `GET /readyz` until 200, the process exits, or `within` passes.
     pub async fn wait_ready(&mut self, within: Duration, cpus: &[usize]) -> Result<(), String> {
         let deadline = Instant::now() + within;
-        let mut last = String::from("no answer yet");
+        let mut last;
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -204,6 +210,15 @@ impl Gateway {
         }
         let _ = child.kill();
         let _ = child.wait();
+    }
+}
+
+impl Gateway {
+    /// Stops the gateway and removes its temporary directory (after a clean run; a failed run
+    /// keeps the log for reading).
+    pub fn stop_and_clean(mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -25,6 +25,8 @@ use crate::sys::yield_now;
 
 /// Highest latency the histograms hold (larger values saturate): 60 s in ns.
 const MAX_NS: u64 = 60_000_000_000;
+/// Most slow requests kept per path for `--slow-us`.
+const MAX_SLOW: usize = 10_000;
 
 /// One intended request.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +43,8 @@ pub struct PathStats {
     pub ok: u64,
     /// Failed requests recorded.
     pub failed: u64,
+    /// Failed requests during the warm-up (not in `failed`, still failures).
+    pub warm_failed: u64,
     /// Failures by class.
     pub failures: BTreeMap<String, u64>,
     /// The first failure seen, in full.
@@ -51,6 +55,12 @@ pub struct PathStats {
     pub offered: u64,
     /// Time this path was under recorded load.
     pub measured: Duration,
+    /// Open loop: how long after the end of the schedule this path's last reply arrived (a path
+    /// that keeps up finishes within one latency; one that falls behind drains its backlog here).
+    pub tail: Duration,
+    last_done: Option<Instant>,
+    /// With `--slow-us`: (intended send time, latency ns) of recorded requests at least that slow.
+    pub slow: Vec<(Instant, u64)>,
 }
 
 impl PathStats {
@@ -59,11 +69,15 @@ impl PathStats {
             hist: Histogram::new_with_bounds(1, MAX_NS, 3).expect("static histogram bounds"),
             ok: 0,
             failed: 0,
+            warm_failed: 0,
             failures: BTreeMap::new(),
             first_failure: None,
             reply_bytes: 0,
             offered: 0,
             measured: Duration::ZERO,
+            tail: Duration::ZERO,
+            last_done: None,
+            slow: Vec::new(),
         }
     }
 
@@ -88,10 +102,17 @@ pub struct PathRun {
     backlog: RefCell<VecDeque<Job>>,
     busy: Cell<usize>,
     timeout: Duration,
+    slow_ns: u64,
 }
 
 impl PathRun {
-    pub fn new(target: Rc<Target>, tpl: RequestTemplate, timeout: Duration) -> Rc<PathRun> {
+    /// `slow` > 0 keeps the requests at least that slow for `--slow-us`.
+    pub fn new(
+        target: Rc<Target>,
+        tpl: RequestTemplate,
+        timeout: Duration,
+        slow: Duration,
+    ) -> Rc<PathRun> {
         Rc::new(PathRun {
             target,
             tpl,
@@ -100,6 +121,7 @@ impl PathRun {
             backlog: RefCell::new(VecDeque::new()),
             busy: Cell::new(0),
             timeout,
+            slow_ns: slow.as_nanos() as u64,
         })
     }
 
@@ -119,6 +141,14 @@ impl PathRun {
         Ok(())
     }
 
+    /// One request outside any measurement (checks the path works before the run).
+    pub async fn probe(&self) -> Result<usize, Failure> {
+        let mut slot: Slot = self.idle.borrow_mut().pop().unwrap_or(None);
+        let res = self.one(&mut slot).await;
+        self.idle.borrow_mut().push(slot);
+        res
+    }
+
     /// Sends one request on a live connection (opening one if the slot is empty).
     async fn one(&self, slot: &mut Slot) -> Result<usize, Failure> {
         let conn = match slot {
@@ -136,16 +166,26 @@ impl PathRun {
     }
 
     fn record(&self, job: Job, res: Result<usize, Failure>, done: Instant) {
+        let mut s = self.stats.borrow_mut();
         if !job.record {
+            if let Err(f) = res {
+                s.warm_failed += 1;
+                if s.first_failure.is_none() {
+                    s.first_failure = Some(format!("(warm-up) {f}"));
+                }
+            }
             return;
         }
-        let mut s = self.stats.borrow_mut();
+        s.last_done = Some(done);
         match res {
             Ok(bytes) => {
                 s.ok += 1;
                 s.reply_bytes += bytes as u64;
                 let ns = done.saturating_duration_since(job.intended).as_nanos() as u64;
                 s.hist.saturating_record(ns.max(1));
+                if self.slow_ns > 0 && ns >= self.slow_ns && s.slow.len() < MAX_SLOW {
+                    s.slow.push((job.intended, ns));
+                }
             }
             Err(f) => s.fail(&f),
         }
@@ -283,20 +323,19 @@ pub async fn run_open(paths: &[Rc<PathRun>], rate: f64, plan: &Plan, drain: Dura
         });
         j += 1;
     }
-    for p in paths {
-        p.stats.borrow_mut().measured = plan.per_path(paths.len());
-    }
     let deadline = Instant::now() + drain;
     while !paths.iter().all(|p| p.settled()) && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(1)).await;
     }
     for p in paths {
         let left = p.backlog.borrow().len() + p.busy.get();
-        if left > 0 {
-            let mut s = p.stats.borrow_mut();
-            for _ in 0..left {
-                s.fail(&Failure::Timeout);
-            }
+        let mut s = p.stats.borrow_mut();
+        s.measured = plan.per_path(paths.len());
+        s.tail = s
+            .last_done
+            .map_or(Duration::ZERO, |d| d.saturating_duration_since(end));
+        for _ in 0..left {
+            s.fail(&Failure::Timeout);
         }
     }
 }

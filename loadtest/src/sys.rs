@@ -1,9 +1,10 @@
 //! Operating-system helpers: CPU affinity, RSS, free ports, machine description, and a yield.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::Pin as StdPin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 /// CPUs this process may run on, ascending.
 pub fn allowed_cpus() -> Vec<usize> {
@@ -115,7 +116,10 @@ pub fn machine() -> (String, usize, String) {
                 .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
         })
         .unwrap_or_else(|| "unknown".into());
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|t| t.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0)
+        .max(1);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());
@@ -135,14 +139,44 @@ pub fn sched_policy() -> &'static str {
     }
 }
 
-/// Yields once to the runtime: the task is rescheduled at the back of the run queue, and the
-/// runtime reaps I/O completions before running it again.
+/// Yields once to the runtime: the task goes to the *back* of the run queue, and the runtime
+/// reaps I/O completions before running it again.
+///
+/// A task that wakes itself while running is put at the *front* of monoio's queue (its
+/// `yield_now` scheduling), so a spinning task would starve every other task. Instead the waker
+/// is parked with a helper task, which wakes it from outside (a plain schedule: back of the queue).
 pub fn yield_now() -> YieldNow {
     YieldNow { yielded: false }
 }
 
 pub struct YieldNow {
     yielded: bool,
+}
+
+#[derive(Default)]
+struct Kicker {
+    parked: Vec<Waker>,
+    kicker: Option<Waker>,
+    started: bool,
+}
+
+thread_local! {
+    static KICKER: RefCell<Kicker> = RefCell::new(Kicker::default());
+}
+
+/// The helper: wakes every parked waker, then waits to be woken by the next yield.
+fn kicker_task() -> impl Future<Output = ()> {
+    std::future::poll_fn(|cx: &mut Context<'_>| {
+        let parked = KICKER.with(|k| {
+            let mut k = k.borrow_mut();
+            k.kicker = Some(cx.waker().clone());
+            std::mem::take(&mut k.parked)
+        });
+        for w in parked {
+            w.wake();
+        }
+        Poll::Pending
+    })
 }
 
 impl Future for YieldNow {
@@ -153,7 +187,19 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        cx.waker().wake_by_ref();
+        let (kick, start) = KICKER.with(|k| {
+            let mut k = k.borrow_mut();
+            k.parked.push(cx.waker().clone());
+            let start = !k.started;
+            k.started = true;
+            (k.kicker.take(), start)
+        });
+        if start {
+            monoio::spawn(kicker_task());
+        }
+        if let Some(w) = kick {
+            w.wake();
+        }
         Poll::Pending
     }
 }

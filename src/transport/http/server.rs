@@ -148,6 +148,9 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerConn<S> {
         // must leave the connection closing.
         self.broken = true;
         self.keep_alive = false;
+        // An error response must not inherit the previous request's HEAD / 1.0 traits.
+        self.head_request = false;
+        self.http10 = false;
         let limits = self.limits;
         let timeouts = HeadTimeouts {
             idle: Some(limits.idle_timeout),
@@ -162,14 +165,15 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerConn<S> {
             HeadWait::Closed | HeadWait::Idle => return Ok(None),
         };
         let raw = detach_head(&mut self.buf, parsed.len, parsed.spans);
-        let (path, query) = split_target(
-            raw.block
-                .slice(parsed.target.0 as usize..(parsed.target.1 as usize).min(raw.block.len())),
-        );
+        let (start, end) = (parsed.target.0 as usize, parsed.target.1 as usize);
+        if start > end || end > raw.block.len() {
+            return Err(HttpError::Malformed("invalid request target"));
+        }
+        let (path, query) = split_target(raw.block.slice(start..end));
         let headers = raw.headers;
-        let framing = request_framing(parsed.version, &headers)?;
         self.head_request = parsed.method == Method::Head;
         self.http10 = parsed.version == 0;
+        let framing = request_framing(parsed.version, &headers)?;
         let body = self
             .read_request_body(parsed.version, &headers, framing)
             .await?;
@@ -200,7 +204,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ServerConn<S> {
                 return Err(HttpError::BodyTooLarge);
             }
         }
-        if framing == BodyFraming::None {
+        if matches!(framing, BodyFraming::None | BodyFraming::Length(0)) {
             return Ok(Bytes::new());
         }
         let expects = version >= 1 && headers.has_token("expect", "100-continue");

@@ -37,9 +37,15 @@ async fn keep_alive_several_requests_over_tcp() {
     for i in 0..3 {
         let body = Bytes::from(format!("body-{i}"));
         let target = format!("/p{i}?x={i}");
-        c.send_request("POST", &target, "localhost", &[], &[body.clone()])
-            .await
-            .expect("send");
+        c.send_request(
+            "POST",
+            &target,
+            "localhost",
+            &[],
+            std::slice::from_ref(&body),
+        )
+        .await
+        .expect("send");
         let head = c.read_response_head().await.expect("head");
         assert_eq!(head.status, 200);
         assert_eq!(head.framing, BodyFraming::Length(body.len() as u64));
@@ -70,7 +76,7 @@ async fn pipelined_requests_are_kept_in_order() {
     let mut paths = Vec::new();
     while let Some(req) = conn.read_request().await.expect("request") {
         paths.push(text(&req.path));
-        conn.write_response(200, &[], &[req.body.clone()])
+        conn.write_response(200, &[], std::slice::from_ref(&req.body))
             .await
             .expect("write");
         if !conn.keep_alive() {
