@@ -142,7 +142,13 @@ pub fn base64url_decode(input: &[u8]) -> Option<Vec<u8>> {
             n |= u32::from(v) << (18 - 6 * i);
         }
         let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..chunk.len() - 1]);
+        let keep = chunk.len() - 1;
+        // Canonical encodings only: the unused low bits of a short final group must be zero, so
+        // every token has exactly one spelling.
+        if keep < 3 && bytes[keep] != 0 {
+            return None;
+        }
+        out.extend_from_slice(&bytes[..keep]);
     }
     Some(out)
 }
@@ -160,6 +166,8 @@ mod tests {
             assert_eq!(base64url_decode(s.as_bytes()).as_deref(), Some(&data[..]));
         }
         assert!(base64url_decode(b"a").is_none());
+        assert!(base64url_decode(b"AB").is_none(), "non-zero padding bits");
+        assert_eq!(base64url_decode(b"AA").as_deref(), Some(&[0u8][..]));
         assert!(base64url_decode(b"ab+/").is_none());
     }
 

@@ -19,6 +19,9 @@ mod relay;
 mod report;
 mod sys;
 
+#[cfg(test)]
+mod e2e_tests;
+
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

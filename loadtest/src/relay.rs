@@ -18,14 +18,16 @@ const BUF: usize = 64 * 1024;
 
 /// Starts the relay thread, listening on an ephemeral loopback port, forwarding to `upstream`.
 /// Returns the address it listens on once it is accepting.
-/// `cpus` is the relay thread's CPU set.
+/// `cpus` is the relay thread's CPU set (empty: inherit).
 pub fn start(upstream: SocketAddr, cpus: Vec<usize>) -> io::Result<SocketAddr> {
     let (tx, rx) = std::sync::mpsc::channel::<io::Result<SocketAddr>>();
     std::thread::Builder::new()
         .name("relay".into())
         .spawn(move || {
-            if let Err(e) = crate::sys::pin_thread(0, &cpus) {
-                eprintln!("relay: cannot pin to CPUs {cpus:?}: {e}");
+            if !cpus.is_empty() {
+                if let Err(e) = crate::sys::pin_thread(0, &cpus) {
+                    eprintln!("relay: cannot pin to CPUs {cpus:?}: {e}");
+                }
             }
             let rt = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
                 .enable_timer()

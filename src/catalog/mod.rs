@@ -165,6 +165,19 @@ impl Snapshot {
         self.routes.prompts.get(name)
     }
 
+    /// The unavailable server whose namespace `name` falls in (for a clear error when its entries
+    /// were omitted from the catalog).
+    pub fn unavailable_owner(&self, name: &str) -> Option<&ServerEntry> {
+        self.servers.iter().find(|s| {
+            let prefix = &s.link.config.prefix;
+            !s.link.is_up()
+                && !prefix.is_empty()
+                && name.len() > prefix.len() + 2
+                && name.starts_with(prefix.as_str())
+                && name[prefix.len()..].starts_with(crate::config::NAMESPACE_SEPARATOR)
+        })
+    }
+
     /// The server owning a resource URI: exact match first, then the longest matching template
     /// prefix, then the only server offering resources (if exactly one does).
     pub fn resource_owner(&self, uri: &str) -> Option<usize> {

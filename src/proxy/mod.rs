@@ -301,6 +301,20 @@ fn by_name(
         _ => snap.prompt(&name),
     };
     let target = target.ok_or_else(|| {
+        // A name under the prefix of a server that is down is that server's outage, not a typo.
+        if let Some(down) = snap.unavailable_owner(&name) {
+            return GatewayError::new(
+                ErrorKind::DownstreamUnavailable,
+                format!(
+                    "server '{}' is unavailable: {}",
+                    down.link.name,
+                    down.link
+                        .health()
+                        .last_error
+                        .map_or_else(|| "not connected".to_string(), |(_, e)| e)
+                ),
+            );
+        }
         let what = if kind == ListKind::Tools {
             "tool"
         } else {

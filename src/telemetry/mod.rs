@@ -116,8 +116,8 @@ pub struct CoreStats {
     pub errors: [u64; 9],
     /// HTTP exchanges refused before the request path (bad HTTP, 413, 403, 421, 404 session).
     pub rejected: u64,
-    /// Per downstream server slot.
-    pub servers: Vec<ServerStats>,
+    /// Per downstream server slot (`None` for slots this core never called).
+    pub servers: Vec<Option<ServerStats>>,
 }
 
 impl Default for CoreStats {
@@ -153,16 +153,16 @@ impl CoreStats {
 
     /// The stats of server slot `slot`, created on first use (allocates once per slot).
     pub fn server(&mut self, slot: usize, name: &Arc<str>) -> &mut ServerStats {
-        while self.servers.len() <= slot {
-            self.servers.push(ServerStats {
-                name: name.clone(),
-                calls: 0,
-                errors: 0,
-                timeouts: 0,
-                latency: histogram(),
-            });
+        if self.servers.len() <= slot {
+            self.servers.resize_with(slot + 1, || None);
         }
-        let s = &mut self.servers[slot];
+        let s = self.servers[slot].get_or_insert_with(|| ServerStats {
+            name: name.clone(),
+            calls: 0,
+            errors: 0,
+            timeouts: 0,
+            latency: histogram(),
+        });
         if !Arc::ptr_eq(&s.name, name) && *s.name != **name {
             s.name = name.clone();
         }
@@ -198,6 +198,7 @@ impl CoreStats {
         }
         self.rejected += other.rejected;
         for (slot, s) in other.servers.iter().enumerate() {
+            let Some(s) = s else { continue };
             let mine = self.server(slot, &s.name);
             mine.calls += s.calls;
             mine.errors += s.errors;
@@ -236,7 +237,12 @@ mod tests {
         assert_eq!((a.requests[i], a.errors[i]), (2, 1));
         assert_eq!(a.total.len(), 2);
         assert_eq!(a.servers.len(), 3);
-        assert_eq!((a.servers[2].calls, a.servers[2].timeouts), (2, 1));
-        assert_eq!(a.servers[2].latency.len(), 1);
+        assert!(
+            a.servers[0].is_none() && a.servers[1].is_none(),
+            "no phantom series for unused slots"
+        );
+        let s = a.servers[2].as_ref().unwrap();
+        assert_eq!((s.calls, s.timeouts, &*s.name), (2, 1, "a"));
+        assert_eq!(s.latency.len(), 1);
     }
 }

@@ -132,7 +132,7 @@ fn render_servers(out: &mut String, stats: &CoreStats, g: &Gauges<'_>) {
         "ringgate_downstream_calls_total",
         "Calls forwarded to each server.",
     );
-    for s in &stats.servers {
+    for s in stats.servers.iter().flatten() {
         let _ = writeln!(
             out,
             "ringgate_downstream_calls_total{{server=\"{}\"}} {}",
@@ -145,7 +145,7 @@ fn render_servers(out: &mut String, stats: &CoreStats, g: &Gauges<'_>) {
         "ringgate_downstream_errors_total",
         "Forwarded calls that failed, by server and kind.",
     );
-    for s in &stats.servers {
+    for s in stats.servers.iter().flatten() {
         let n = esc(&s.name);
         let _ = writeln!(
             out,
@@ -158,7 +158,7 @@ fn render_servers(out: &mut String, stats: &CoreStats, g: &Gauges<'_>) {
             s.timeouts
         );
     }
-    for (i, s) in stats.servers.iter().enumerate() {
+    for (i, s) in stats.servers.iter().flatten().enumerate() {
         let labels = format!("server=\"{}\"", esc(&s.name));
         summary(
             out,
