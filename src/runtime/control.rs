@@ -220,12 +220,16 @@ impl Control {
 
     /// Stops every stdio child (shutdown).
     pub async fn stop_children(&self) {
+        let mut stopping = Vec::new();
         for (slot, link) in self.links.iter().enumerate() {
-            if let (Some(child), Some(exited)) =
-                (link.child.swap(None), self.exits.borrow_mut()[slot].take())
-            {
-                child::terminate(&child, &exited).await;
+            let exited = self.exits.borrow_mut()[slot].take();
+            if let (Some(child), Some(exited)) = (link.child.swap(None), exited) {
+                // All children stop at once: shutdown takes one grace period, not one per server.
+                stopping.push(monoio::spawn(async move { child::terminate(&child, &exited).await }));
             }
+        }
+        for s in stopping {
+            s.await;
         }
     }
 
