@@ -279,6 +279,10 @@ impl Control {
             Task::Connect(slot) => {
                 if !self.links[slot].is_up() && self.connect(slot).await {
                     self.publish();
+                    // Workers open pooled connections now, not on the first call.
+                    for w in self.workers.borrow().iter() {
+                        let _ = w.try_send(WorkerMsg::Warm);
+                    }
                 }
             }
             Task::Refresh(slot) => {
