@@ -228,6 +228,19 @@ impl Drop for Gateway {
     }
 }
 
+/// WARN and ERROR lines of the gateway's log: (count, the first few).
+pub fn log_problems(path: &Path) -> (usize, Vec<String>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let bad: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("WARN") || l.starts_with("ERROR"))
+        .collect();
+    (
+        bad.len(),
+        bad.iter().take(5).map(|l| l.to_string()).collect(),
+    )
+}
+
 fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();

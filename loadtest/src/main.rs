@@ -402,6 +402,7 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
     }
     if let Some(g) = &spawned {
         facts.rss_after_kib = g.rss_kib();
+        (facts.log_problems, facts.log_samples) = gateway::log_problems(&g.log_path);
     }
 
     let (cpu_model, cpus, kernel) = sys::machine();
@@ -459,12 +460,13 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
     }
     drop(paths);
     let failed = report.failed();
+    let log_problems = report.gateway.as_ref().map_or(0, |g| g.log_problems);
     if let Some(mut g) = spawned {
-        if failed == 0 {
+        if failed == 0 && log_problems == 0 {
             g.stop_and_clean();
         } else {
             g.stop();
-            eprintln!("gateway log kept at {}", g.log_path.display());
+            eprintln!("gateway config and log kept in {}", g.dir.display());
         }
     }
     Ok(if failed == 0 { 0 } else { 1 })

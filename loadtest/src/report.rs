@@ -114,6 +114,9 @@ pub struct GatewayFacts {
     pub metrics_error: Option<String>,
     pub config_path: Option<String>,
     pub log_path: Option<String>,
+    /// WARN/ERROR lines in the spawned gateway's log, and the first few of them.
+    pub log_problems: usize,
+    pub log_samples: Vec<String>,
 }
 
 /// How the run was set up.
@@ -454,6 +457,17 @@ impl Report {
             if let Some(e) = &g.metrics_error {
                 let _ = writeln!(t, "  /metrics: {e}");
             }
+            if g.log_problems > 0 {
+                let _ = writeln!(
+                    t,
+                    "  gateway log: {} warning/error lines ({}), first:",
+                    g.log_problems,
+                    g.log_path.as_deref().unwrap_or("?")
+                );
+                for l in &g.log_samples {
+                    let _ = writeln!(t, "    {l}");
+                }
+            }
             if g.spawned {
                 let _ = writeln!(
                     t,
@@ -554,6 +568,8 @@ impl Report {
                 "metrics_error": g.metrics_error,
                 "config": g.config_path,
                 "log": g.log_path,
+                "log_problems": g.log_problems,
+                "log_samples": g.log_samples,
             })
         });
         json!({

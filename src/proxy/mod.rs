@@ -416,7 +416,7 @@ async fn forward(
     // A stdio child is shared by every client: progress tokens are made unique there (the minted
     // id serves), and the relay puts the client's own token back.
     let (progress, client_token) = match (&route, env.progress_token) {
-        (Route::Stdio(_), Some(span)) => {
+        (Route::Mux(_), Some(span)) => {
             edits.push((span, minted_bytes.clone()));
             (
                 Some(minted_bytes),

@@ -167,7 +167,7 @@ pub fn servers_json(control: &Control) -> String {
             None => out.extend_from_slice(b"null"),
         }
         let pid = link
-            .child
+            .mux
             .load()
             .as_ref()
             .map_or("null".to_string(), |c| c.pid.to_string());

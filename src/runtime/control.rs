@@ -22,7 +22,7 @@ use crate::catalog::cursor::CursorCodec;
 use crate::catalog::{self, ListKind, ServerLists, ServerView, Snapshot};
 use crate::config::{GatewayConfig, Transport};
 use crate::proxy::{Gateway, Report};
-use crate::session::downstream::{ChildChannel, ServerLink};
+use crate::session::downstream::{MuxChannel, ServerLink};
 use crate::upstream::exchange::ReplyLimits;
 use crate::upstream::pool::WorkerPools;
 use crate::upstream::route::Route;
@@ -119,7 +119,7 @@ impl Control {
         let link = self.links[slot].clone();
         let attempt = async {
             let route = match link.config.transport {
-                Transport::Stdio => Route::Stdio(self.start_child(slot)?),
+                Transport::Stdio => Route::Mux(self.start_child(slot)?),
                 Transport::Http | Transport::Sse => {
                     let addr = resolve(&link)?;
                     link.addr.store(Some(Arc::new(addr)));
@@ -161,7 +161,7 @@ impl Control {
                 self.backoff.borrow_mut()[slot] = MIN_BACKOFF;
             }
         }
-        if let Some(child) = link.child.swap(None) {
+        if let Some(child) = link.mux.swap(None) {
             let exited = self.exits.borrow_mut()[slot].take();
             monoio::spawn(async move {
                 if let Some(exited) = exited {
@@ -174,9 +174,9 @@ impl Control {
     }
 
     /// Starts a stdio server's child and a task that notices its exit.
-    fn start_child(self: &Rc<Self>, slot: usize) -> Result<Arc<ChildChannel>, UpstreamError> {
+    fn start_child(self: &Rc<Self>, slot: usize) -> Result<Arc<MuxChannel>, UpstreamError> {
         let link = self.links[slot].clone();
-        if let Some(running) = link.child.load_full() {
+        if let Some(running) = link.mux.load_full() {
             return Ok(running);
         }
         let tasks = self.tasks.clone();
@@ -193,7 +193,7 @@ impl Control {
                 link.config.command.as_deref().unwrap_or("")
             ))
         })?;
-        link.child.store(Some(spawned.channel.clone()));
+        link.mux.store(Some(spawned.channel.clone()));
         self.exits.borrow_mut()[slot] = Some(spawned.exited.clone());
         let me = self.clone();
         let channel = spawned.channel.clone();
@@ -204,13 +204,13 @@ impl Control {
                 .await
                 .unwrap_or_else(|_| "process gone".into());
             // Only the child this task watches may be declared dead (a newer one may be running).
-            let current = me.links[slot].child.load_full();
+            let current = me.links[slot].mux.load_full();
             if current.is_some_and(|c| Arc::ptr_eq(&c, &channel)) {
                 if me.links[slot].is_up() {
                     me.failed(slot, &why);
                     me.publish();
                 } else {
-                    me.links[slot].child.store(None);
+                    me.links[slot].mux.store(None);
                     channel.tx.close();
                 }
             }
@@ -223,9 +223,11 @@ impl Control {
         let mut stopping = Vec::new();
         for (slot, link) in self.links.iter().enumerate() {
             let exited = self.exits.borrow_mut()[slot].take();
-            if let (Some(child), Some(exited)) = (link.child.swap(None), exited) {
+            if let (Some(child), Some(exited)) = (link.mux.swap(None), exited) {
                 // All children stop at once: shutdown takes one grace period, not one per server.
-                stopping.push(monoio::spawn(async move { child::terminate(&child, &exited).await }));
+                stopping.push(monoio::spawn(async move {
+                    child::terminate(&child, &exited).await
+                }));
             }
         }
         for s in stopping {

@@ -36,43 +36,44 @@ pub struct DownSession {
     pub epoch: u64,
 }
 
-/// A message for a stdio downstream's child, sent from any thread to the task that owns its pipes.
+/// A message for a multiplexed downstream (a stdio child, or an HTTP+SSE session), sent from any
+/// thread to the task on the control thread that owns its one duplex stream.
 #[derive(Debug)]
-pub enum ChildMsg {
-    /// Write a request and deliver what the child says about it to `events`.
+pub enum MuxMsg {
+    /// Write a request and deliver what the server says about it to `events`.
     Request {
         /// The message (one JSON-RPC request; newlines are flattened before writing).
         body: Bytes,
-        /// Its raw id token, as the child will echo it.
+        /// Its raw id token, as the server will echo it.
         id: Bytes,
         /// Its raw progress token, if the request asked for progress.
         progress: Option<Bytes>,
         /// Where notifications and the response go.
-        events: async_channel::Sender<ChildEvent>,
+        events: async_channel::Sender<MuxEvent>,
     },
-    /// Write a message that expects no reply (notifications, responses to the child's requests).
+    /// Write a message that expects no reply (notifications, responses to the server's requests).
     Send(Bytes),
     /// Stop routing for a request the caller gave up on (timeout).
     Forget(Bytes),
 }
 
-/// What a stdio child said about one request.
+/// What a multiplexed downstream said about one request.
 #[derive(Debug, Clone)]
-pub enum ChildEvent {
+pub enum MuxEvent {
     /// A notification tied to the request (progress).
     Notification(Bytes),
     /// The response.
     Response(Bytes),
-    /// The child exited or its output became unreadable before responding.
+    /// The server went away (process exited, stream closed) before responding.
     Closed(String),
 }
 
-/// The way to reach a running stdio child.
+/// The way to reach a running multiplexed downstream.
 #[derive(Debug)]
-pub struct ChildChannel {
-    /// Messages for the child's owner task (on the control thread).
-    pub tx: async_channel::Sender<ChildMsg>,
-    /// The child's process id (logs, admin API).
+pub struct MuxChannel {
+    /// Messages for the owner task (on the control thread).
+    pub tx: async_channel::Sender<MuxMsg>,
+    /// The child's process id (stdio; logs, admin API), 0 for an HTTP+SSE session.
     pub pid: u32,
 }
 
@@ -103,8 +104,8 @@ pub struct ServerLink {
     pub session: ArcSwapOption<DownSession>,
     /// The server's resolved address (resolved on the control thread: DNS never runs on a worker).
     pub addr: ArcSwapOption<SocketAddr>,
-    /// For stdio servers: the running child, `None` while it is down.
-    pub child: ArcSwapOption<ChildChannel>,
+    /// For stdio and HTTP+SSE servers: the running child or SSE session, `None` while down.
+    pub mux: ArcSwapOption<MuxChannel>,
     /// Whether the server is currently believed reachable.
     up: AtomicBool,
     /// Counts re-initializations.
@@ -126,7 +127,7 @@ impl ServerLink {
             config,
             session: ArcSwapOption::empty(),
             addr: ArcSwapOption::empty(),
-            child: ArcSwapOption::empty(),
+            mux: ArcSwapOption::empty(),
             up: AtomicBool::new(false),
             epochs: AtomicU64::new(0),
             health: Mutex::new(Health {

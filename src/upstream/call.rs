@@ -23,7 +23,7 @@ use super::handshake;
 use super::pool::{Conn, Pool};
 use super::route::Route;
 use super::UpstreamError;
-use crate::session::downstream::{ChildChannel, ChildEvent, ChildMsg, DownSession, ServerLink};
+use crate::session::downstream::{DownSession, MuxChannel, MuxEvent, MuxMsg, ServerLink};
 use crate::wire::{self, encode, method, rewrite, Kind};
 
 /// What to forward.
@@ -66,7 +66,7 @@ enum Source {
     /// An SSE reply being read from an HTTP connection.
     Sse(Conn, Box<SseReply>),
     /// Events from a stdio child's owner task.
-    Child(async_channel::Receiver<ChildEvent>),
+    Child(async_channel::Receiver<MuxEvent>),
 }
 
 /// A call that has been sent and whose reply is being read.
@@ -88,7 +88,7 @@ impl Call {
             deadline,
             downstream_time: Duration::ZERO,
         };
-        if let Route::Stdio(child) = &call.spec.route {
+        if let Route::Mux(child) = &call.spec.route {
             let child = child.clone();
             call.send_to_child(&child).await?;
             return Ok(call);
@@ -112,9 +112,9 @@ impl Call {
         }
     }
 
-    async fn send_to_child(&mut self, child: &ChildChannel) -> Result<(), UpstreamError> {
+    async fn send_to_child(&mut self, child: &MuxChannel) -> Result<(), UpstreamError> {
         let (events, rx) = async_channel::unbounded();
-        let msg = ChildMsg::Request {
+        let msg = MuxMsg::Request {
             body: rewrite::concat(&self.spec.body),
             id: self.minted(),
             progress: self.spec.progress.clone(),
@@ -136,7 +136,7 @@ impl Call {
     fn pool(&self) -> Option<Rc<Pool>> {
         match &self.spec.route {
             Route::Http(p) => Some(p.clone()),
-            Route::Stdio(_) => None,
+            Route::Mux(_) => None,
         }
     }
 
@@ -272,8 +272,8 @@ impl Call {
             }
             Source::Child(rx) => match monoio::time::timeout(remaining, rx.recv()).await {
                 Err(_) => None,
-                Ok(Ok(ChildEvent::Notification(m) | ChildEvent::Response(m))) => Some(m),
-                Ok(Ok(ChildEvent::Closed(why))) => return Err(UpstreamError::Unreachable(why)),
+                Ok(Ok(MuxEvent::Notification(m) | MuxEvent::Response(m))) => Some(m),
+                Ok(Ok(MuxEvent::Closed(why))) => return Err(UpstreamError::Unreachable(why)),
                 Ok(Err(_)) => {
                     return Err(UpstreamError::Unreachable(
                         "the server process is gone".into(),
@@ -318,8 +318,8 @@ impl Call {
         let mut params = b"{\"requestId\":".to_vec();
         params.extend_from_slice(rewrite::format_u64_id(self.spec.minted_id).as_bytes());
         params.extend_from_slice(b",\"reason\":\"timeout\"}");
-        if let Route::Stdio(child) = &self.spec.route {
-            let _ = child.tx.try_send(ChildMsg::Forget(self.minted()));
+        if let Route::Mux(child) = &self.spec.route {
+            let _ = child.tx.try_send(MuxMsg::Forget(self.minted()));
         }
         self.send_detached(encode::notification(method::CANCELLED, Some(&params)));
     }
@@ -327,8 +327,8 @@ impl Call {
     /// Sends a message downstream on its own task; the caller does not wait for it.
     fn send_detached(&self, message: Bytes) {
         match &self.spec.route {
-            Route::Stdio(child) => {
-                let _ = child.tx.try_send(ChildMsg::Send(message));
+            Route::Mux(child) => {
+                let _ = child.tx.try_send(MuxMsg::Send(message));
             }
             Route::Http(pool) => {
                 let (pool, link, limits) = (pool.clone(), self.spec.link.clone(), self.spec.limits);

@@ -3,17 +3,16 @@
 //! Key items: [`spawn`] starts the child (its own process group, stdin/stdout as socketpairs wrapped
 //! in monoio `UnixStream`s, stderr drained line by line into the log by a plain thread) and two tasks
 //! on the calling runtime (the control thread): a writer that owns stdin and the routing table, and a
-//! reader that owns stdout. Any worker reaches the child by sending a [`ChildMsg`] on the channel in
+//! reader that owns stdout. Any worker reaches the child by sending a [`MuxMsg`] on the channel in
 //! the link; responses come back on the caller's own channel, matched by the (gateway-minted, hence
 //! unique) id; progress notifications by their (gateway-minted) token.
 //!
 //! Invariants: one reader per child (an io_uring read is never dropped mid-flight except at exit);
 //! a line longer than the cap is discarded with a log, not buffered without bound; when the child
-//! exits every pending request gets [`ChildEvent::Closed`] at once (no hangs) and `exited` fires.
+//! exits every pending request gets [`MuxEvent::Closed`] at once (no hangs) and `exited` fires.
 //! [`terminate`] shuts a child down: close stdin, wait, SIGTERM the group, wait, SIGKILL the group.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -27,9 +26,9 @@ use bytes::{Bytes, BytesMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::UnixStream;
 
+use super::mux::{dispatch, Routes};
 use crate::config::ServerConfig;
-use crate::session::downstream::{ChildChannel, ChildEvent, ChildMsg};
-use crate::wire::{self, Kind};
+use crate::session::downstream::{MuxChannel, MuxMsg};
 
 /// Bytes read from the child's stdout per read call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -39,15 +38,9 @@ pub const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// A started child.
 pub struct Spawned {
     /// How workers reach it.
-    pub channel: Arc<ChildChannel>,
+    pub channel: Arc<MuxChannel>,
     /// Fires once, with a reason, when the child has exited or its stdout closed.
     pub exited: async_channel::Receiver<String>,
-}
-
-#[derive(Default)]
-struct Routes {
-    by_id: HashMap<Bytes, (async_channel::Sender<ChildEvent>, Option<Bytes>)>,
-    by_token: HashMap<Bytes, Bytes>,
 }
 
 /// Starts the configured command. `unsolicited` receives every message that is not about a pending
@@ -116,7 +109,7 @@ pub fn spawn(
         name,
     ));
     Ok(Spawned {
-        channel: Arc::new(ChildChannel { tx, pid }),
+        channel: Arc::new(MuxChannel { tx, pid }),
         exited,
     })
 }
@@ -125,32 +118,12 @@ pub fn spawn(
 /// the channel is closed (the child is being stopped), which closes stdin.
 async fn write_loop(
     mut stdin: UnixStream,
-    rx: async_channel::Receiver<ChildMsg>,
+    rx: async_channel::Receiver<MuxMsg>,
     routes: Rc<RefCell<Routes>>,
 ) {
     while let Ok(msg) = rx.recv().await {
-        let body = match msg {
-            ChildMsg::Request {
-                body,
-                id,
-                progress,
-                events,
-            } => {
-                let mut r = routes.borrow_mut();
-                if let Some(t) = &progress {
-                    r.by_token.insert(t.clone(), id.clone());
-                }
-                r.by_id.insert(id, (events, progress));
-                body
-            }
-            ChildMsg::Send(body) => body,
-            ChildMsg::Forget(id) => {
-                let mut r = routes.borrow_mut();
-                if let Some((_, Some(t))) = r.by_id.remove(&id) {
-                    r.by_token.remove(&t);
-                }
-                continue;
-            }
+        let Some(body) = routes.borrow_mut().accept(msg) else {
+            continue;
         };
         // Newlines only occur between JSON tokens (inside strings they are escaped), so flattening
         // them keeps the message identical in meaning and makes it one line.
@@ -171,7 +144,7 @@ async fn write_loop(
 async fn read_loop(
     mut stdout: UnixStream,
     routes: Rc<RefCell<Routes>>,
-    tx: async_channel::Sender<ChildMsg>,
+    tx: async_channel::Sender<MuxMsg>,
     max_line: usize,
     unsolicited: Rc<dyn Fn(Bytes)>,
     exit_tx: async_channel::Sender<String>,
@@ -203,76 +176,14 @@ async fn read_loop(
             discarding = true;
         }
     };
-    let waiting: Vec<_> = routes
-        .borrow_mut()
-        .by_id
-        .drain()
-        .map(|(_, (events, _))| events)
-        .collect();
-    for events in waiting {
-        let _ = events.try_send(ChildEvent::Closed(reason.clone()));
-    }
+    routes.borrow_mut().fail_all(&reason);
     tx.close();
     let _ = exit_tx.try_send(reason);
 }
 
-/// Routes one message from the child.
-fn dispatch(
-    line: Bytes,
-    routes: &RefCell<Routes>,
-    tx: &async_channel::Sender<ChildMsg>,
-    unsolicited: &Rc<dyn Fn(Bytes)>,
-    name: &str,
-) {
-    let env = match wire::parse(&line) {
-        Ok(env) => env,
-        Err(e) => {
-            log::warn!("server '{name}': invalid JSON-RPC on stdout ({e}); skipped");
-            return;
-        }
-    };
-    match env.kind {
-        Kind::Response | Kind::Error => {
-            let Some(id) = env.id_raw(&line) else { return };
-            let entry = {
-                let mut r = routes.borrow_mut();
-                let entry = r.by_id.remove(id);
-                if let Some((_, Some(t))) = &entry {
-                    r.by_token.remove(t);
-                }
-                entry
-            };
-            match entry {
-                Some((events, _)) => {
-                    let _ = events.try_send(ChildEvent::Response(line));
-                }
-                None => log::debug!("server '{name}': response to an unknown or abandoned id"),
-            }
-        }
-        Kind::Notification => {
-            let routed = env.progress_token.and_then(|t| {
-                let r = routes.borrow();
-                let id = r.by_token.get(t.get(&line))?;
-                r.by_id.get(id).map(|(events, _)| events.clone())
-            });
-            match routed {
-                Some(events) => {
-                    let _ = events.try_send(ChildEvent::Notification(line));
-                }
-                None => unsolicited(line),
-            }
-        }
-        Kind::Request => {
-            if let Some(reply) = super::answer_server_request(&line, &env) {
-                let _ = tx.try_send(ChildMsg::Send(reply));
-            }
-        }
-    }
-}
-
 /// Stops a child: close its channel (stdin closes), wait for `exited`, then SIGTERM and SIGKILL its
 /// process group if it lingers.
-pub async fn terminate(channel: &ChildChannel, exited: &async_channel::Receiver<String>) {
+pub async fn terminate(channel: &MuxChannel, exited: &async_channel::Receiver<String>) {
     use nix::sys::signal::{killpg, Signal};
     use nix::unistd::Pid;
     channel.tx.close();

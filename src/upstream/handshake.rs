@@ -43,7 +43,7 @@ pub async fn initialize(
 ) -> Result<Arc<DownSession>, UpstreamError> {
     match route {
         Route::Http(pool) => initialize_http(pool, client_name, limits).await,
-        Route::Stdio(_) => {
+        Route::Mux(_) => {
             let req = initialize_request(client_name);
             let body = route
                 .request(link, req, Bytes::from_static(INIT_ID), limits)

@@ -21,6 +21,7 @@ pub mod child;
 pub mod exchange;
 pub mod fetch;
 pub mod handshake;
+pub mod mux;
 pub mod pool;
 pub mod route;
 pub mod watch;

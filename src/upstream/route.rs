@@ -1,4 +1,5 @@
-//! How to reach one downstream from the current thread: its HTTP pool or its stdio child.
+//! How to reach one downstream from the current thread: its HTTP pool, or the multiplexer that
+//! owns its one stream (a stdio child's pipes, an HTTP+SSE session).
 //!
 //! [`Route`] is the closed set of downstream kinds (DESIGN: downstreams as an enum, not a trait).
 //! Control-plane exchanges (handshake, list fetches) use [`Route::request`], which waits for the
@@ -14,7 +15,7 @@ use super::exchange::{collect_response, post, Reply, ReplyLimits};
 use super::pool::{Pool, WorkerPools};
 use super::UpstreamError;
 use crate::config::Transport;
-use crate::session::downstream::{ChildChannel, ChildEvent, ChildMsg, ServerLink};
+use crate::session::downstream::{MuxChannel, MuxEvent, MuxMsg, ServerLink};
 
 /// Time a control-plane request may take.
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,18 +25,26 @@ pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Route {
     /// Streamable HTTP: this thread's keep-alive pool.
     Http(Rc<Pool>),
-    /// stdio: the child's channel.
-    Stdio(Arc<ChildChannel>),
+    /// stdio or HTTP+SSE: the channel to the task that owns the one stream.
+    Mux(Arc<MuxChannel>),
 }
 
 impl Route {
     /// The route to `link`, or why there is none right now.
     pub fn to(link: &Arc<ServerLink>, pools: &WorkerPools) -> Result<Route, UpstreamError> {
+        // A stdio child or an HTTP+SSE session (configured, or detected as a fallback) is
+        // multiplexed by its owner task; plain Streamable HTTP goes through this thread's pool.
+        if let Some(mux) = link.mux.load_full() {
+            return Ok(Route::Mux(mux));
+        }
         match link.config.transport {
-            Transport::Stdio => link.child.load_full().map(Route::Stdio).ok_or_else(|| {
-                UpstreamError::Unreachable("the server process is not running".into())
-            }),
-            Transport::Http | Transport::Sse => Ok(Route::Http(pools.get(link))),
+            Transport::Http => Ok(Route::Http(pools.get(link))),
+            Transport::Stdio => Err(UpstreamError::Unreachable(
+                "the server process is not running".into(),
+            )),
+            Transport::Sse => Err(UpstreamError::Unreachable(
+                "no SSE session with the server".into(),
+            )),
         }
     }
 
@@ -58,9 +67,9 @@ impl Route {
                     pool.release(conn);
                     Ok(response)
                 }
-                Route::Stdio(child) => {
+                Route::Mux(child) => {
                     let (events, rx) = async_channel::unbounded();
-                    let msg = ChildMsg::Request {
+                    let msg = MuxMsg::Request {
                         body,
                         id,
                         progress: None,
@@ -71,9 +80,9 @@ impl Route {
                     })?;
                     loop {
                         match rx.recv().await {
-                            Ok(ChildEvent::Response(r)) => return Ok(r),
-                            Ok(ChildEvent::Notification(_)) => continue,
-                            Ok(ChildEvent::Closed(why)) => {
+                            Ok(MuxEvent::Response(r)) => return Ok(r),
+                            Ok(MuxEvent::Notification(_)) => continue,
+                            Ok(MuxEvent::Closed(why)) => {
                                 return Err(UpstreamError::Unreachable(why))
                             }
                             Err(_) => {
@@ -111,9 +120,9 @@ impl Route {
                 pool.release(conn);
                 Ok(())
             }
-            Route::Stdio(child) => child
+            Route::Mux(child) => child
                 .tx
-                .send(ChildMsg::Send(body))
+                .send(MuxMsg::Send(body))
                 .await
                 .map_err(|_| UpstreamError::Unreachable("the server process is gone".into())),
         }
