@@ -128,6 +128,15 @@ fn run(a: Args) -> i32 {
         other => placement(other, None, &allowed),
     };
     let place = Placement { relay, ..place };
+    if place.load.iter().any(|c| place.gateway.contains(c)) && a.gateway_url.is_none() {
+        eprintln!(
+            "warning: the load generator (CPUs {}) and the gateway (CPUs {}) share a CPU; the load \
+             generator spins between requests, so the gateway's latency will mostly be scheduling \
+             (use --pin-load and --pin-gateway with different CPUs)",
+            sys::cpu_list(&place.load),
+            sys::cpu_list(&place.gateway)
+        );
+    }
     if !place.load.is_empty() && place.load != allowed {
         if let Err(e) = sys::pin_thread(0, &place.load) {
             eprintln!(
@@ -288,6 +297,25 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
         Some(t)
     };
 
+    // Real-time priority (`chrt -f`) stays with the gateway and the relay, which block between
+    // requests; the spinning load generator drops to SCHED_OTHER (see `sys::leave_realtime`).
+    let sched_parties = sys::sched_policy();
+    if sys::is_realtime() {
+        if let Err(e) = sys::leave_realtime() {
+            eprintln!(
+                "warning: the load generator stays real-time ({e}); expect RT-throttling stalls"
+            );
+        }
+    }
+    let sched = if sys::sched_policy() == sched_parties {
+        sched_parties.to_string()
+    } else {
+        format!(
+            "{sched_parties} (gateway, relay), {} (load generator)",
+            sys::sched_policy()
+        )
+    };
+
     // Paths, in slice order.
     let gateway_tool = a
         .gateway_tool
@@ -436,7 +464,7 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
             cpu_model,
             cpus,
             kernel,
-            sched: sys::sched_policy(),
+            sched,
             started_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),

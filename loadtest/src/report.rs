@@ -139,7 +139,7 @@ pub struct Meta {
     pub cpu_model: String,
     pub cpus: usize,
     pub kernel: String,
-    pub sched: &'static str,
+    pub sched: String,
     pub started_unix: u64,
 }
 
@@ -698,7 +698,7 @@ mod tests {
                 cpu_model: "x".into(),
                 cpus: 2,
                 kernel: "k".into(),
-                sched: "SCHED_OTHER",
+                sched: "SCHED_OTHER".into(),
                 started_unix: 0,
             },
             paths: vec![

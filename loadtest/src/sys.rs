@@ -139,6 +139,26 @@ pub fn sched_policy() -> &'static str {
     }
 }
 
+/// Whether the calling thread runs under a real-time policy (e.g. started by `chrt -f`).
+pub fn is_realtime() -> bool {
+    matches!(sched_policy(), "SCHED_FIFO" | "SCHED_RR")
+}
+
+/// Moves the calling thread back to `SCHED_OTHER`. The load generator spins between due
+/// times; as a real-time thread it would starve its core and be throttled by the kernel's RT
+/// limit (`sched_rt_runtime_us`: 50 ms of every second), which shows up as 50 ms stalls.
+pub fn leave_realtime() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `sched_setscheduler(0, ..)` changes only the calling thread's policy; `param` is a
+    // valid, initialized struct that outlives the call.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Yields once to the runtime: the task goes to the *back* of the run queue, and the runtime
 /// reaps I/O completions before running it again.
 ///

@@ -8,6 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Cache};
+use bytes::Bytes;
 
 use crate::catalog::Snapshot;
 use crate::session::streams::StreamHub;
@@ -27,6 +28,20 @@ pub enum Report {
     },
 }
 
+/// Messages a worker accepts from other threads.
+pub enum WorkerMsg {
+    /// Send this notification to every client stream on the worker.
+    Notify(Bytes),
+    /// Send this message to the streams of one session (by nonce), if any are on this worker.
+    ToSession(u64, Bytes),
+    /// Reply with a copy of the worker's stats and its open stream count.
+    Scrape(async_channel::Sender<(CoreStats, usize)>),
+    /// Open pool connections to servers that became available.
+    Warm,
+    /// Stop accepting and drain.
+    Shutdown,
+}
+
 /// State shared by every worker.
 pub struct Gateway {
     /// The snapshot in force; a request loads it once. In an `Arc` so each worker can keep an
@@ -36,12 +51,28 @@ pub struct Gateway {
     pub sessions: SessionCodec,
     /// Reports to the control thread (never blocks: unbounded).
     pub reports: async_channel::Sender<Report>,
+    /// Every worker's inbox (set once at startup), for messages that must reach the worker
+    /// holding a session's stream.
+    pub workers: std::sync::OnceLock<Vec<async_channel::Sender<WorkerMsg>>>,
 }
 
 impl Gateway {
     /// Sends a report to the control thread; if it is gone (shutdown) the report is moot.
     pub fn report(&self, report: Report) {
         let _ = self.reports.try_send(report);
+    }
+
+    /// Delivers a message to a session's streams wherever they live: this worker's hub first,
+    /// else every other worker (the one holding the stream delivers it).
+    pub fn to_session(&self, here: &Worker, session: u64, message: Bytes) {
+        if here.streams.send_to_session(session, &message) > 0 {
+            return;
+        }
+        for (i, w) in self.workers.get().into_iter().flatten().enumerate() {
+            if i != usize::from(here.index) {
+                let _ = w.try_send(WorkerMsg::ToSession(session, message.clone()));
+            }
+        }
     }
 }
 

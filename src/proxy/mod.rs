@@ -25,7 +25,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-pub use context::{Gateway, Report, Worker};
+pub use context::{Gateway, Report, Worker, WorkerMsg};
 pub use relay::Relay;
 
 use crate::catalog::{ListKind, Snapshot};

@@ -27,7 +27,7 @@ use crate::upstream::exchange::ReplyLimits;
 use crate::upstream::pool::WorkerPools;
 use crate::upstream::route::Route;
 use crate::upstream::watch::{watch, WatchEnd};
-use crate::upstream::{child, fetch, handshake, UpstreamError};
+use crate::upstream::{child, fetch, handshake, sse_session, UpstreamError};
 use crate::wire::{self, encode};
 
 /// Time allowed for a server's handshake plus list fetch before it counts as down.
@@ -120,10 +120,13 @@ impl Control {
         let attempt = async {
             let route = match link.config.transport {
                 Transport::Stdio => Route::Mux(self.start_child(slot)?),
-                Transport::Http | Transport::Sse => {
-                    let addr = resolve(&link)?;
-                    link.addr.store(Some(Arc::new(addr)));
-                    Route::Http(self.pools.get(&link))
+                Transport::Sse => {
+                    self.resolve(&link)?;
+                    Route::Mux(self.start_sse(slot).await?)
+                }
+                Transport::Http => {
+                    self.resolve(&link)?;
+                    return self.connect_http(slot).await;
                 }
             };
             handshake::initialize(&route, &link, &self.gateway.server_name, self.limits()).await?;
@@ -139,7 +142,9 @@ impl Control {
                     link.name,
                     link.health().transport
                 );
-                if link.config.transport != Transport::Stdio {
+                // Plain Streamable HTTP needs its GET stream for notifications; a multiplexed
+                // server (stdio, HTTP+SSE) already delivers them on its one stream.
+                if link.mux.load().is_none() {
                     self.spawn_watch(slot);
                 }
                 true
@@ -193,29 +198,75 @@ impl Control {
                 link.config.command.as_deref().unwrap_or("")
             ))
         })?;
-        link.mux.store(Some(spawned.channel.clone()));
-        self.exits.borrow_mut()[slot] = Some(spawned.exited.clone());
+        Ok(self.adopt_mux(slot, spawned.channel, spawned.exited))
+    }
+
+    /// Opens an HTTP+SSE session (configured `sse`, or the fallback for an `http` server).
+    async fn start_sse(self: &Rc<Self>, slot: usize) -> Result<Arc<MuxChannel>, UpstreamError> {
+        let link = self.links[slot].clone();
+        if let Some(running) = link.mux.load_full() {
+            return Ok(running);
+        }
+        let tasks = self.tasks.clone();
+        let unsolicited: Rc<dyn Fn(Bytes)> =
+            Rc::new(move |msg: Bytes| on_downstream_message(&tasks, slot, &msg));
+        let opened = sse_session::open(self.pools.get(&link), self.limits(), unsolicited).await?;
+        Ok(self.adopt_mux(slot, opened.channel, opened.exited))
+    }
+
+    /// Publishes a multiplexed stream (child or SSE session) on the link and watches for its end.
+    fn adopt_mux(
+        self: &Rc<Self>,
+        slot: usize,
+        channel: Arc<MuxChannel>,
+        exited: async_channel::Receiver<String>,
+    ) -> Arc<MuxChannel> {
+        self.links[slot].mux.store(Some(channel.clone()));
+        self.exits.borrow_mut()[slot] = Some(exited.clone());
         let me = self.clone();
-        let channel = spawned.channel.clone();
+        let watched = channel.clone();
         monoio::spawn(async move {
-            let why = spawned
-                .exited
-                .recv()
-                .await
-                .unwrap_or_else(|_| "process gone".into());
-            // Only the child this task watches may be declared dead (a newer one may be running).
+            let why = exited.recv().await.unwrap_or_else(|_| "stream gone".into());
+            // Only the stream this task watches may be declared dead (a newer one may be running).
             let current = me.links[slot].mux.load_full();
-            if current.is_some_and(|c| Arc::ptr_eq(&c, &channel)) {
+            if current.is_some_and(|c| Arc::ptr_eq(&c, &watched)) {
                 if me.links[slot].is_up() {
                     me.failed(slot, &why);
                     me.publish();
                 } else {
                     me.links[slot].mux.store(None);
-                    channel.tx.close();
+                    watched.tx.close();
                 }
             }
         });
-        Ok(spawned.channel)
+        channel
+    }
+
+    fn resolve(&self, link: &ServerLink) -> Result<(), UpstreamError> {
+        let addr = resolve(link)?;
+        link.addr.store(Some(Arc::new(addr)));
+        Ok(())
+    }
+
+    /// Streamable HTTP first; a server that refuses it (any answer but an unreachable host or a
+    /// timeout) is tried as legacy HTTP+SSE at the same URL, as the transport spec's
+    /// backwards-compatibility section describes. The transport found is shown in `/v1/servers`.
+    async fn connect_http(self: &Rc<Self>, slot: usize) -> Result<ServerLists, UpstreamError> {
+        let link = self.links[slot].clone();
+        let route = Route::Http(self.pools.get(&link));
+        let name = self.gateway.server_name.clone();
+        let first = match handshake::initialize(&route, &link, &name, self.limits()).await {
+            Ok(_) => return fetch::fetch_lists(&route, &link, self.limits()).await,
+            Err(e @ (UpstreamError::Unreachable(_) | UpstreamError::Timeout)) => return Err(e),
+            Err(e) => e,
+        };
+        let route = match self.start_sse(slot).await {
+            Ok(mux) => Route::Mux(mux),
+            Err(_) => return Err(first),
+        };
+        link.set_transport("http+sse (fallback)");
+        handshake::initialize(&route, &link, &name, self.limits()).await?;
+        fetch::fetch_lists(&route, &link, self.limits()).await
     }
 
     /// Stops every stdio child (shutdown).

@@ -24,6 +24,8 @@ use crate::proxy::{self, Gateway, Inbound, Outcome, Relay, Worker};
 use crate::transport::http::{HttpError, HttpLimits, Method, Request, ServerConn};
 use crate::wire::{code, encode, sse};
 
+use super::sse_front;
+
 /// The MCP endpoint path.
 pub const MCP_PATH: &str = "/mcp";
 /// Interval of SSE keep-alive comments on idle notification streams (detects vanished clients).
@@ -88,8 +90,8 @@ async fn refuse_http<S: AsyncReadRent + AsyncWriteRent>(
 
 /// One HTTP exchange. Returns whether the connection may carry another.
 async fn exchange<S: AsyncReadRent + AsyncWriteRent>(
-    gw: &Gateway,
-    w: &Worker,
+    gw: &Arc<Gateway>,
+    w: &Rc<Worker>,
     conn: &mut ServerConn<S>,
     req: Request,
 ) -> bool {
@@ -98,12 +100,22 @@ async fn exchange<S: AsyncReadRent + AsyncWriteRent>(
     if let Err(e) = check_host_and_origin(&snap, &req) {
         return reject(w, conn, &e).await;
     }
-    if req.path_str() != MCP_PATH {
-        let e = GatewayError::new(
-            ErrorKind::MethodNotFound,
-            "not found: the MCP endpoint is /mcp",
-        );
-        return write_json(conn, 404, &[e.to_jsonrpc(None)], None).await;
+    match (req.method, req.path_str()) {
+        (_, MCP_PATH) => {}
+        // The legacy HTTP+SSE transport (2024-11-05), for clients that only speak it.
+        (Method::Get, sse_front::SSE_PATH) => {
+            return sse_front::open_stream(gw, w, conn, &req).await
+        }
+        (Method::Post, sse_front::MESSAGES_PATH) => {
+            return sse_front::post_message(gw, w, conn, &req, received).await
+        }
+        _ => {
+            let e = GatewayError::new(
+                ErrorKind::MethodNotFound,
+                "not found: the MCP endpoint is /mcp (legacy HTTP+SSE: /sse)",
+            );
+            return write_json(conn, 404, &[e.to_jsonrpc(None)], None).await;
+        }
     }
     match req.method {
         Method::Post => post(gw, w, conn, &req, received).await,
@@ -280,7 +292,7 @@ fn open_session(gw: &Gateway, req: &Request) -> Result<crate::session::FrontSess
 }
 
 /// Writes an exchange-level error (the one mapping lives in [`GatewayError`]).
-async fn reject<S: AsyncReadRent + AsyncWriteRent>(
+pub(super) async fn reject<S: AsyncReadRent + AsyncWriteRent>(
     w: &Worker,
     conn: &mut ServerConn<S>,
     e: &GatewayError,
@@ -293,7 +305,7 @@ async fn reject<S: AsyncReadRent + AsyncWriteRent>(
     write_json(conn, status, &[e.to_jsonrpc(None)], None).await
 }
 
-async fn write_json<S: AsyncReadRent + AsyncWriteRent>(
+pub(super) async fn write_json<S: AsyncReadRent + AsyncWriteRent>(
     conn: &mut ServerConn<S>,
     status: u16,
     body: &[Bytes],

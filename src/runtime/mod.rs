@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod control;
 pub mod front;
+pub mod sse_front;
 pub mod stdio_front;
 pub mod worker;
 
@@ -23,26 +24,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 
 use crate::catalog::cursor::CursorCodec;
 use crate::config::Config;
 use crate::proxy::Gateway;
 use crate::session::downstream::ServerLink;
 use crate::session::SessionCodec;
-use crate::telemetry::CoreStats;
 
-/// Messages a worker accepts from other threads.
-pub enum WorkerMsg {
-    /// Send this notification to every client stream on the worker.
-    Notify(Bytes),
-    /// Reply with a copy of the worker's stats and its open stream count.
-    Scrape(async_channel::Sender<(CoreStats, usize)>),
-    /// Open pool connections to servers that became available.
-    Warm,
-    /// Stop accepting and drain.
-    Shutdown,
-}
+pub use crate::proxy::WorkerMsg;
 
 /// A running gateway.
 pub struct Running {
@@ -141,6 +130,7 @@ pub fn start_with(config: Config, front: Front) -> io::Result<Running> {
         snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
         sessions: SessionCodec::new().map_err(no_random)?,
         reports: reports_tx.clone(),
+        workers: std::sync::OnceLock::new(),
     });
     let workers = match front {
         Front::Http => gateway_cfg.workers.max(1),
@@ -148,6 +138,7 @@ pub fn start_with(config: Config, front: Front) -> io::Result<Running> {
     };
     let (inbox_tx, inbox_rx): (Vec<_>, Vec<_>) =
         (0..workers).map(|_| async_channel::unbounded()).unzip();
+    let _ = gw.workers.set(inbox_tx.clone());
     let (synced_tx, synced_rx) = mpsc::channel();
     let mut threads = Vec::new();
     {

@@ -97,6 +97,9 @@ async fn handle_inbox(
     while let Ok(msg) = inbox.recv().await {
         match msg {
             WorkerMsg::Notify(m) => w.streams.broadcast(&m),
+            WorkerMsg::ToSession(session, m) => {
+                w.streams.send_to_session(session, &m);
+            }
             WorkerMsg::Scrape(reply) => {
                 let stats = w.stats.borrow().clone();
                 let _ = reply.try_send((stats, w.streams.len()));

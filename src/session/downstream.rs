@@ -176,6 +176,13 @@ impl ServerLink {
         }
     }
 
+    /// Records the transport actually in use (e.g. after falling back to HTTP+SSE).
+    pub fn set_transport(&self, transport: &'static str) {
+        if let Ok(mut h) = self.health.lock() {
+            h.transport = transport;
+        }
+    }
+
     /// Sets the tool count shown by the admin API.
     pub fn set_tools(&self, n: usize) {
         if let Ok(mut h) = self.health.lock() {

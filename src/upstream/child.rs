@@ -187,13 +187,12 @@ pub async fn terminate(channel: &MuxChannel, exited: &async_channel::Receiver<St
     use nix::sys::signal::{killpg, Signal};
     use nix::unistd::Pid;
     channel.tx.close();
-    let pgid = Pid::from_raw(channel.pid as i32);
-    if monoio::time::timeout(EXIT_GRACE, exited.recv())
-        .await
-        .is_ok()
-    {
+    let waited = monoio::time::timeout(EXIT_GRACE, exited.recv()).await;
+    // pid 0 is an HTTP+SSE session, not a process (and killpg(0) would signal our own group).
+    if waited.is_ok() || channel.pid == 0 {
         return;
     }
+    let pgid = Pid::from_raw(channel.pid as i32);
     let _ = killpg(pgid, Signal::SIGTERM);
     if monoio::time::timeout(EXIT_GRACE, exited.recv())
         .await

@@ -16,7 +16,7 @@ use super::UpstreamError;
 use crate::session::downstream::{DownSession, ServerLink};
 use crate::transport::http::client::{BodyState, ResponseHead};
 use crate::transport::http::HttpError;
-use crate::wire::sse::SseDecoder;
+use crate::wire::sse::{SseDecoder, SseEvent};
 
 /// Media type of JSON bodies.
 pub const APPLICATION_JSON: &str = "application/json";
@@ -178,26 +178,31 @@ impl SseReply {
         }
     }
 
-    /// The next JSON-RPC message on the stream, `None` when the stream ends.
+    /// The next JSON-RPC message on the stream (default or `message` events), `None` at its end.
     pub async fn next_message(&mut self, conn: &mut Conn) -> Result<Option<Bytes>, UpstreamError> {
+        while let Some(ev) = self.next_event(conn).await? {
+            let is_message = ev.event.as_deref().is_none_or(|e| e == "message");
+            if is_message && !ev.data.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Some(ev.data));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The next event of any type (HTTP+SSE's `endpoint` event needs this), `None` at the end.
+    pub async fn next_event(&mut self, conn: &mut Conn) -> Result<Option<SseEvent>, UpstreamError> {
         loop {
             if let Some(ev) = self.decoder.next_event() {
-                {
-                    if let Some(id) = ev.id {
-                        self.last_event_id = Some(id);
-                    }
-                    let is_message = ev.event.as_deref().is_none_or(|e| e == "message");
-                    if is_message && !ev.data.iter().all(u8::is_ascii_whitespace) {
-                        return Ok(Some(ev.data));
-                    }
-                    continue;
+                if let Some(id) = &ev.id {
+                    self.last_event_id = Some(id.clone());
                 }
+                return Ok(Some(ev));
             }
-            match conn
+            let chunk = conn
                 .read_body_chunk(&mut self.state)
                 .await
-                .map_err(http_failure)?
-            {
+                .map_err(http_failure)?;
+            match chunk {
                 Some(chunk) => self
                     .decoder
                     .feed(&chunk)

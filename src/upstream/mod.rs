@@ -24,6 +24,7 @@ pub mod handshake;
 pub mod mux;
 pub mod pool;
 pub mod route;
+pub mod sse_session;
 pub mod watch;
 
 use std::fmt;
