@@ -7,4 +7,5 @@ mod catalog;
 mod layering;
 mod resilience;
 mod rmcp_peers;
+mod sse;
 mod stdio;
