@@ -67,9 +67,15 @@ impl Target {
         })
     }
 
-    /// A target for a local address.
+    /// A target for a local address, MCP endpoint `/mcp`.
+    #[cfg(test)]
     pub fn local(name: &str, addr: SocketAddr) -> Target {
-        Target::new(name, &format!("http://{addr}/mcp")).expect("a socket address is a valid URL")
+        Target::at(name, addr, "/mcp")
+    }
+
+    /// A target for a local address and endpoint path.
+    pub fn at(name: &str, addr: SocketAddr, path: &str) -> Target {
+        Target::new(name, &format!("http://{addr}{path}")).expect("a socket address is a valid URL")
     }
 }
 

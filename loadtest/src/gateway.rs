@@ -14,8 +14,8 @@ use crate::sys;
 /// What to start.
 pub struct Spec {
     pub bin: PathBuf,
-    /// Downstream servers: (name, address of the bench server).
-    pub servers: Vec<(String, SocketAddr)>,
+    /// Downstream servers: (name, MCP URL).
+    pub servers: Vec<(String, String)>,
     pub page_size: Option<usize>,
     pub pool_size: Option<usize>,
     /// CPUs the gateway may use (one when pinned, else all this process was allowed).
@@ -63,10 +63,10 @@ pub fn config_text(spec: &Spec, listen: SocketAddr, admin: SocketAddr) -> String
     if let Some(n) = spec.page_size {
         let _ = writeln!(t, "page_size = {n}");
     }
-    for (name, addr) in &spec.servers {
+    for (name, url) in &spec.servers {
         let _ = writeln!(
             t,
-            "\n[[server]]\nname = \"{name}\"\ntransport = \"http\"\nurl = \"http://{addr}/mcp\""
+            "\n[[server]]\nname = \"{name}\"\ntransport = \"http\"\nurl = \"{url}\""
         );
         if let Some(n) = spec.pool_size {
             let _ = writeln!(t, "pool_size = {n}");
@@ -338,8 +338,8 @@ mod tests {
         let spec = Spec {
             bin: PathBuf::from("ringgate"),
             servers: vec![
-                ("bench0".into(), "127.0.0.1:9000".parse().unwrap()),
-                ("bench1".into(), "127.0.0.1:9001".parse().unwrap()),
+                ("bench0".into(), "http://127.0.0.1:9000/mcp".into()),
+                ("bench1".into(), "http://127.0.0.1:9001/mcp".into()),
             ],
             page_size: Some(500),
             pool_size: Some(8),

@@ -196,7 +196,8 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
     let want = |p: &str| a.paths.iter().any(|x| x == p);
 
     // The downstream(s): the bench servers on this thread, or a running one.
-    let mut downstreams: Vec<(String, SocketAddr)> = Vec::new();
+    // (server name, MCP URL) of every downstream the gateway fronts.
+    let mut downstreams: Vec<(String, String)> = Vec::new();
     let mut benches: Vec<Rc<downstream::Bench>> = Vec::new();
     let direct_target = match &a.direct_url {
         Some(url) => {
@@ -204,7 +205,7 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
             if servers > 1 {
                 eprintln!("warning: --direct-url given: the gateway fronts that one server only");
             }
-            downstreams.push(("bench".into(), t.addr));
+            downstreams.push(("bench".into(), t.url.clone()));
             t
         }
         None => {
@@ -221,10 +222,10 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
                 };
                 let (bound, bench) = downstream::start(addr, cfg)
                     .map_err(|e| format!("bench server cannot listen on {addr}: {e}"))?;
-                downstreams.push((server_name(i, servers), bound));
+                downstreams.push((server_name(i, servers), format!("http://{bound}/mcp")));
                 benches.push(bench);
             }
-            Target::local("direct", downstreams[0].1)
+            Target::new("direct", &downstreams[0].1)?
         }
     };
     progress(
@@ -241,7 +242,7 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
         let addr = relay::start(direct_target.addr, place.relay.clone())
             .map_err(|e| format!("relay: {e}"))?;
         progress(&a, &format!("relay: {addr} → {}", direct_target.addr));
-        Some(Target::local("relay", addr))
+        Some(Target::at("relay", addr, &direct_target.path))
     } else {
         None
     };

@@ -5,16 +5,20 @@
 //! its pools, statistics, notification streams, id counter and snapshot cache.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Cache};
 use bytes::Bytes;
 
 use crate::catalog::Snapshot;
+use crate::session::downstream::ServerLink;
+use crate::session::relay_ids::RelayIds;
 use crate::session::streams::StreamHub;
 use crate::session::SessionCodec;
 use crate::telemetry::CoreStats;
 use crate::upstream::pool::WorkerPools;
+use crate::upstream::route::Route;
 
 /// What workers tell the control thread.
 #[derive(Debug)]
@@ -36,6 +40,8 @@ pub enum WorkerMsg {
     ToSession(u64, Bytes),
     /// Reply with a copy of the worker's stats and its open stream count.
     Scrape(async_channel::Sender<(CoreStats, usize)>),
+    /// A client cancelled its call (session nonce, client's raw id): cancel it here if it runs here.
+    Cancel(u64, Bytes),
     /// Open pool connections to servers that became available.
     Warm,
     /// Stop accepting and drain.
@@ -49,6 +55,8 @@ pub struct Gateway {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     /// Seals and opens front session ids.
     pub sessions: SessionCodec,
+    /// Seals and opens the ids of server-to-client requests relayed to clients.
+    pub relay_ids: RelayIds,
     /// Reports to the control thread (never blocks: unbounded).
     pub reports: async_channel::Sender<Report>,
     /// Every worker's inbox (set once at startup), for messages that must reach the worker
@@ -90,6 +98,9 @@ pub struct Worker {
     pub inflight: Cell<usize>,
     /// Set when the worker is shutting down: connections close after their current request.
     pub draining: Cell<bool>,
+    /// Forwarded calls in flight on this worker, by (session nonce, client's raw id), so a client's
+    /// `notifications/cancelled` can be sent on to the server with the id the server knows.
+    calls: RefCell<HashMap<(u64, Bytes), (Route, Arc<ServerLink>, u64)>>,
     next_id: Cell<u64>,
     cache: RefCell<Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>>,
 }
@@ -104,6 +115,7 @@ impl Worker {
             streams: StreamHub::default(),
             inflight: Cell::new(0),
             draining: Cell::new(false),
+            calls: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),
             cache: RefCell::new(Cache::new(gateway.snapshot.clone())),
         }
@@ -112,6 +124,40 @@ impl Worker {
     /// The snapshot in force (a per-worker cache: ~1 ns when unchanged, vs ~24 ns for a load).
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.cache.borrow_mut().load().clone()
+    }
+
+    /// Remembers a forwarded call so the client can cancel it.
+    pub fn calls_begin(
+        &self,
+        session: Option<u64>,
+        client_id: &Bytes,
+        route: &Route,
+        link: &Arc<ServerLink>,
+        minted: u64,
+    ) {
+        if let Some(nonce) = session {
+            self.calls.borrow_mut().insert(
+                (nonce, client_id.clone()),
+                (route.clone(), link.clone(), minted),
+            );
+        }
+    }
+
+    /// Forgets a call that finished.
+    pub fn calls_end(&self, ctx: &super::relay::RelayCtx) {
+        if let Some(s) = ctx.session {
+            self.calls
+                .borrow_mut()
+                .remove(&(s.nonce, ctx.client_id.clone()));
+        }
+    }
+
+    /// The route, server and minted id of a client's in-flight call on this worker.
+    pub fn call_of(&self, session: u64, client_id: &[u8]) -> Option<(Route, Arc<ServerLink>, u64)> {
+        self.calls
+            .borrow()
+            .get(&(session, Bytes::copy_from_slice(client_id)))
+            .cloned()
     }
 
     /// A fresh downstream request id, unique across workers: worker index in the top 16 bits.

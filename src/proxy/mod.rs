@@ -15,6 +15,7 @@
 //!
 //! Performance: no locks; allocation is the spliced piece list (inline `SmallVec`) and the reply.
 
+mod client_msgs;
 pub mod context;
 mod local;
 mod relay;
@@ -25,6 +26,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use smallvec::SmallVec;
 
+pub use client_msgs::cancel_here;
 pub use context::{Gateway, Report, Worker, WorkerMsg};
 pub use relay::Relay;
 
@@ -246,10 +248,15 @@ async fn route(
     method: &str,
     session: Option<FrontSession>,
 ) -> Result<Answer, GatewayError> {
-    if env.kind != Kind::Request {
-        // Client notifications (initialized, cancelled, roots/list_changed) and responses are
-        // acknowledged; relaying them to downstreams arrives with server-to-client routing.
-        return Ok(Answer::Nothing);
+    match env.kind {
+        Kind::Request => {}
+        Kind::Response | Kind::Error => {
+            return client_msgs::response(gw, w, snap, body, env).map(|()| Answer::Nothing);
+        }
+        Kind::Notification => {
+            client_msgs::notification(gw, w, snap, body, env, session);
+            return Ok(Answer::Nothing);
+        }
     }
     let id = env.id_raw(body).unwrap_or(b"null");
     if let Some(kind) = ListKind::from_method(method) {
@@ -260,7 +267,12 @@ async fn route(
             return local::initialize(gw, snap, body, env, id)
                 .map(|(m, s)| Answer::Initialized(m, s))
         }
-        method::PING | method::LOGGING_SET_LEVEL => {
+        method::LOGGING_SET_LEVEL => {
+            return Ok(Answer::Message(one(client_msgs::set_level(
+                w, snap, body, env, id,
+            ))));
+        }
+        method::PING => {
             return Ok(Answer::Message(one(wire::encode::result_response(
                 id, b"{}",
             ))))
@@ -276,8 +288,12 @@ async fn route(
             ))
         }
     };
-    let _ = session;
-    forward(gw, w, snap, req, body, env, server, name_edit, method).await
+    let target = Target {
+        server,
+        name_edit,
+        session,
+    };
+    forward(gw, w, snap, req, body, env, target, method).await
 }
 
 /// Route by a namespaced name (`params.name`): the server and the splice restoring its own name.
@@ -381,6 +397,13 @@ fn by_reference(
     }
 }
 
+/// Where a routed request goes: the server, the name splice, and the client's session.
+struct Target {
+    server: usize,
+    name_edit: Option<(Span, Bytes)>,
+    session: Option<FrontSession>,
+}
+
 /// Phase: forward. Mints the downstream id, splices id and name, sends on a pooled connection, and
 /// hands the reply to the relay (which maps the id back).
 #[allow(clippy::too_many_arguments)]
@@ -391,10 +414,14 @@ async fn forward(
     req: &Inbound<'_>,
     body: &Bytes,
     env: &Envelope,
-    server: usize,
-    name_edit: Option<(Span, Bytes)>,
+    target: Target,
     method: &str,
 ) -> Result<Answer, GatewayError> {
+    let Target {
+        server,
+        name_edit,
+        session,
+    } = target;
     let entry = &snap.servers[server];
     if !entry.link.is_up() {
         return Err(GatewayError::new(
@@ -442,14 +469,24 @@ async fn forward(
         },
         client_name: snap.server_name.clone(),
     };
+    let client_id = Bytes::copy_from_slice(id_span.get(body));
+    w.calls_begin(
+        session.map(|s| s.nonce),
+        &client_id,
+        &spec.route,
+        &entry.link,
+        minted,
+    );
     let call = Call::start(spec).await;
     let ctx = relay::RelayCtx {
         link: entry.link.clone(),
-        client_id: Bytes::copy_from_slice(id_span.get(body)),
+        client_id,
         client_token,
         minted,
         class: classify(method, Kind::Request),
         received: req.received,
+        session,
+        accepts_sse: req.accepts_sse,
     };
     Relay::begin(gw, w, ctx, call, req.accepts_sse)
         .await

@@ -15,10 +15,11 @@ use super::context::{Gateway, Report, Worker};
 use super::Pieces;
 use crate::error::GatewayError;
 use crate::session::downstream::ServerLink;
+use crate::session::{caps, FrontSession};
 use crate::telemetry::{CallOutcome, MethodClass};
 use crate::upstream::call::{Call, CallEvent};
 use crate::upstream::UpstreamError;
-use crate::wire::{self, rewrite, Kind};
+use crate::wire::{self, code, encode, method, rewrite, Kind};
 
 /// Facts about a forwarded call the relay needs to finish it.
 pub struct RelayCtx {
@@ -34,6 +35,10 @@ pub struct RelayCtx {
     pub class: MethodClass,
     /// When the request body was complete.
     pub received: Instant,
+    /// The client's session (capabilities decide which server requests it may receive).
+    pub session: Option<FrontSession>,
+    /// Whether the client takes a stream (server requests need one to reach it).
+    pub accepts_sse: bool,
 }
 
 /// How a forwarded call began.
@@ -68,21 +73,28 @@ impl Relay {
             Err(e) => return Err(failed(gw, w, &ctx, e)),
         };
         loop {
-            match call.next().await {
+            let first = match call.next().await {
                 Ok(CallEvent::Response(msg)) => {
-                    return finish_response(gw, w, &ctx, &call, msg).map(Begun::Done)
+                    w.calls_end(&ctx);
+                    return finish_response(gw, w, &ctx, &call, msg).map(Begun::Done);
                 }
-                Ok(CallEvent::Notification(n)) if accepts_sse => {
-                    let n = restore_token(&ctx, n);
-                    return Ok(Begun::Streaming(Box::new(Relay {
-                        ctx,
-                        call,
-                        pending: Some(n),
-                        done: false,
-                    })));
+                Ok(CallEvent::Notification(n)) => restore_token(&ctx, n),
+                Ok(CallEvent::ServerRequest(r)) => match server_request(gw, &ctx, &call, r) {
+                    Some(r) => r,
+                    None => continue,
+                },
+                Err(e) => {
+                    w.calls_end(&ctx);
+                    return Err(failed(gw, w, &ctx, e));
                 }
-                Ok(CallEvent::Notification(_)) => continue,
-                Err(e) => return Err(failed(gw, w, &ctx, e)),
+            };
+            if accepts_sse {
+                return Ok(Begun::Streaming(Box::new(Relay {
+                    ctx,
+                    call,
+                    pending: Some(first),
+                    done: false,
+                })));
             }
         }
     }
@@ -95,24 +107,33 @@ impl Relay {
         if self.done {
             return None;
         }
-        let event = self.call.next().await;
-        match event {
-            Ok(CallEvent::Notification(n)) => Some(restore_token(&self.ctx, n)),
-            Ok(CallEvent::Response(msg)) => {
-                self.done = true;
-                let reply = finish_response(gw, w, &self.ctx, &self.call, msg);
-                self.record(w, reply.is_ok());
-                Some(
-                    reply
-                        .map(|p| rewrite::concat(&p))
-                        .unwrap_or_else(|e| e.to_jsonrpc(Some(&self.ctx.client_id))),
-                )
-            }
-            Err(e) => {
-                self.done = true;
-                self.record(w, false);
-                Some(failed(gw, w, &self.ctx, e).to_jsonrpc(Some(&self.ctx.client_id)))
-            }
+        loop {
+            return match self.call.next().await {
+                Ok(CallEvent::Notification(n)) => Some(restore_token(&self.ctx, n)),
+                Ok(CallEvent::ServerRequest(r)) => {
+                    match server_request(gw, &self.ctx, &self.call, r) {
+                        Some(r) => Some(r),
+                        None => continue,
+                    }
+                }
+                Ok(CallEvent::Response(msg)) => {
+                    self.done = true;
+                    w.calls_end(&self.ctx);
+                    let reply = finish_response(gw, w, &self.ctx, &self.call, msg);
+                    self.record(w, reply.is_ok());
+                    Some(
+                        reply
+                            .map(|p| rewrite::concat(&p))
+                            .unwrap_or_else(|e| e.to_jsonrpc(Some(&self.ctx.client_id))),
+                    )
+                }
+                Err(e) => {
+                    self.done = true;
+                    w.calls_end(&self.ctx);
+                    self.record(w, false);
+                    Some(failed(gw, w, &self.ctx, e).to_jsonrpc(Some(&self.ctx.client_id)))
+                }
+            };
         }
     }
 
@@ -129,6 +150,40 @@ impl Relay {
             last = m;
         }
         last
+    }
+}
+
+/// A request from the server for this call's client: forwarded with a sealed id if the client
+/// declared the capability and can receive it (a stream), else refused to the server at once.
+fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Bytes) -> Option<Bytes> {
+    let env = wire::parse(&msg).ok()?;
+    let (id_span, _) = env.id?;
+    let name = env.method(&msg).unwrap_or("");
+    let needed = match name {
+        method::SAMPLING_CREATE_MESSAGE => caps::SAMPLING,
+        method::ELICITATION_CREATE => caps::ELICITATION,
+        method::ROOTS_LIST => caps::ROOTS,
+        _ => 0,
+    };
+    let declared = ctx.session.is_some_and(|s| s.client_caps & needed != 0);
+    let token = (needed != 0 && declared && ctx.accepts_sse)
+        .then(|| gw.relay_ids.seal(ctx.link.slot, id_span.get(&msg)))
+        .flatten();
+    match token {
+        Some(token) => Some(rewrite::concat(&rewrite::splice(
+            &msg,
+            &mut [(id_span, token)],
+        ))),
+        None => {
+            let why = format!("the client of this call cannot take '{name}' (capability not declared, or no stream to send it on)");
+            call.reply_downstream(encode::error_response(
+                Some(id_span.get(&msg)),
+                code::METHOD_NOT_FOUND,
+                &why,
+                None,
+            ));
+            None
+        }
     }
 }
 

@@ -129,6 +129,7 @@ pub fn start_with(config: Config, front: Front) -> io::Result<Running> {
     let gw = Arc::new(Gateway {
         snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
         sessions: SessionCodec::new().map_err(no_random)?,
+        relay_ids: crate::session::relay_ids::RelayIds::new().map_err(no_random)?,
         reports: reports_tx.clone(),
         workers: std::sync::OnceLock::new(),
     });

@@ -186,6 +186,9 @@ async fn serve_inbox(
     while let Ok(msg) = inbox.recv().await {
         match msg {
             WorkerMsg::Notify(m) => w.streams.broadcast(&m),
+            WorkerMsg::Cancel(session, id) => {
+                crate::proxy::cancel_here(&w, &w.snapshot(), session, &id);
+            }
             WorkerMsg::ToSession(session, m) => {
                 w.streams.send_to_session(session, &m);
             }

@@ -55,6 +55,9 @@ pub enum CallEvent {
     Notification(Bytes),
     /// The final response (with the minted id still in it).
     Response(Bytes),
+    /// A request from the server for the client (sampling, elicitation, roots), with the server's
+    /// own id; answer it with [`Call::reply_downstream`].
+    ServerRequest(Bytes),
 }
 
 /// Where the reply is coming from.
@@ -244,11 +247,13 @@ impl Call {
                     }
                     return Ok(CallEvent::Notification(msg));
                 }
-                Kind::Request => {
+                Kind::Request if env.method(&msg) == Some(method::PING) => {
                     if let Some(reply) = super::answer_server_request(&msg, &env) {
                         self.send_detached(reply);
                     }
                 }
+                // Sampling, elicitation, roots: for the client that caused this call to answer.
+                Kind::Request => return Ok(CallEvent::ServerRequest(msg)),
             }
         }
     }
@@ -322,6 +327,11 @@ impl Call {
             let _ = child.tx.try_send(MuxMsg::Forget(self.minted()));
         }
         self.send_detached(encode::notification(method::CANCELLED, Some(&params)));
+    }
+
+    /// Sends a message (e.g. a response to the server's own request) to the server of this call.
+    pub fn reply_downstream(&self, message: Bytes) {
+        self.send_detached(message);
     }
 
     /// Sends a message downstream on its own task; the caller does not wait for it.

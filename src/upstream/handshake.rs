@@ -21,12 +21,20 @@ use crate::wire::{encode, method};
 /// The id of the gateway's `initialize` request (a string: never collides with minted numeric ids).
 const INIT_ID: &[u8] = b"\"ringgate-init\"";
 
+/// The client capabilities the gateway declares to downstreams.
+pub const DECLARED_CLIENT_CAPABILITIES: &str =
+    r#"{"sampling":{},"elicitation":{},"roots":{"listChanged":true}}"#;
+
 /// Builds the `initialize` request the gateway sends downstream.
 fn initialize_request(client_name: &str) -> Bytes {
     let mut params = Vec::with_capacity(160);
     params.extend_from_slice(b"{\"protocolVersion\":\"");
     params.extend_from_slice(versions::LATEST.as_bytes());
-    params.extend_from_slice(b"\",\"capabilities\":{},\"clientInfo\":{\"name\":");
+    // The gateway offers what clients may offer; each request is then checked against the
+    // capabilities of the client it is routed to, and refused if that client lacks them.
+    params.extend_from_slice(b"\",\"capabilities\":");
+    params.extend_from_slice(DECLARED_CLIENT_CAPABILITIES.as_bytes());
+    params.extend_from_slice(b",\"clientInfo\":{\"name\":");
     encode::write_json_string(&mut params, client_name);
     params.extend_from_slice(b",\"version\":\"");
     params.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());

@@ -34,9 +34,9 @@ use bytes::Bytes;
 use crate::error::{ErrorKind, GatewayError};
 use crate::wire::{self, encode, method};
 
-/// The gateway's answer to a request a downstream sent it (server-to-client). The gateway declares
-/// no client capabilities downstream, so only `ping` is answered; everything else gets -32601.
-/// Routing these to the client that caused them arrives with server-to-client support.
+/// The gateway's own answer to a request a downstream sent it: `ping` gets its empty result;
+/// anything that could not be attributed to a client (or whose client lacks the capability) gets
+/// -32601, so the server never waits for an answer that will not come.
 pub fn answer_server_request(msg: &[u8], env: &wire::Envelope) -> Option<Bytes> {
     let (id, _) = env.id?;
     let id = id.get(msg);

@@ -107,8 +107,29 @@ pub fn dispatch(
             }
         }
         Kind::Request => {
-            if let Some(answer) = super::answer_server_request(&msg, &env) {
-                let _ = reply.try_send(MuxMsg::Send(answer));
+            // A stdio or SSE server's request carries no link to the call that caused it; with
+            // exactly one call in flight it can only be that one's, otherwise it is refused.
+            let only = {
+                let r = routes.borrow();
+                let mut pending = r.by_id.values();
+                match (pending.next(), pending.next()) {
+                    (Some((events, _)), None)
+                        if env.method(&msg) != Some(crate::wire::method::PING) =>
+                    {
+                        Some(events.clone())
+                    }
+                    _ => None,
+                }
+            };
+            match only {
+                Some(events) => {
+                    let _ = events.try_send(MuxEvent::Notification(msg));
+                }
+                None => {
+                    if let Some(answer) = super::answer_server_request(&msg, &env) {
+                        let _ = reply.try_send(MuxMsg::Send(answer));
+                    }
+                }
             }
         }
     }

@@ -100,6 +100,18 @@ impl Route {
             .map_err(|_| UpstreamError::Timeout)?
     }
 
+    /// Sends a message on its own task (the caller does not wait); any reply is discarded.
+    pub fn send_detached(&self, link: Arc<ServerLink>, body: Bytes, limits: ReplyLimits) {
+        let route = self.clone();
+        monoio::spawn(async move {
+            let sent =
+                monoio::time::timeout(CONTROL_TIMEOUT, route.notify(&link, body, limits)).await;
+            if let Ok(Err(e)) = sent {
+                log::debug!("server '{}': detached send failed: {e}", link.name);
+            }
+        });
+    }
+
     /// Sends a message that expects no response (a notification).
     pub async fn notify(
         &self,

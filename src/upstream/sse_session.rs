@@ -217,15 +217,18 @@ async fn post_message(
     for (k, v) in &link.config.headers {
         headers.push((k.as_str(), v.as_bytes()));
     }
-    let (mut conn, _) = pool.acquire().await?;
-    conn.send_request("POST", endpoint, &url.authority, &headers, &[body])
-        .await
-        .map_err(|e| UpstreamError::Unreachable(format!("send: {e}")))?;
-    let head = conn.read_response_head().await.map_err(http_failure)?;
-    let reply = conn
-        .read_body(&head, limits.max_body)
-        .await
-        .map_err(http_failure)?;
+    let (mut conn, mut pooled) = pool.acquire().await?;
+    let (head, reply) = loop {
+        match post_once(&mut conn, endpoint, &url.authority, &headers, &body, limits).await {
+            Ok(done) => break done,
+            // A kept-alive connection the server closed while idle: once more on a fresh one.
+            Err(UpstreamError::Unreachable(_)) if pooled => {
+                conn = pool.open().await?;
+                pooled = false;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     pool.release(conn);
     if (200..300).contains(&head.status) {
         Ok(())
@@ -237,6 +240,31 @@ async fn post_message(
             text.trim()
         )))
     }
+}
+
+async fn post_once(
+    conn: &mut Conn,
+    endpoint: &str,
+    authority: &str,
+    headers: &[(&str, &[u8])],
+    body: &Bytes,
+    limits: ReplyLimits,
+) -> Result<(crate::transport::http::ResponseHead, Bytes), UpstreamError> {
+    conn.send_request(
+        "POST",
+        endpoint,
+        authority,
+        headers,
+        std::slice::from_ref(body),
+    )
+    .await
+    .map_err(|e| UpstreamError::Unreachable(format!("send: {e}")))?;
+    let head = conn.read_response_head().await.map_err(http_failure)?;
+    let reply = conn
+        .read_body(&head, limits.max_body)
+        .await
+        .map_err(http_failure)?;
+    Ok((head, reply))
 }
 
 #[cfg(test)]

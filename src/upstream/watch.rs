@@ -8,7 +8,10 @@ use bytes::Bytes;
 use smallvec::SmallVec;
 
 use super::exchange::{http_failure, status_error, ReplyLimits, SseReply, TEXT_EVENT_STREAM};
+use std::rc::Rc;
+
 use super::pool::Pool;
+use super::route::Route;
 use super::UpstreamError;
 
 /// How a watch ended.
@@ -22,7 +25,7 @@ pub enum WatchEnd {
 
 /// Opens the GET stream and hands every message to `on_message` until the stream ends.
 pub async fn watch(
-    pool: &Pool,
+    pool: &Rc<Pool>,
     limits: ReplyLimits,
     mut on_message: impl FnMut(Bytes),
 ) -> WatchEnd {
@@ -63,7 +66,16 @@ pub async fn watch(
     let mut sse = SseReply::new(conn.body_state(&head), limits.max_event);
     loop {
         match sse.next_message(&mut conn).await {
-            Ok(Some(msg)) => on_message(msg),
+            Ok(Some(msg)) => match crate::wire::parse(&msg) {
+                // A request on the standalone stream belongs to no call, so to no client: answer it
+                // here (ping) or refuse it, so the server never waits for an answer.
+                Ok(env) if env.kind == crate::wire::Kind::Request => {
+                    if let Some(answer) = super::answer_server_request(&msg, &env) {
+                        Route::Http(pool.clone()).send_detached(link.clone(), answer, limits);
+                    }
+                }
+                _ => on_message(msg),
+            },
             Ok(None) => return WatchEnd::Ended(UpstreamError::Unreachable("stream closed".into())),
             Err(e) => return WatchEnd::Ended(e),
         }

@@ -59,6 +59,14 @@ pub mod method {
     pub const MESSAGE: &str = "notifications/message";
     /// Request: server discovery (stateless-protocol proposal); answered by the gateway itself.
     pub const SERVER_DISCOVER: &str = "server/discover";
+    /// Server-to-client request: ask the client's model for a completion.
+    pub const SAMPLING_CREATE_MESSAGE: &str = "sampling/createMessage";
+    /// Server-to-client request: ask the user for input through the client.
+    pub const ELICITATION_CREATE: &str = "elicitation/create";
+    /// Server-to-client request: the client's filesystem roots.
+    pub const ROOTS_LIST: &str = "roots/list";
+    /// Client notification: its roots changed.
+    pub const ROOTS_LIST_CHANGED: &str = "notifications/roots/list_changed";
 }
 
 /// JSON-RPC error codes: the standard ones, MCP's, and the gateway's own.

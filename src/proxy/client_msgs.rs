@@ -1,0 +1,161 @@
+//! Messages from a client that are not requests for a server: responses to server-to-client
+//! requests, cancellations, roots changes, and the log level, each sent where it belongs.
+//!
+//! - A response whose id is a sealed relay id goes to the server that asked, with that server's own
+//!   id put back (any worker can do this: the id says where it goes).
+//! - `notifications/cancelled` for one of the client's in-flight calls becomes the server's
+//!   cancellation, with the id the server knows (the call may run on another worker: it is asked).
+//! - `notifications/roots/list_changed` goes to every available server; `logging/setLevel` to every
+//!   server that offers logging.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::context::{Gateway, Worker, WorkerMsg};
+use crate::catalog::Snapshot;
+use crate::error::{ErrorKind, GatewayError};
+use crate::session::FrontSession;
+use crate::upstream::exchange::ReplyLimits;
+use crate::upstream::route::Route;
+use crate::wire::{self, encode, method, rewrite, Envelope};
+
+fn limits(snap: &Snapshot) -> ReplyLimits {
+    ReplyLimits {
+        max_body: snap.gateway.limits.max_response_bytes,
+        max_event: snap.gateway.limits.max_sse_event_bytes,
+    }
+}
+
+/// A client's response to a relayed server request: to the server that asked.
+pub fn response(
+    gw: &Gateway,
+    w: &Worker,
+    snap: &Snapshot,
+    body: &Bytes,
+    env: &Envelope,
+) -> Result<(), GatewayError> {
+    let unknown = || GatewayError::new(ErrorKind::InvalidRequest, "response to an unknown request");
+    let (span, _) = env.id.ok_or_else(unknown)?;
+    let raw = span.get(body);
+    let content = raw
+        .strip_prefix(b"\"")
+        .and_then(|r| r.strip_suffix(b"\""))
+        .ok_or_else(unknown)?;
+    let (slot, server_id) = gw.relay_ids.open(content).ok_or_else(unknown)?;
+    let entry = snap
+        .servers
+        .iter()
+        .find(|s| s.link.slot == slot)
+        .ok_or_else(|| {
+            GatewayError::new(
+                ErrorKind::DownstreamUnavailable,
+                "the server that asked is no longer configured",
+            )
+        })?;
+    let route = Route::to(&entry.link, &w.pools).map_err(|e| e.for_client(&entry.link.name))?;
+    let answer = rewrite::concat(&rewrite::splice(body, &mut [(span, server_id)]));
+    route.send_detached(entry.link.clone(), answer, limits(snap));
+    Ok(())
+}
+
+/// A client notification: cancellation and roots changes go on to servers; the rest is absorbed.
+pub fn notification(
+    gw: &Gateway,
+    w: &Worker,
+    snap: &Snapshot,
+    body: &Bytes,
+    env: &Envelope,
+    session: Option<FrontSession>,
+) {
+    match env.method(body) {
+        Some(method::CANCELLED) => {
+            let (Some(s), Some(id)) = (session, env.request_id) else {
+                return;
+            };
+            let id = Bytes::copy_from_slice(id.get(body));
+            if !cancel_here(w, snap, s.nonce, &id) {
+                for (i, other) in gw.workers.get().into_iter().flatten().enumerate() {
+                    if i != usize::from(w.index) {
+                        let _ = other.try_send(WorkerMsg::Cancel(s.nonce, id.clone()));
+                    }
+                }
+            }
+        }
+        Some(method::ROOTS_LIST_CHANGED) => fan_out(
+            w,
+            snap,
+            None,
+            &encode::notification(method::ROOTS_LIST_CHANGED, None),
+        ),
+        _ => {}
+    }
+}
+
+/// Cancels a client's call if it runs on this worker; returns whether it did.
+pub fn cancel_here(w: &Worker, snap: &Snapshot, session: u64, client_id: &[u8]) -> bool {
+    let Some((route, link, minted)) = w.call_of(session, client_id) else {
+        return false;
+    };
+    let mut params = b"{\"requestId\":".to_vec();
+    params.extend_from_slice(rewrite::format_u64_id(minted).as_bytes());
+    params.extend_from_slice(b",\"reason\":\"cancelled by the client\"}");
+    route.send_detached(
+        link,
+        encode::notification(method::CANCELLED, Some(&params)),
+        limits(snap),
+    );
+    true
+}
+
+/// `logging/setLevel`: every server that offers logging gets the level; the client gets `{}`.
+pub fn set_level(
+    w: &Worker,
+    snap: &Arc<Snapshot>,
+    body: &Bytes,
+    env: &Envelope,
+    id: &[u8],
+) -> Bytes {
+    if let Some(params) = env.params {
+        let msg = encode::request(
+            b"\"ringgate-set-level\"",
+            method::LOGGING_SET_LEVEL,
+            Some(params.get(body)),
+        );
+        fan_out(w, snap, Some("logging"), &msg);
+    }
+    encode::result_response(id, b"{}")
+}
+
+/// Sends `message` to every available server (offering `capability`, if given), detached.
+fn fan_out(w: &Worker, snap: &Snapshot, capability: Option<&str>, message: &Bytes) {
+    for entry in snap
+        .servers
+        .iter()
+        .filter(|s| s.available && s.link.is_up())
+    {
+        if let Some(cap) = capability {
+            let offers = entry
+                .link
+                .session
+                .load()
+                .as_ref()
+                .is_some_and(|d| has_key(&d.capabilities, cap));
+            if !offers {
+                continue;
+            }
+        }
+        if let Ok(route) = Route::to(&entry.link, &w.pools) {
+            route.send_detached(entry.link.clone(), message.clone(), limits(snap));
+        }
+    }
+}
+
+/// Whether a raw JSON object has a top-level key (capability objects are small).
+fn has_key(object: &[u8], key: &str) -> bool {
+    let mut found = false;
+    let _ = wire::scan::for_each_member(object, 0, |k, escaped, _| {
+        found |= wire::scan::key_eq(k.get(object), escaped, key.as_bytes());
+    });
+    found
+}
