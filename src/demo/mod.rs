@@ -7,6 +7,7 @@
 //! them; the integration tests use it as their harness downstream. [`DemoOptions`] exposes the knobs
 //! tests need (generated tools, downstream pagination).
 
+mod sampling;
 mod stdio;
 mod tools;
 
@@ -136,6 +137,7 @@ pub struct Demo {
     sessions: RefCell<HashSet<String>>,
     extra_tools: Cell<usize>,
     streams: StreamHub,
+    asks: sampling::Asks,
 }
 
 impl Demo {
@@ -145,6 +147,7 @@ impl Demo {
             opts,
             sessions: RefCell::new(HashSet::new()),
             streams: StreamHub::default(),
+            asks: sampling::Asks::default(),
         }
     }
 }
@@ -218,6 +221,7 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(
         return json(conn, 404, reply, None).await;
     }
     if env.kind != Kind::Request {
+        sampling::take_answer(&demo.asks, body, &env);
         return conn.write_response(202, &[], &[]).await.is_ok();
     }
     let wants_sse = req
@@ -226,6 +230,9 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(
         .is_some_and(|a| media_accepted(a, b"text/event-stream"));
     if tools::is_progress_sleep(body, &env) && wants_sse {
         return sse_with_progress(conn, body, &env).await;
+    }
+    if sampling::is_sample_call(body, &env) && wants_sse {
+        return sampling::call(&demo.asks, conn, body, &env).await;
     }
     let reply = tools::handle(demo, body, &env).await;
     json(conn, 200, reply, None).await

@@ -13,7 +13,7 @@ use simd_json::OwnedValue;
 use super::Demo;
 use crate::wire::{code, encode, method, Envelope};
 
-const BUILTIN_TOOLS: &str = r#"{"name":"echo","description":"Echoes the message back.","inputSchema":{"type":"object","properties":{"message":{"type":"string"}},"required":["message"]}},{"name":"add","description":"Adds two numbers.","inputSchema":{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"]}},{"name":"now","description":"The current UTC time.","inputSchema":{"type":"object","properties":{}}},{"name":"sleep","description":"Waits ms milliseconds, reporting progress in steps.","inputSchema":{"type":"object","properties":{"ms":{"type":"integer"},"steps":{"type":"integer"}},"required":["ms"]}},{"name":"fail","description":"Always fails (isError).","inputSchema":{"type":"object","properties":{}}},{"name":"set_extra_tools","description":"Sets how many generated tools exist; notifies list_changed.","inputSchema":{"type":"object","properties":{"count":{"type":"integer"}},"required":["count"]}}"#;
+const BUILTIN_TOOLS: &str = r#"{"name":"echo","description":"Echoes the message back.","inputSchema":{"type":"object","properties":{"message":{"type":"string"}},"required":["message"]}},{"name":"add","description":"Adds two numbers.","inputSchema":{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"]}},{"name":"now","description":"The current UTC time.","inputSchema":{"type":"object","properties":{}}},{"name":"sleep","description":"Waits ms milliseconds, reporting progress in steps.","inputSchema":{"type":"object","properties":{"ms":{"type":"integer"},"steps":{"type":"integer"}},"required":["ms"]}},{"name":"fail","description":"Always fails (isError).","inputSchema":{"type":"object","properties":{}}},{"name":"set_extra_tools","description":"Sets how many generated tools exist; notifies list_changed.","inputSchema":{"type":"object","properties":{"count":{"type":"integer"}},"required":["count"]}},{"name":"sample","description":"Asks the client's model to say hello (sampling; needs an SSE reply).","inputSchema":{"type":"object","properties":{}}}"#;
 
 /// The `initialize` result.
 pub fn initialize_result(demo: &Demo, body: &[u8], env: &Envelope) -> Bytes {
@@ -160,6 +160,10 @@ async fn call(demo: &Demo, p: Option<&OwnedValue>) -> Result<Vec<u8>, (i32, Stri
             Ok(text_result(&format!("{n} extra tools"), false))
         }
         t if t.starts_with("tool_") => Ok(text_result(&format!("{t} called"), false)),
+        "sample" => Ok(text_result(
+            "sample needs a client that accepts an SSE reply",
+            true,
+        )),
         other => Err((code::INVALID_PARAMS, format!("Unknown tool: {other}"))),
     }
 }

@@ -21,10 +21,10 @@ fn tools_from_two_servers_are_merged_with_prefixes_in_config_order() {
     let s = e.session("2025-11-25");
     let r = e.call(&s, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
     let tools = names(&r.json(), "tools");
-    assert_eq!(tools.len(), 12);
+    assert_eq!(tools.len(), 14);
     assert_eq!(tools[0], "alpha__echo");
-    assert!(tools.iter().take(6).all(|t| t.starts_with("alpha__")));
-    assert!(tools.iter().skip(6).all(|t| t.starts_with("beta__")));
+    assert!(tools.iter().take(7).all(|t| t.starts_with("alpha__")));
+    assert!(tools.iter().skip(7).all(|t| t.starts_with("beta__")));
     let r = e.call(&s, r#"{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"beta__add","arguments":{"a":1,"b":2}}}"#);
     assert_eq!(r.json()["id"], "c");
     assert_eq!(r.json()["result"]["structuredContent"]["sum"], 3.0);
@@ -61,7 +61,7 @@ fn gateway_cursors_page_through_everything_and_refuse_tampering() {
             None => break,
         }
     }
-    assert_eq!(seen.len(), 26 + 6);
+    assert_eq!(seen.len(), 27 + 7);
     assert_eq!(
         seen.iter().collect::<HashSet<_>>().len(),
         seen.len(),
@@ -191,4 +191,94 @@ fn progress_streams_as_sse_and_the_response_gets_the_client_id_back() {
         .unwrap()
         .starts_with("application/json"));
     assert_eq!(r.json()["id"], 5);
+}
+
+/// POSTs a call and returns a reader positioned on its SSE reply.
+fn open_call(
+    addr: std::net::SocketAddr,
+    session: &str,
+    body: &str,
+) -> std::io::BufReader<std::net::TcpStream> {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut r = std::io::BufReader::new(s);
+    let mut status = String::new();
+    r.read_line(&mut status).unwrap();
+    assert!(status.contains(" 200 "), "{status}");
+    r
+}
+
+fn next_event(r: &mut std::io::BufReader<std::net::TcpStream>) -> serde_json::Value {
+    use std::io::BufRead;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0, "stream ended");
+        if let Some(d) = line.trim_end().strip_prefix("data: ") {
+            return serde_json::from_str(d).unwrap();
+        }
+    }
+}
+
+fn session_with(e: &Env, capabilities: &str) -> String {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{capabilities},"clientInfo":{{"name":"t","version":"1"}}}}}}"#
+    );
+    post(e.addr(), &[], &body)
+        .header("mcp-session-id")
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_servers_sampling_request_reaches_the_client_that_called_and_the_answer_returns() {
+    let e = Env::start(vec![DemoOptions::new("a")], "");
+    let s = session_with(&e, r#"{"sampling":{}}"#);
+    let call = r#"{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"alpha__sample","arguments":{}}}"#;
+    let mut reply = open_call(e.addr(), &s, call);
+    let ask = next_event(&mut reply);
+    assert_eq!(ask["method"], "sampling/createMessage");
+    let token = ask["id"].as_str().expect("a string id").to_string();
+    assert!(
+        token.starts_with("k1."),
+        "the server's own id is sealed: {token}"
+    );
+    // The answer may arrive on any connection (and worker).
+    let answer = format!(
+        r#"{{"jsonrpc":"2.0","id":"{token}","result":{{"role":"assistant","content":{{"type":"text","text":"hello from the model"}},"model":"m"}}}}"#
+    );
+    assert_eq!(e.call(&s, &answer).status, 202);
+    let done = next_event(&mut reply);
+    assert_eq!(done["id"], "c1");
+    assert_eq!(
+        done["result"]["content"][0]["text"],
+        "sampled: hello from the model"
+    );
+    // A forged answer is refused.
+    let forged = r#"{"jsonrpc":"2.0","id":"k1.forged","result":{}}"#;
+    assert_eq!(e.call(&s, forged).status, 400);
+}
+
+#[test]
+fn a_client_without_the_capability_never_sees_the_request() {
+    let e = Env::start(vec![DemoOptions::new("a")], "");
+    let s = session_with(&e, "{}");
+    let call = r#"{"jsonrpc":"2.0","id":"c2","method":"tools/call","params":{"name":"alpha__sample","arguments":{}}}"#;
+    let v = e.call(&s, call).json();
+    // The gateway refused the sampling request to the server, which reports it in its result.
+    assert_eq!(v["id"], "c2");
+    assert!(
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("error"),
+        "{v}"
+    );
 }
