@@ -191,20 +191,32 @@ fn encode_pages(
 /// go, so the catalog can change: `listChanged` is always true), plus logging and completions when
 /// any server offers them.
 fn capabilities(servers: &[ServerEntry]) -> Bytes {
-    let any = |key: &str| {
-        servers.iter().any(|s| {
-            s.link.session.load().as_ref().is_some_and(|d| {
-                let mut caps = d.capabilities.to_vec();
-                simd_json::to_owned_value(&mut caps)
-                    .ok()
-                    .and_then(|v| v.as_object().map(|o| o.contains_key(key)))
-                    .unwrap_or(false)
-            })
+    let parsed: Vec<OwnedValue> = servers
+        .iter()
+        .filter_map(|s| {
+            let d = s.link.session.load_full()?;
+            let mut caps = d.capabilities.to_vec();
+            simd_json::to_owned_value(&mut caps).ok()
         })
+        .collect();
+    let any = |key: &str| {
+        parsed
+            .iter()
+            .any(|v| v.as_object().is_some_and(|o| o.contains_key(key)))
     };
+    let subscribe = parsed.iter().any(|v| {
+        v.get("resources")
+            .and_then(|r| r.get("subscribe"))
+            .and_then(|b| b.as_bool())
+            == Some(true)
+    });
     let mut out = String::from(
-        r#"{"tools":{"listChanged":true},"prompts":{"listChanged":true},"resources":{"listChanged":true}"#,
+        r#"{"tools":{"listChanged":true},"prompts":{"listChanged":true},"resources":{"listChanged":true"#,
     );
+    if subscribe {
+        out.push_str(r#","subscribe":true"#);
+    }
+    out.push('}');
     if any("logging") {
         out.push_str(r#","logging":{}"#);
     }

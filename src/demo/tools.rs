@@ -13,7 +13,7 @@ use simd_json::OwnedValue;
 use super::Demo;
 use crate::wire::{code, encode, method, Envelope};
 
-const BUILTIN_TOOLS: &str = r#"{"name":"echo","description":"Echoes the message back.","inputSchema":{"type":"object","properties":{"message":{"type":"string"}},"required":["message"]}},{"name":"add","description":"Adds two numbers.","inputSchema":{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"]}},{"name":"now","description":"The current UTC time.","inputSchema":{"type":"object","properties":{}}},{"name":"sleep","description":"Waits ms milliseconds, reporting progress in steps.","inputSchema":{"type":"object","properties":{"ms":{"type":"integer"},"steps":{"type":"integer"}},"required":["ms"]}},{"name":"fail","description":"Always fails (isError).","inputSchema":{"type":"object","properties":{}}},{"name":"set_extra_tools","description":"Sets how many generated tools exist; notifies list_changed.","inputSchema":{"type":"object","properties":{"count":{"type":"integer"}},"required":["count"]}},{"name":"sample","description":"Asks the client's model to say hello (sampling; needs an SSE reply).","inputSchema":{"type":"object","properties":{}}}"#;
+const BUILTIN_TOOLS: &str = r#"{"name":"echo","description":"Echoes the message back.","inputSchema":{"type":"object","properties":{"message":{"type":"string"}},"required":["message"]}},{"name":"add","description":"Adds two numbers.","inputSchema":{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"]}},{"name":"now","description":"The current UTC time.","inputSchema":{"type":"object","properties":{}}},{"name":"sleep","description":"Waits ms milliseconds, reporting progress in steps.","inputSchema":{"type":"object","properties":{"ms":{"type":"integer"},"steps":{"type":"integer"}},"required":["ms"]}},{"name":"fail","description":"Always fails (isError).","inputSchema":{"type":"object","properties":{}}},{"name":"set_extra_tools","description":"Sets how many generated tools exist; notifies list_changed.","inputSchema":{"type":"object","properties":{"count":{"type":"integer"}},"required":["count"]}},{"name":"sample","description":"Asks the client's model to say hello (sampling; needs an SSE reply).","inputSchema":{"type":"object","properties":{}}},{"name":"touch","description":"Marks a resource as updated (notifies its subscribers).","inputSchema":{"type":"object","properties":{"uri":{"type":"string"}},"required":["uri"]}}"#;
 
 /// The `initialize` result.
 pub fn initialize_result(demo: &Demo, body: &[u8], env: &Envelope) -> Bytes {
@@ -30,7 +30,7 @@ pub fn initialize_result(demo: &Demo, body: &[u8], env: &Envelope) -> Bytes {
         crate::session::versions::LATEST.to_string()
     };
     let mut r = format!(
-        r#"{{"protocolVersion":"{version}","capabilities":{{"tools":{{"listChanged":true}},"resources":{{}},"prompts":{{}},"completions":{{}},"logging":{{}}}},"serverInfo":{{"name":"#
+        r#"{{"protocolVersion":"{version}","capabilities":{{"tools":{{"listChanged":true}},"resources":{{"subscribe":true}},"prompts":{{}},"completions":{{}},"logging":{{}}}},"serverInfo":{{"name":"#
     );
     let mut name = Vec::new();
     encode::write_json_string(&mut name, &demo.opts.name);
@@ -62,7 +62,7 @@ pub async fn handle(demo: &Demo, body: &[u8], env: &Envelope) -> Bytes {
     let m = env.method(body).unwrap_or("");
     let p = params(body, env);
     let result: Result<Vec<u8>, (i32, String)> = match m {
-        method::PING | method::LOGGING_SET_LEVEL => Ok(b"{}".to_vec()),
+        method::PING | method::LOGGING_SET_LEVEL | method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE => Ok(b"{}".to_vec()),
         method::TOOLS_LIST => Ok(tools_list(demo, p.as_ref())),
         method::TOOLS_CALL => call(demo, p.as_ref()).await,
         method::RESOURCES_LIST => Ok(format!(

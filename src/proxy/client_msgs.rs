@@ -13,6 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::context::{Gateway, Worker, WorkerMsg};
+use super::subscriptions::Edge;
 use crate::catalog::Snapshot;
 use crate::error::{ErrorKind, GatewayError};
 use crate::session::FrontSession;
@@ -89,6 +90,60 @@ pub fn notification(
             &encode::notification(method::ROOTS_LIST_CHANGED, None),
         ),
         _ => {}
+    }
+}
+
+/// `resources/subscribe` / `unsubscribe`: the owning server, if the downstream must be told (first
+/// subscriber in, last out); `None` when the gateway answers itself.
+pub fn subscription(
+    gw: &Gateway,
+    snap: &Snapshot,
+    body: &[u8],
+    env: &Envelope,
+    method_name: &str,
+    session: Option<FrontSession>,
+) -> Result<Option<usize>, GatewayError> {
+    let bad = |why: &'static str| GatewayError::new(ErrorKind::InvalidParams, why);
+    let uri = env
+        .uri_str(body)
+        .ok_or_else(|| bad("params.uri is required"))?;
+    let session = session.ok_or_else(|| bad("subscriptions need a session"))?;
+    let server = snap.resource_owner(&uri).ok_or_else(|| {
+        GatewayError::new(
+            ErrorKind::ResourceNotFound,
+            format!("no server owns resource '{uri}'"),
+        )
+    })?;
+    let slot = snap.servers[server].link.slot;
+    let edge = if method_name == method::RESOURCES_SUBSCRIBE {
+        gw.subscriptions.subscribe(slot, &uri, session.nonce)
+    } else {
+        gw.subscriptions.unsubscribe(slot, &uri, session.nonce)
+    };
+    Ok((edge != Edge::None).then_some(server))
+}
+
+/// Ends a session (DELETE, or its HTTP+SSE stream closed): its id stops working everywhere, and
+/// subscriptions nobody else holds are withdrawn downstream.
+pub fn end_session(gw: &Gateway, w: &Worker, session: &FrontSession) {
+    gw.sessions.revoke(session);
+    let snap = w.snapshot();
+    for (slot, uri) in gw.subscriptions.end_session(session.nonce) {
+        let Some(entry) = snap.servers.iter().find(|s| s.link.slot == slot) else {
+            continue;
+        };
+        let Ok(route) = Route::to(&entry.link, &w.pools) else {
+            continue;
+        };
+        let mut params = b"{\"uri\":".to_vec();
+        encode::write_json_string(&mut params, &uri);
+        params.push(b'}');
+        let msg = encode::request(
+            b"\"ringgate-unsubscribe\"",
+            method::RESOURCES_UNSUBSCRIBE,
+            Some(&params),
+        );
+        route.send_detached(entry.link.clone(), msg, limits(&snap));
     }
 }
 

@@ -57,6 +57,8 @@ pub struct Gateway {
     pub sessions: SessionCodec,
     /// Seals and opens the ids of server-to-client requests relayed to clients.
     pub relay_ids: RelayIds,
+    /// Which sessions watch which resources (reference-counted per downstream).
+    pub subscriptions: super::subscriptions::Subscriptions,
     /// Reports to the control thread (never blocks: unbounded).
     pub reports: async_channel::Sender<Report>,
     /// Every worker's inbox (set once at startup), for messages that must reach the worker
@@ -68,6 +70,21 @@ impl Gateway {
     /// Sends a report to the control thread; if it is gone (shutdown) the report is moot.
     pub fn report(&self, report: Report) {
         let _ = self.reports.try_send(report);
+    }
+
+    /// A downstream's `notifications/resources/updated`: to the sessions subscribed to that URI.
+    pub fn resource_updated(&self, slot: usize, message: &Bytes) {
+        let Ok(env) = crate::wire::parse(message) else {
+            return;
+        };
+        let Some(uri) = env.uri_str(message) else {
+            return;
+        };
+        for session in self.subscriptions.subscribers(slot, &uri) {
+            for w in self.workers.get().into_iter().flatten() {
+                let _ = w.try_send(WorkerMsg::ToSession(session, message.clone()));
+            }
+        }
     }
 
     /// Delivers a message to a session's streams wherever they live: this worker's hub first,

@@ -19,6 +19,7 @@ mod client_msgs;
 pub mod context;
 mod local;
 mod relay;
+pub mod subscriptions;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,7 +27,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-pub use client_msgs::cancel_here;
+pub use client_msgs::{cancel_here, end_session};
 pub use context::{Gateway, Report, Worker, WorkerMsg};
 pub use relay::Relay;
 
@@ -280,6 +281,16 @@ async fn route(
         method::TOOLS_CALL => by_name(snap, body, env, ListKind::Tools)?,
         method::PROMPTS_GET => by_name(snap, body, env, ListKind::Prompts)?,
         method::RESOURCES_READ => (by_uri(snap, body, env)?, None),
+        method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE => {
+            match client_msgs::subscription(gw, snap, body, env, method, session)? {
+                Some(server) => (server, None),
+                None => {
+                    return Ok(Answer::Message(one(wire::encode::result_response(
+                        id, b"{}",
+                    ))))
+                }
+            }
+        }
         method::COMPLETION_COMPLETE => by_reference(snap, body, env)?,
         _ => {
             return Err(GatewayError::new(

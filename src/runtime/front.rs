@@ -272,7 +272,7 @@ async fn delete<S: AsyncReadRent + AsyncWriteRent>(
 ) -> bool {
     match open_session(gw, req) {
         Ok(session) => {
-            gw.sessions.revoke(&session);
+            crate::proxy::end_session(gw, w, &session);
             conn.write_response(200, &[], &[]).await.is_ok()
         }
         Err(e) => reject(w, conn, &e).await,

@@ -86,7 +86,7 @@ pub async fn open_stream<S: AsyncReadRent + AsyncWriteRent>(
     }
     w.streams.remove(reg.key);
     // In this transport the stream is the session: when it goes, so does the session.
-    gw.sessions.revoke(&session);
+    crate::proxy::end_session(gw, w, &session);
     alive && conn.finish_stream().await.is_ok() && !w.draining.get()
 }
 

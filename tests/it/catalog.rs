@@ -21,10 +21,10 @@ fn tools_from_two_servers_are_merged_with_prefixes_in_config_order() {
     let s = e.session("2025-11-25");
     let r = e.call(&s, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
     let tools = names(&r.json(), "tools");
-    assert_eq!(tools.len(), 14);
+    assert_eq!(tools.len(), 16);
     assert_eq!(tools[0], "alpha__echo");
-    assert!(tools.iter().take(7).all(|t| t.starts_with("alpha__")));
-    assert!(tools.iter().skip(7).all(|t| t.starts_with("beta__")));
+    assert!(tools.iter().take(8).all(|t| t.starts_with("alpha__")));
+    assert!(tools.iter().skip(8).all(|t| t.starts_with("beta__")));
     let r = e.call(&s, r#"{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"beta__add","arguments":{"a":1,"b":2}}}"#);
     assert_eq!(r.json()["id"], "c");
     assert_eq!(r.json()["result"]["structuredContent"]["sum"], 3.0);
@@ -61,7 +61,7 @@ fn gateway_cursors_page_through_everything_and_refuse_tampering() {
             None => break,
         }
     }
-    assert_eq!(seen.len(), 27 + 7);
+    assert_eq!(seen.len(), 28 + 8);
     assert_eq!(
         seen.iter().collect::<HashSet<_>>().len(),
         seen.len(),

@@ -59,7 +59,7 @@ fn a_server_down_at_startup_comes_back_and_clients_are_told() {
         .json();
     assert_eq!(
         v["result"]["tools"].as_array().unwrap().len(),
-        7,
+        8,
         "only beta's tools"
     );
     let mut stream = Stream::open(e.addr(), &s);
@@ -189,5 +189,5 @@ fn metrics_count_calls_per_server() {
     assert_eq!(get(e.admin(), "/healthz").status, 200);
     assert_eq!(get(e.admin(), "/readyz").status, 200);
     let cat: serde_json::Value = serde_json::from_str(&get(e.admin(), "/v1/catalog").body).unwrap();
-    assert_eq!(cat["tools"].as_array().unwrap().len(), 14);
+    assert_eq!(cat["tools"].as_array().unwrap().len(), 16);
 }
