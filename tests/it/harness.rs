@@ -250,6 +250,20 @@ impl Stream {
     }
 }
 
+/// Starts a demo server on a port that was just freed (the old listener may take a moment to go).
+pub fn respawn_demo(opts: DemoOptions) -> DemoHandle {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match demo::spawn(opts.clone()) {
+            Ok(d) => return d,
+            Err(e) if Instant::now() < deadline && e.kind() == std::io::ErrorKind::AddrInUse => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("demo server on {}: {e}", opts.listen),
+        }
+    }
+}
+
 /// Polls `f` until it returns true or `within` passes.
 pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;

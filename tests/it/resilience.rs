@@ -107,8 +107,8 @@ fn an_expired_downstream_session_is_reinitialized() {
     let addr = e.kill_demo(0);
     let mut opts = DemoOptions::new("a");
     opts.listen = addr;
-    let _fresh = demo::spawn(opts).unwrap(); // same port, no memory of the gateway's session
-                                             // A read is retried transparently after re-initialization.
+    let _fresh = respawn_demo(opts); // same port, no memory of the gateway's session
+                                     // A read is retried transparently after re-initialization.
     let v = e.call(&s, r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"demo://a/readme"}}"#).json();
     assert!(v["result"]["contents"][0]["text"].is_string(), "{v}");
     // A tool call after the next expiry is not retried (it may have had effects)... but works on the new session.
