@@ -22,6 +22,9 @@ use crate::transport::http::client::{connect, ClientConn};
 /// Time allowed to open a TCP connection to a downstream.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Idle connections a pool may always keep, whatever `pool_size` says.
+pub const MIN_IDLE_CAP: usize = 64;
+
 /// A pooled downstream connection.
 pub type Conn = ClientConn<TcpStream>;
 
@@ -34,7 +37,10 @@ pub struct Pool {
 
 impl Pool {
     fn new(link: Arc<ServerLink>) -> Self {
-        let max_idle = link.config.pool_size.max(1) * 4;
+        // Keep what bursts opened: dropping connections a burst needed means reconnecting on the
+        // call path at the next burst (measured with the load test: 100s of connects per second
+        // and millisecond p99s at 5k RPS with 32 client connections and a cap of 16).
+        let max_idle = (link.config.pool_size.max(1) * 16).max(MIN_IDLE_CAP);
         Pool {
             link,
             idle: RefCell::new(Vec::new()),
