@@ -101,6 +101,9 @@ impl Gateway {
     }
 }
 
+/// A forwarded call in flight: the route and server it went to, and the id the server knows.
+pub type InFlight = (Route, Arc<ServerLink>, u64);
+
 /// One worker's own state.
 pub struct Worker {
     /// Worker index (high bits of minted ids, log context).
@@ -117,7 +120,7 @@ pub struct Worker {
     pub draining: Cell<bool>,
     /// Forwarded calls in flight on this worker, by (session nonce, client's raw id), so a client's
     /// `notifications/cancelled` can be sent on to the server with the id the server knows.
-    calls: RefCell<HashMap<(u64, Bytes), (Route, Arc<ServerLink>, u64)>>,
+    calls: RefCell<HashMap<(u64, Bytes), InFlight>>,
     next_id: Cell<u64>,
     cache: RefCell<Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>>,
 }
@@ -170,7 +173,7 @@ impl Worker {
     }
 
     /// The route, server and minted id of a client's in-flight call on this worker.
-    pub fn call_of(&self, session: u64, client_id: &[u8]) -> Option<(Route, Arc<ServerLink>, u64)> {
+    pub fn call_of(&self, session: u64, client_id: &[u8]) -> Option<InFlight> {
         self.calls
             .borrow()
             .get(&(session, Bytes::copy_from_slice(client_id)))
