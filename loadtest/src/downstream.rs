@@ -25,9 +25,9 @@ const VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-
 /// Prefix of the session ids the server mints.
 const SESSION_PREFIX: &[u8] = b"bench-";
 
-const HEAD: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":";
-const MID: &[u8] = b",\"result\":";
-const TAIL: &[u8] = b"}";
+pub(crate) const HEAD: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":";
+pub(crate) const MID: &[u8] = b",\"result\":";
+pub(crate) const TAIL: &[u8] = b"}";
 const SSE_OPEN: &[u8] = b"event: message\ndata: ";
 const SSE_TAIL: &[u8] = b"}\n\n";
 
@@ -46,10 +46,10 @@ pub struct BenchConfig {
 
 /// One bench server's state: pre-encoded results and a session counter.
 pub struct Bench {
-    cfg: BenchConfig,
-    tools_list: Bytes,
-    call_result: Bytes,
-    ping_result: Bytes,
+    pub(crate) cfg: BenchConfig,
+    pub(crate) tools_list: Bytes,
+    pub(crate) call_result: Bytes,
+    pub(crate) ping_result: Bytes,
     sessions: Cell<u64>,
     accepted: Cell<u64>,
     requests: Cell<u64>,
@@ -77,7 +77,7 @@ impl Bench {
         }
     }
 
-    fn knows_tool(&self, name: &str) -> bool {
+    pub(crate) fn knows_tool(&self, name: &str) -> bool {
         name == "echo"
             || name
                 .strip_prefix("tool_")
@@ -133,7 +133,7 @@ pub fn call_result(payload_bytes: usize) -> Vec<u8> {
     out
 }
 
-fn initialize_result(requested: Option<&str>, name: &str) -> Vec<u8> {
+pub(crate) fn initialize_result(requested: Option<&str>, name: &str) -> Vec<u8> {
     let version = requested
         .filter(|v| VERSIONS.contains(v))
         .unwrap_or(VERSIONS[1]);
@@ -152,7 +152,7 @@ fn initialize_result(requested: Option<&str>, name: &str) -> Vec<u8> {
 
 /// `params.protocolVersion` of an initialize request, by a plain search (the bench server does
 /// not need a full parse for the one request per session that carries it).
-fn requested_version(params: &[u8]) -> Option<&str> {
+pub(crate) fn requested_version(params: &[u8]) -> Option<&str> {
     let key = b"\"protocolVersion\"";
     let at = params.windows(key.len()).position(|w| w == key)? + key.len();
     let rest = &params[at..];

@@ -51,7 +51,10 @@ pub struct ServerPlan {
 impl ServerPlan {
     /// Whether the set of servers, their configs and their order stay exactly as they are.
     pub fn is_noop(&self) -> bool {
-        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty() && !self.reordered
+        self.added.is_empty()
+            && self.changed.is_empty()
+            && self.removed.is_empty()
+            && !self.reordered
     }
 }
 
@@ -122,27 +125,59 @@ pub fn gateway_changes(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChang
     restart(old.workers != new.workers, "gateway.workers");
     let (a, b) = (old, new);
     let (la, lb) = (&a.limits, &b.limits);
-    let live: [(bool, &'static str); 18] = [
-        (a.allowed_origins != b.allowed_origins, "gateway.allowed_origins"),
+    let live = [
+        (
+            a.allowed_origins != b.allowed_origins,
+            "gateway.allowed_origins",
+        ),
         (a.allowed_hosts != b.allowed_hosts, "gateway.allowed_hosts"),
         (a.server_name != b.server_name, "gateway.server_name"),
-        (a.shutdown_timeout != b.shutdown_timeout, "gateway.shutdown_timeout_ms"),
+        (
+            a.shutdown_timeout != b.shutdown_timeout,
+            "gateway.shutdown_timeout_ms",
+        ),
         (a.call_timeout != b.call_timeout, "gateway.call_timeout_ms"),
         (a.page_size != b.page_size, "gateway.page_size"),
         (a.unavailable != b.unavailable, "gateway.unavailable"),
-        (la.max_header_bytes != lb.max_header_bytes, "gateway.limits.max_header_bytes"),
-        (la.max_headers != lb.max_headers, "gateway.limits.max_headers"),
-        (la.max_body_bytes != lb.max_body_bytes, "gateway.limits.max_body_bytes"),
-        (la.header_read_timeout != lb.header_read_timeout, "gateway.limits.header_read_timeout_ms"),
-        (la.idle_timeout != lb.idle_timeout, "gateway.limits.idle_timeout_ms"),
-        (la.max_response_bytes != lb.max_response_bytes, "gateway.limits.max_response_bytes"),
-        (la.max_sse_event_bytes != lb.max_sse_event_bytes, "gateway.limits.max_sse_event_bytes"),
-        (la.max_json_depth != lb.max_json_depth, "gateway.limits.max_json_depth"),
-        (la.max_sessions != lb.max_sessions, "gateway.limits.max_sessions"),
-        (false, ""),
-        (false, ""),
+        (
+            la.max_header_bytes != lb.max_header_bytes,
+            "gateway.limits.max_header_bytes",
+        ),
+        (
+            la.max_headers != lb.max_headers,
+            "gateway.limits.max_headers",
+        ),
+        (
+            la.max_body_bytes != lb.max_body_bytes,
+            "gateway.limits.max_body_bytes",
+        ),
+        (
+            la.header_read_timeout != lb.header_read_timeout,
+            "gateway.limits.header_read_timeout_ms",
+        ),
+        (
+            la.idle_timeout != lb.idle_timeout,
+            "gateway.limits.idle_timeout_ms",
+        ),
+        (
+            la.max_response_bytes != lb.max_response_bytes,
+            "gateway.limits.max_response_bytes",
+        ),
+        (
+            la.max_sse_event_bytes != lb.max_sse_event_bytes,
+            "gateway.limits.max_sse_event_bytes",
+        ),
+        (
+            la.max_json_depth != lb.max_json_depth,
+            "gateway.limits.max_json_depth",
+        ),
+        (
+            la.max_sessions != lb.max_sessions,
+            "gateway.limits.max_sessions",
+        ),
     ];
-    c.applied.extend(live.iter().filter(|(d, _)| *d).map(|(_, k)| *k));
+    c.applied
+        .extend(live.iter().filter(|(d, _)| *d).map(|(_, k)| *k));
     // Keys added to GatewayConfig after this list was written still take effect through the
     // snapshot; they are reported together until they are classified above.
     let mut rest = new.clone();
@@ -293,7 +328,10 @@ mod tests {
             ]
         );
         let eff = effective_gateway(&old, &new);
-        assert_eq!(eff.listen, old.listen, "listener changes wait for a restart");
+        assert_eq!(
+            eff.listen, old.listen,
+            "listener changes wait for a restart"
+        );
         assert_eq!(eff.page_size, 7);
         assert_eq!(eff.limits.max_body_bytes, 1000);
         assert!(gateway_changes(&old, &old).is_empty());

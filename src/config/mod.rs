@@ -13,6 +13,7 @@
 //! `docs/CONFIG.md` is the user-facing reference for every key documented here.
 
 pub mod cli;
+pub mod diff;
 mod expand;
 mod raw;
 mod url;

@@ -164,6 +164,15 @@ async fn call(demo: &Demo, p: Option<&OwnedValue>) -> Result<Vec<u8>, (i32, Stri
             "sample needs a client that accepts an SSE reply",
             true,
         )),
+        "touch" => {
+            let uri = arg("uri").and_then(|u| u.as_str()).unwrap_or("");
+            let mut params = b"{\"uri\":".to_vec();
+            encode::write_json_string(&mut params, uri);
+            params.push(b'}');
+            let note = encode::notification(method::RESOURCES_UPDATED, Some(&params));
+            demo.streams.broadcast(&note);
+            Ok(text_result(&format!("touched {uri}"), false))
+        }
         other => Err((code::INVALID_PARAMS, format!("Unknown tool: {other}"))),
     }
 }

@@ -102,6 +102,23 @@ pub fn list_page(
     kind: ListKind,
     id: &[u8],
 ) -> Result<Pieces, GatewayError> {
+    let result = list_result(snap, body, env, kind)?;
+    let mut pieces = Pieces::new();
+    pieces.push(Bytes::from_static(RESULT_PREFIX));
+    pieces.push(Bytes::copy_from_slice(id));
+    pieces.push(Bytes::from_static(RESULT_MID));
+    pieces.push(result);
+    pieces.push(Bytes::from_static(RESULT_SUFFIX));
+    Ok(pieces)
+}
+
+/// The result object of the list page the request's cursor names (shared, pre-encoded bytes).
+pub fn list_result(
+    snap: &Snapshot,
+    body: &[u8],
+    env: &Envelope,
+    kind: ListKind,
+) -> Result<Bytes, GatewayError> {
     let page = match env.cursor_str(body) {
         None => 0,
         Some(token) => snap
@@ -115,12 +132,5 @@ pub fn list_page(
         ListKind::Resources => Bytes::from_static(b"{\"resources\":[]}"),
         ListKind::Templates => Bytes::from_static(b"{\"resourceTemplates\":[]}"),
     };
-    let result = snap.page(kind, page).cloned().unwrap_or(empty);
-    let mut pieces = Pieces::new();
-    pieces.push(Bytes::from_static(RESULT_PREFIX));
-    pieces.push(Bytes::copy_from_slice(id));
-    pieces.push(Bytes::from_static(RESULT_MID));
-    pieces.push(result);
-    pieces.push(Bytes::from_static(RESULT_SUFFIX));
-    Ok(pieces)
+    Ok(snap.page(kind, page).cloned().unwrap_or(empty))
 }

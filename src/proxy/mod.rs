@@ -18,7 +18,9 @@
 mod client_msgs;
 pub mod context;
 mod local;
+pub mod modern;
 mod relay;
+mod routing;
 pub mod subscriptions;
 
 use std::sync::Arc;
@@ -40,6 +42,8 @@ use crate::upstream::call::{Call, CallSpec};
 use crate::upstream::exchange::ReplyLimits;
 use crate::upstream::route::Route;
 use crate::wire::{self, method, rewrite, Envelope, Kind, Message, Span};
+use modern::{Era, RoutingHeaders};
+use routing::{by_name, by_reference, by_uri, named_target};
 
 /// A POST as the front transport hands it over: the body and the headers the path looks at.
 pub struct Inbound<'a> {
@@ -83,6 +87,8 @@ pub type Pieces = SmallVec<[Bytes; 7]>;
 enum Answer {
     /// A complete JSON-RPC message, as pieces.
     Message(Pieces),
+    /// A complete JSON-RPC message with the HTTP status it calls for (modern era).
+    Reply(u16, Pieces),
     /// The `initialize` result and the new session's id.
     Initialized(Bytes, String),
     /// A forwarded call whose reply is streaming.
@@ -91,13 +97,63 @@ enum Answer {
     Nothing,
 }
 
-/// Handles one POST body: the entry point of the request path.
+/// Handles one message from a front without routing headers (stdio, HTTP+SSE): the era comes
+/// from the session and the body.
 pub async fn handle_post(gw: &Gateway, w: &Worker, req: Inbound<'_>) -> Outcome {
     let snap = w.snapshot();
+    match modern::era_of(req.version, req.session) {
+        Era::Legacy => legacy(gw, w, &snap, &req).await,
+        _ => from_body(gw, w, &snap, &req, None).await,
+    }
+}
+
+/// Handles one POST to `/mcp`: the entry point of the request path. A modern version header sends
+/// the request down the header-first path; otherwise the session and the body decide the era.
+pub async fn handle_http(
+    gw: &Gateway,
+    w: &Worker,
+    req: Inbound<'_>,
+    headers: &RoutingHeaders<'_>,
+) -> Outcome {
+    let snap = w.snapshot();
+    match modern::era_of(req.version, req.session) {
+        Era::Modern => modern::header_first(gw, w, &snap, &req, headers).await,
+        Era::Legacy => legacy(gw, w, &snap, &req).await,
+        Era::FromBody => from_body(gw, w, &snap, &req, Some(headers)).await,
+    }
+}
+
+/// The legacy era: envelope, then one message or a batch.
+async fn legacy(gw: &Gateway, w: &Worker, snap: &Arc<Snapshot>, req: &Inbound<'_>) -> Outcome {
     match envelope(&req.body) {
         Err((e, id)) => fail(&e, id.map(|s| s.get(&req.body))),
-        Ok(Message::Single(env)) => single(gw, w, &snap, &req, env).await,
-        Ok(Message::Batch(spans)) => batch(gw, w, &snap, &req, &spans).await,
+        Ok(Message::Single(env)) => single(gw, w, snap, req, env).await,
+        Ok(Message::Batch(spans)) => batch(gw, w, snap, req, &spans).await,
+    }
+}
+
+/// No header decided the era: a request (not `initialize`) whose `_meta` names a protocol version
+/// is modern; everything else is legacy.
+async fn from_body(
+    gw: &Gateway,
+    w: &Worker,
+    snap: &Arc<Snapshot>,
+    req: &Inbound<'_>,
+    headers: Option<&RoutingHeaders<'_>>,
+) -> Outcome {
+    let body = &req.body;
+    match envelope(body) {
+        Err((e, id)) => fail(&e, id.map(|s| s.get(body))),
+        Ok(Message::Single(env)) => {
+            let modern =
+                env.method(body) != Some(method::INITIALIZE) && modern::declares_modern(body, &env);
+            if modern {
+                modern::body_first(gw, w, snap, req, env, headers).await
+            } else {
+                single(gw, w, snap, req, env).await
+            }
+        }
+        Ok(Message::Batch(spans)) => batch(gw, w, snap, req, &spans).await,
     }
 }
 
@@ -134,7 +190,7 @@ async fn single(
         }
     };
     match answer {
-        Answer::Message(msg) => {
+        Answer::Message(msg) | Answer::Reply(_, msg) => {
             record(w, class, true, req.received);
             Outcome::Json {
                 status: 200,
@@ -169,14 +225,24 @@ async fn run_phases(
     method: &str,
 ) -> Result<Answer, GatewayError> {
     let session = session_phase(gw, req, env, method)?;
-    let who = authenticate(snap, req)?;
     let facts = RequestFacts {
         method,
         target: env.name.or(env.uri).map(|s| s.get(body)),
     };
+    policy(snap, req, facts)?;
+    route(gw, w, snap, req, body, env, method, session).await
+}
+
+/// Phases: authenticate, authorize, admit, in that order.
+fn policy(
+    snap: &Snapshot,
+    req: &Inbound<'_>,
+    facts: RequestFacts<'_>,
+) -> Result<Principal, GatewayError> {
+    let who = authenticate(snap, req)?;
     authorize(snap, &who, facts)?;
     admit(snap, &who, facts)?;
-    route(gw, w, snap, req, body, env, method, session).await
+    Ok(who)
 }
 
 /// Phase: era + session. `initialize` needs none; everything else needs a genuine, live session id
@@ -303,116 +369,18 @@ async fn route(
         server,
         name_edit,
         session,
+        modern: None,
     };
     forward(gw, w, snap, req, body, env, target, method).await
 }
 
-/// Route by a namespaced name (`params.name`): the server and the splice restoring its own name.
-fn by_name(
-    snap: &Snapshot,
-    body: &[u8],
-    env: &Envelope,
-    kind: ListKind,
-) -> Result<(usize, Option<(Span, Bytes)>), GatewayError> {
-    let span = env
-        .name
-        .ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "params.name is required"))?;
-    let name = env.name_str(body).ok_or_else(|| {
-        GatewayError::new(
-            ErrorKind::InvalidParams,
-            "params.name is not a valid string",
-        )
-    })?;
-    let target = match kind {
-        ListKind::Tools => snap.tool(&name),
-        _ => snap.prompt(&name),
-    };
-    let target = target.ok_or_else(|| {
-        // A name under the prefix of a server that is down is that server's outage, not a typo.
-        if let Some(down) = snap.unavailable_owner(&name) {
-            return GatewayError::new(
-                ErrorKind::DownstreamUnavailable,
-                format!(
-                    "server '{}' is unavailable: {}",
-                    down.link.name,
-                    down.link
-                        .health()
-                        .last_error
-                        .map_or_else(|| "not connected".to_string(), |(_, e)| e)
-                ),
-            );
-        }
-        let what = if kind == ListKind::Tools {
-            "tool"
-        } else {
-            "prompt"
-        };
-        GatewayError::new(ErrorKind::InvalidParams, format!("unknown {what} '{name}'"))
-    })?;
-    Ok((target.server, Some((span, target.original.clone()))))
-}
-
-/// Route by resource URI through the owner table.
-fn by_uri(snap: &Snapshot, body: &[u8], env: &Envelope) -> Result<usize, GatewayError> {
-    let uri = env
-        .uri_str(body)
-        .ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "params.uri is required"))?;
-    snap.resource_owner(&uri).ok_or_else(|| {
-        GatewayError::new(
-            ErrorKind::ResourceNotFound,
-            format!("no server owns resource '{uri}'"),
-        )
-    })
-}
-
-/// Route `completion/complete` by its `ref`: a prompt name, or a resource template URI.
-fn by_reference(
-    snap: &Snapshot,
-    body: &[u8],
-    env: &Envelope,
-) -> Result<(usize, Option<(Span, Bytes)>), GatewayError> {
-    let r = env
-        .reference
-        .as_ref()
-        .ok_or_else(|| GatewayError::new(ErrorKind::InvalidParams, "params.ref is required"))?;
-    let content = |s: Span| wire::envelope::content_str(body, s, r.escaped);
-    match content(r.kind).as_deref() {
-        Some("ref/prompt") => {
-            let span = r.name.ok_or_else(|| {
-                GatewayError::new(ErrorKind::InvalidParams, "ref.name is required")
-            })?;
-            let name = content(span).unwrap_or_default();
-            let t = snap.prompt(&name).ok_or_else(|| {
-                GatewayError::new(ErrorKind::InvalidParams, format!("unknown prompt '{name}'"))
-            })?;
-            Ok((t.server, Some((span, t.original.clone()))))
-        }
-        Some("ref/resource") => {
-            let uri = r.uri.and_then(content).ok_or_else(|| {
-                GatewayError::new(ErrorKind::InvalidParams, "ref.uri is required")
-            })?;
-            let owner = snap
-                .template_owner(&uri)
-                .or_else(|| snap.resource_owner(&uri));
-            owner.map(|s| (s, None)).ok_or_else(|| {
-                GatewayError::new(
-                    ErrorKind::ResourceNotFound,
-                    format!("no server owns '{uri}'"),
-                )
-            })
-        }
-        _ => Err(GatewayError::new(
-            ErrorKind::InvalidParams,
-            "ref.type must be ref/prompt or ref/resource",
-        )),
-    }
-}
-
-/// Where a routed request goes: the server, the name splice, and the client's session.
+/// Where a routed request goes: the server, the name splice, and the client's session (legacy)
+/// or per-request declarations (modern).
 struct Target {
     server: usize,
     name_edit: Option<(Span, Bytes)>,
     session: Option<FrontSession>,
+    modern: Option<modern::ModernCall>,
 }
 
 /// Phase: forward. Mints the downstream id, splices id and name, sends on a pooled connection, and
@@ -432,6 +400,7 @@ async fn forward(
         server,
         name_edit,
         session,
+        modern,
     } = target;
     let entry = &snap.servers[server];
     if !entry.link.is_up() {
@@ -498,11 +467,12 @@ async fn forward(
         received: req.received,
         session,
         accepts_sse: req.accepts_sse,
+        modern,
     };
     Relay::begin(gw, w, ctx, call, req.accepts_sse)
         .await
         .map(|r| match r {
-            relay::Begun::Done(msg) => Answer::Message(msg),
+            relay::Begun::Done(msg, status) => Answer::Reply(status, msg),
             relay::Begun::Streaming(relay) => Answer::Relay(relay),
         })
 }
@@ -548,7 +518,7 @@ async fn batch(
         }
         let class = classify(method, env.kind);
         match run_phases(gw, w, snap, req, body, &env, method).await {
-            Ok(Answer::Message(m)) => replies.push(rewrite::concat(&m)),
+            Ok(Answer::Message(m) | Answer::Reply(_, m)) => replies.push(rewrite::concat(&m)),
             Ok(Answer::Initialized(m, _)) => replies.push(m),
             Ok(Answer::Relay(r)) => replies.push(r.finish(gw, w).await),
             Ok(Answer::Nothing) => {}

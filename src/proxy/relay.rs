@@ -5,21 +5,31 @@
 //! A call whose first event is its response becomes a plain JSON reply (the common, fastest case);
 //! one that starts with notifications becomes a [`Relay`] the front transport drains as SSE events.
 //! Statistics for the call are recorded exactly once, when the response (or failure) is known.
+//!
+//! For a modern (2026-07-28) client the reply is made modern on the way: `resultType` (and a cache
+//! hint for `resources/read`) spliced into the result, -32002 rewritten to -32602, the HTTP status
+//! taken from the error code; log messages below the request's `logLevel` are dropped; a server
+//! request is never put on the response stream, and one needing a capability the request did not
+//! declare ends the call with -32021 (the downstream call is cancelled).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use super::context::{Gateway, Report, Worker};
-use super::Pieces;
+use super::modern::{self, ModernCall, Reject};
+use super::{one, Pieces};
 use crate::error::GatewayError;
 use crate::session::downstream::ServerLink;
 use crate::session::{caps, FrontSession};
 use crate::telemetry::{CallOutcome, MethodClass};
 use crate::upstream::call::{Call, CallEvent};
+use crate::upstream::exchange::ReplyLimits;
+use crate::upstream::route::Route;
 use crate::upstream::UpstreamError;
-use crate::wire::{self, code, encode, method, rewrite, Kind};
+use crate::wire::{self, code, encode, method, rewrite, Kind, Splice};
 
 /// Facts about a forwarded call the relay needs to finish it.
 pub struct RelayCtx {
@@ -39,14 +49,17 @@ pub struct RelayCtx {
     pub session: Option<FrontSession>,
     /// Whether the client takes a stream (server requests need one to reach it).
     pub accepts_sse: bool,
+    /// The request's modern-era declarations; `None` for a legacy client.
+    pub modern: Option<ModernCall>,
 }
 
 /// How a forwarded call began.
 // `Pieces` stay inline on purpose: the common reply builds no heap list.
 #[allow(clippy::large_enum_variant)]
 pub enum Begun {
-    /// The response, ready to send as JSON (pieces: the client's id spliced in).
-    Done(Pieces),
+    /// The response, ready to send as JSON (pieces: the client's id spliced in), and its HTTP
+    /// status (200 but for errors to modern clients).
+    Done(Pieces, u16),
     /// Notifications came first: stream them.
     Streaming(Box<Relay>),
 }
@@ -76,12 +89,24 @@ impl Relay {
             let first = match call.next().await {
                 Ok(CallEvent::Response(msg)) => {
                     w.calls_end(&ctx);
-                    return finish_response(gw, w, &ctx, &call, msg).map(Begun::Done);
+                    return finish_response(gw, w, &ctx, &call, msg)
+                        .map(|(p, s)| Begun::Done(p, s));
                 }
-                Ok(CallEvent::Notification(n)) => restore_token(&ctx, n),
-                Ok(CallEvent::ServerRequest(r)) => match server_request(gw, &ctx, &call, r) {
-                    Some(r) => r,
+                Ok(CallEvent::Notification(n)) => match relayable(&ctx, n) {
+                    Some(n) => n,
                     None => continue,
+                },
+                Ok(CallEvent::ServerRequest(r)) => match server_request(gw, &ctx, &call, r) {
+                    ServerAsk::Send(r) => r,
+                    ServerAsk::Refused => continue,
+                    ServerAsk::Missing(flag) => {
+                        w.calls_end(&ctx);
+                        let r = missing_capability(w, &ctx, flag);
+                        return Ok(Begun::Done(
+                            one(r.to_jsonrpc(Some(&ctx.client_id))),
+                            r.status,
+                        ));
+                    }
                 },
                 Err(e) => {
                     w.calls_end(&ctx);
@@ -109,11 +134,21 @@ impl Relay {
         }
         loop {
             return match self.call.next().await {
-                Ok(CallEvent::Notification(n)) => Some(restore_token(&self.ctx, n)),
+                Ok(CallEvent::Notification(n)) => match relayable(&self.ctx, n) {
+                    Some(n) => Some(n),
+                    None => continue,
+                },
                 Ok(CallEvent::ServerRequest(r)) => {
                     match server_request(gw, &self.ctx, &self.call, r) {
-                        Some(r) => Some(r),
-                        None => continue,
+                        ServerAsk::Send(r) => Some(r),
+                        ServerAsk::Refused => continue,
+                        ServerAsk::Missing(flag) => {
+                            self.done = true;
+                            w.calls_end(&self.ctx);
+                            self.record(w, false);
+                            let r = missing_capability(w, &self.ctx, flag);
+                            Some(r.to_jsonrpc(Some(&self.ctx.client_id)))
+                        }
                     }
                 }
                 Ok(CallEvent::Response(msg)) => {
@@ -121,17 +156,16 @@ impl Relay {
                     w.calls_end(&self.ctx);
                     let reply = finish_response(gw, w, &self.ctx, &self.call, msg);
                     self.record(w, reply.is_ok());
-                    Some(
-                        reply
-                            .map(|p| rewrite::concat(&p))
-                            .unwrap_or_else(|e| e.to_jsonrpc(Some(&self.ctx.client_id))),
-                    )
+                    Some(match reply {
+                        Ok((p, _)) => rewrite::concat(&p),
+                        Err(e) => self.ctx.error_reply(&e),
+                    })
                 }
                 Err(e) => {
                     self.done = true;
                     w.calls_end(&self.ctx);
                     self.record(w, false);
-                    Some(failed(gw, w, &self.ctx, e).to_jsonrpc(Some(&self.ctx.client_id)))
+                    Some(self.ctx.error_reply(&failed(gw, w, &self.ctx, e)))
                 }
             };
         }
@@ -153,11 +187,26 @@ impl Relay {
     }
 }
 
+/// What became of a request the server sent during a call.
+enum ServerAsk {
+    /// Forward it to the client (with a sealed id).
+    Send(Bytes),
+    /// Refused to the server; the call goes on.
+    Refused,
+    /// Refused; the modern client did not declare this capability: the call ends with -32021.
+    Missing(u8),
+}
+
 /// A request from the server for this call's client: forwarded with a sealed id if the client
-/// declared the capability and can receive it (a stream), else refused to the server at once.
-fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Bytes) -> Option<Bytes> {
-    let env = wire::parse(&msg).ok()?;
-    let (id_span, _) = env.id?;
+/// declared the capability and can receive it (a legacy session with a stream), else refused to
+/// the server at once. Modern clients never get server requests on a response stream.
+fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Bytes) -> ServerAsk {
+    let Ok(env) = wire::parse(&msg) else {
+        return ServerAsk::Refused;
+    };
+    let Some((id_span, _)) = env.id else {
+        return ServerAsk::Refused;
+    };
     let name = env.method(&msg).unwrap_or("");
     let needed = match name {
         method::SAMPLING_CREATE_MESSAGE => caps::SAMPLING,
@@ -169,22 +218,60 @@ fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Bytes) -> Opti
     let token = (needed != 0 && declared && ctx.accepts_sse)
         .then(|| gw.relay_ids.seal(ctx.link.slot, id_span.get(&msg)))
         .flatten();
-    match token {
-        Some(token) => Some(rewrite::concat(&rewrite::splice(
+    if let Some(token) = token {
+        return ServerAsk::Send(rewrite::concat(&rewrite::splice(
             &msg,
             &mut [(id_span, token)],
-        ))),
-        None => {
-            let why = format!("the client of this call cannot take '{name}' (capability not declared, or no stream to send it on)");
-            call.reply_downstream(encode::error_response(
-                Some(id_span.get(&msg)),
-                code::METHOD_NOT_FOUND,
-                &why,
-                None,
-            ));
-            None
+        )));
+    }
+    let why = format!("the client of this call cannot take '{name}' (capability not declared, or no stream to send it on)");
+    call.reply_downstream(encode::error_response(
+        Some(id_span.get(&msg)),
+        code::METHOD_NOT_FOUND,
+        &why,
+        None,
+    ));
+    match ctx.modern {
+        Some(m) if needed != 0 && m.caps & needed == 0 => ServerAsk::Missing(needed),
+        _ => ServerAsk::Refused,
+    }
+}
+
+/// Ends a modern client's call that needs a capability it did not declare: the downstream call is
+/// cancelled and the client gets -32021 with `data.requiredCapabilities`.
+fn missing_capability(w: &Worker, ctx: &RelayCtx, flag: u8) -> Reject {
+    if let Ok(route) = Route::to(&ctx.link, &w.pools) {
+        let mut params = b"{\"requestId\":".to_vec();
+        params.extend_from_slice(rewrite::format_u64_id(ctx.minted).as_bytes());
+        params.extend_from_slice(b",\"reason\":\"the client lacks a required capability\"}");
+        let limits = ReplyLimits {
+            max_body: 64 * 1024,
+            max_event: 64 * 1024,
+        };
+        let note = encode::notification(method::CANCELLED, Some(&params));
+        route.send_detached(ctx.link.clone(), note, limits);
+    }
+    Reject::new(
+        code::MISSING_REQUIRED_CLIENT_CAPABILITY,
+        "the server needs a client capability this request did not declare",
+    )
+    .with_data(modern::required_capability_data(flag))
+}
+
+/// A notification for the client, or `None` when it is not to be relayed (a modern client gets log
+/// messages only at or above the level its request asked for).
+fn relayable(ctx: &RelayCtx, n: Bytes) -> Option<Bytes> {
+    if let Some(m) = &ctx.modern {
+        if let Ok(env) = wire::parse(&n) {
+            if env.method(&n) == Some(method::MESSAGE) {
+                let level = modern::log_level_of(&n, &env);
+                if m.log_level.is_none_or(|min| level.is_none_or(|l| l < min)) {
+                    return None;
+                }
+            }
         }
     }
+    Some(restore_token(ctx, n))
 }
 
 /// Puts the client's own progress token back into a progress notification.
@@ -205,7 +292,7 @@ fn finish_response(
     ctx: &RelayCtx,
     call: &Call,
     msg: Bytes,
-) -> Result<Pieces, GatewayError> {
+) -> Result<(Pieces, u16), GatewayError> {
     let env = match wire::parse(&msg) {
         Ok(env) if matches!(env.kind, Kind::Response | Kind::Error) => env,
         _ => {
@@ -229,7 +316,12 @@ fn finish_response(
             ))
         }
     };
-    let mut edits = [(span, ctx.client_id.clone())];
+    let mut edits: SmallVec<[Splice; 2]> = SmallVec::new();
+    edits.push((span, ctx.client_id.clone()));
+    let status = match &ctx.modern {
+        Some(m) => modernize(&msg, &env, m, &mut edits),
+        None => 200,
+    };
     let pieces = rewrite::splice(&msg, &mut edits);
     let total = ctx.received.elapsed();
     let mut stats = w.stats.borrow_mut();
@@ -243,7 +335,40 @@ fn finish_response(
         total.saturating_sub(call.downstream_time),
         call.downstream_time,
     );
-    Ok(pieces)
+    Ok((pieces, status))
+}
+
+/// The splices that make a downstream response modern; returns the HTTP status it calls for.
+fn modernize(
+    msg: &[u8],
+    env: &wire::Envelope,
+    m: &ModernCall,
+    edits: &mut SmallVec<[Splice; 2]>,
+) -> u16 {
+    match (env.result, env.error) {
+        (Some(r), _) => {
+            if !modern::has_result_type(msg, r) {
+                edits.extend(modern::result_edit(msg, r, m.hint));
+            }
+            200
+        }
+        (None, Some(e)) => {
+            let (edit, status) = modern::error_edit(msg, e);
+            edits.extend(edit);
+            status
+        }
+        _ => 200,
+    }
+}
+
+impl RelayCtx {
+    /// An error ending this call, worded for the client's era.
+    fn error_reply(&self, e: &GatewayError) -> Bytes {
+        match self.modern {
+            Some(_) => Reject::from_gateway(e).to_jsonrpc(Some(&self.client_id)),
+            None => e.to_jsonrpc(Some(&self.client_id)),
+        }
+    }
 }
 
 /// Records a failed call, reports a down server to the control thread, and words the error.

@@ -6,10 +6,16 @@
 //! notifications sent to every worker's client streams. Workers talk to it only by message
 //! ([`Report`]); it talks to them only by message ([`WorkerMsg`]) and by publishing snapshots.
 //!
-//! Invariants: a publish is one `ArcSwap` store of a fully built snapshot; a failure on one server
-//! changes only that server's entries. Nothing here panics on a downstream's behaviour.
+//! Servers live in slots (`super::slots`): a slot number is never reused within a process lifetime,
+//! and a hot reload (`super::reload`) starts new or changed servers in new slots before it commits,
+//! then drains and closes the slots of removed or replaced ones.
+//!
+//! Invariants: a publish is one `ArcSwap` store of a fully built snapshot built from the `Live`
+//! slots only; a failure on one server changes only that server's entries; no `RefCell` borrow is
+//! held across an `.await`. Nothing here panics on a downstream's behaviour.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -17,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::reload::{ReloadStatus, Reloader};
+use super::slots::{Slot, SlotState};
 use super::WorkerMsg;
 use crate::catalog::cursor::CursorCodec;
 use crate::catalog::{self, ListKind, ServerLists, ServerView, Snapshot};
@@ -52,59 +60,74 @@ pub enum Task {
 pub struct Control {
     /// Shared gateway state (snapshot cell, session codec).
     pub gw: Arc<Gateway>,
-    /// Gateway settings.
-    pub gateway: Arc<GatewayConfig>,
-    /// One link per configured server, by slot.
-    pub links: Vec<Arc<ServerLink>>,
-    lists: RefCell<Vec<Option<Arc<ServerLists>>>>,
-    backoff: RefCell<Vec<Duration>>,
-    up_since: RefCell<Vec<Option<Instant>>>,
-    exits: RefCell<Vec<Option<async_channel::Receiver<String>>>>,
-    generation: Cell<u64>,
-    cursors: Arc<CursorCodec>,
-    pools: WorkerPools,
     /// Worker inboxes.
     pub workers: RefCell<Vec<async_channel::Sender<WorkerMsg>>>,
+    /// Reload bookkeeping: config generation, last result (admin API, metrics).
+    pub reload: RefCell<ReloadStatus>,
+    /// Queues reloads (the admin API posts through it).
+    pub reloader: Reloader,
+    pub(super) gateway: RefCell<Arc<GatewayConfig>>,
+    pub(super) slots: RefCell<HashMap<usize, Slot>>,
+    /// The live slots, in config order.
+    pub(super) order: RefCell<Vec<usize>>,
+    pub(super) next_slot: Cell<usize>,
+    generation: Cell<u64>,
+    cursors: Arc<CursorCodec>,
+    pub(super) pools: WorkerPools,
     tasks: local_sync::mpsc::unbounded::Tx<Task>,
 }
 
 impl Control {
-    /// Creates the control state; `tasks` is the sending half of its own task queue.
+    /// Creates the control state for the startup servers (`links`, live, in config order); `tasks`
+    /// is the sending half of its own task queue.
     pub fn new(
         gw: Arc<Gateway>,
         gateway: Arc<GatewayConfig>,
         links: Vec<Arc<ServerLink>>,
         cursors: Arc<CursorCodec>,
         tasks: local_sync::mpsc::unbounded::Tx<Task>,
+        reload: (ReloadStatus, Reloader),
     ) -> Self {
-        let n = links.len();
+        let order: Vec<usize> = links.iter().map(|l| l.slot).collect();
+        let next = order.iter().max().map_or(0, |m| m + 1);
+        let slots = links
+            .into_iter()
+            .map(|l| (l.slot, Slot::new(l, SlotState::Live)))
+            .collect();
         Control {
             gw,
-            gateway,
-            links,
-            lists: RefCell::new(vec![None; n]),
-            backoff: RefCell::new(vec![MIN_BACKOFF; n]),
-            up_since: RefCell::new(vec![None; n]),
-            exits: RefCell::new(vec![None; n]),
+            workers: RefCell::new(Vec::new()),
+            reload: RefCell::new(reload.0),
+            reloader: reload.1,
+            gateway: RefCell::new(gateway),
+            slots: RefCell::new(slots),
+            order: RefCell::new(order),
+            next_slot: Cell::new(next),
             generation: Cell::new(0),
             cursors,
             pools: WorkerPools::default(),
-            workers: RefCell::new(Vec::new()),
             tasks,
         }
     }
 
+    /// The gateway settings in force.
+    pub fn gateway(&self) -> Arc<GatewayConfig> {
+        self.gateway.borrow().clone()
+    }
+
     fn limits(&self) -> ReplyLimits {
+        let g = self.gateway.borrow();
         ReplyLimits {
-            max_body: self.gateway.limits.max_response_bytes,
-            max_event: self.gateway.limits.max_sse_event_bytes,
+            max_body: g.limits.max_response_bytes,
+            max_event: g.limits.max_sse_event_bytes,
         }
     }
 
     /// Connects every server concurrently and publishes the first real snapshot.
     pub async fn initial_sync(self: &Rc<Self>) {
-        let mut joins = Vec::with_capacity(self.links.len());
-        for slot in 0..self.links.len() {
+        let order = self.order.borrow().clone();
+        let mut joins = Vec::with_capacity(order.len());
+        for slot in order {
             let me = self.clone();
             joins.push(monoio::spawn(async move { me.connect(slot).await }));
         }
@@ -115,8 +138,11 @@ impl Control {
     }
 
     /// One connection attempt: resolve or spawn, handshake, fetch lists. Marks the link up or down.
-    async fn connect(self: &Rc<Self>, slot: usize) -> bool {
-        let link = self.links[slot].clone();
+    pub async fn connect(self: &Rc<Self>, slot: usize) -> bool {
+        let Some(link) = self.link(slot) else {
+            return false;
+        };
+        let server_name = self.gateway().server_name.clone();
         let attempt = async {
             let route = match link.config.transport {
                 Transport::Stdio => Route::Mux(self.start_child(slot)?),
@@ -129,13 +155,15 @@ impl Control {
                     return self.connect_http(slot).await;
                 }
             };
-            handshake::initialize(&route, &link, &self.gateway.server_name, self.limits()).await?;
+            handshake::initialize(&route, &link, &server_name, self.limits()).await?;
             fetch::fetch_lists(&route, &link, self.limits()).await
         };
         match monoio::time::timeout(CONNECT_BUDGET, attempt).await {
             Ok(Ok(lists)) => {
-                self.lists.borrow_mut()[slot] = Some(Arc::new(lists));
-                self.up_since.borrow_mut()[slot] = Some(Instant::now());
+                self.with_slot(slot, |s| {
+                    s.lists = Some(Arc::new(lists));
+                    s.up_since = Some(Instant::now());
+                });
                 link.mark_up();
                 log::info!(
                     "server '{}' connected ({})",
@@ -155,19 +183,26 @@ impl Control {
     }
 
     fn failed(self: &Rc<Self>, slot: usize, why: &str) -> bool {
-        let link = &self.links[slot];
+        let Some(link) = self.link(slot) else {
+            return false;
+        };
         log::warn!("server '{}' unavailable: {why}", link.name);
         link.mark_down(why);
-        self.pools.get(link).clear();
+        self.pools.get(&link).clear();
         // Crash-loop breaker: the backoff only resets after the server stayed up for a while, so a
         // server that dies right after every start is retried ever more slowly (up to MAX_BACKOFF).
-        if let Some(since) = self.up_since.borrow_mut()[slot].take() {
-            if since.elapsed() >= STABLE_UPTIME {
-                self.backoff.borrow_mut()[slot] = MIN_BACKOFF;
-            }
-        }
+        let exited = self
+            .with_slot(slot, |s| {
+                if s.up_since
+                    .take()
+                    .is_some_and(|t| t.elapsed() >= STABLE_UPTIME)
+                {
+                    s.backoff = MIN_BACKOFF;
+                }
+                s.exits.take()
+            })
+            .flatten();
         if let Some(child) = link.mux.swap(None) {
-            let exited = self.exits.borrow_mut()[slot].take();
             monoio::spawn(async move {
                 if let Some(exited) = exited {
                     child::terminate(&child, &exited).await;
@@ -180,63 +215,71 @@ impl Control {
 
     /// Starts a stdio server's child and a task that notices its exit.
     fn start_child(self: &Rc<Self>, slot: usize) -> Result<Arc<MuxChannel>, UpstreamError> {
-        let link = self.links[slot].clone();
+        let link = self.link(slot).ok_or_else(removed)?;
         if let Some(running) = link.mux.load_full() {
             return Ok(running);
         }
         let tasks = self.tasks.clone();
-        let unsolicited: Rc<dyn Fn(Bytes)> =
-            Rc::new(move |msg: Bytes| on_downstream_message(&tasks, slot, &msg));
-        let spawned = child::spawn(
-            &link.config,
-            self.gateway.limits.max_response_bytes,
-            unsolicited,
-        )
-        .map_err(|e| {
+        let unsolicited: Rc<dyn Fn(Bytes)> = {
+            let gw = self.gw.clone();
+            Rc::new(move |msg: Bytes| on_downstream_message(&gw, &tasks, slot, &msg))
+        };
+        let max_line = self.gateway().limits.max_response_bytes;
+        let spawned = child::spawn(&link.config, max_line, unsolicited).map_err(|e| {
             UpstreamError::Unreachable(format!(
                 "cannot start '{}': {e}",
                 link.config.command.as_deref().unwrap_or("")
             ))
         })?;
-        Ok(self.adopt_mux(slot, spawned.channel, spawned.exited))
+        Ok(self.adopt_mux(&link, spawned.channel, spawned.exited))
     }
 
     /// Opens an HTTP+SSE session (configured `sse`, or the fallback for an `http` server).
     async fn start_sse(self: &Rc<Self>, slot: usize) -> Result<Arc<MuxChannel>, UpstreamError> {
-        let link = self.links[slot].clone();
+        let link = self.link(slot).ok_or_else(removed)?;
         if let Some(running) = link.mux.load_full() {
             return Ok(running);
         }
         let tasks = self.tasks.clone();
-        let unsolicited: Rc<dyn Fn(Bytes)> =
-            Rc::new(move |msg: Bytes| on_downstream_message(&tasks, slot, &msg));
+        let unsolicited: Rc<dyn Fn(Bytes)> = {
+            let gw = self.gw.clone();
+            Rc::new(move |msg: Bytes| on_downstream_message(&gw, &tasks, slot, &msg))
+        };
         let opened = sse_session::open(self.pools.get(&link), self.limits(), unsolicited).await?;
-        Ok(self.adopt_mux(slot, opened.channel, opened.exited))
+        Ok(self.adopt_mux(&link, opened.channel, opened.exited))
     }
 
     /// Publishes a multiplexed stream (child or SSE session) on the link and watches for its end.
+    /// The watcher holds the channel weakly: strong references count calls in flight (drain).
     fn adopt_mux(
         self: &Rc<Self>,
-        slot: usize,
+        link: &ServerLink,
         channel: Arc<MuxChannel>,
         exited: async_channel::Receiver<String>,
     ) -> Arc<MuxChannel> {
-        self.links[slot].mux.store(Some(channel.clone()));
-        self.exits.borrow_mut()[slot] = Some(exited.clone());
+        let slot = link.slot;
+        link.mux.store(Some(channel.clone()));
+        self.with_slot(slot, |s| s.exits = Some(exited.clone()));
         let me = self.clone();
-        let watched = channel.clone();
+        let watched = Arc::downgrade(&channel);
         monoio::spawn(async move {
             let why = exited.recv().await.unwrap_or_else(|_| "stream gone".into());
+            let Some(link) = me.link(slot) else { return };
             // Only the stream this task watches may be declared dead (a newer one may be running).
-            let current = me.links[slot].mux.load_full();
-            if current.is_some_and(|c| Arc::ptr_eq(&c, &watched)) {
-                if me.links[slot].is_up() {
-                    me.failed(slot, &why);
+            let current = link.mux.load_full();
+            let Some(current) = current.filter(|c| std::ptr::eq(Arc::as_ptr(c), watched.as_ptr()))
+            else {
+                return;
+            };
+            let state = me.slot_state(slot);
+            if link.is_up() && state != Some(SlotState::Retired) {
+                me.failed(slot, &why);
+                if state == Some(SlotState::Live) {
                     me.publish();
-                } else {
-                    me.links[slot].mux.store(None);
-                    watched.tx.close();
                 }
+            } else {
+                link.mux.store(None);
+                current.tx.close();
             }
         });
         channel
@@ -252,9 +295,9 @@ impl Control {
     /// timeout) is tried as legacy HTTP+SSE at the same URL, as the transport spec's
     /// backwards-compatibility section describes. The transport found is shown in `/v1/servers`.
     async fn connect_http(self: &Rc<Self>, slot: usize) -> Result<ServerLists, UpstreamError> {
-        let link = self.links[slot].clone();
+        let link = self.link(slot).ok_or_else(removed)?;
         let route = Route::Http(self.pools.get(&link));
-        let name = self.gateway.server_name.clone();
+        let name = self.gateway().server_name.clone();
         let first = match handshake::initialize(&route, &link, &name, self.limits()).await {
             Ok(_) => return fetch::fetch_lists(&route, &link, self.limits()).await,
             Err(e @ (UpstreamError::Unreachable(_) | UpstreamError::Timeout)) => return Err(e),
@@ -269,30 +312,33 @@ impl Control {
         fetch::fetch_lists(&route, &link, self.limits()).await
     }
 
-    /// Stops every stdio child (shutdown).
+    /// Stops every stdio child and SSE session, draining ones included (shutdown).
     pub async fn stop_children(&self) {
-        let mut stopping = Vec::new();
-        for (slot, link) in self.links.iter().enumerate() {
-            let exited = self.exits.borrow_mut()[slot].take();
-            if let (Some(child), Some(exited)) = (link.mux.swap(None), exited) {
-                // All children stop at once: shutdown takes one grace period, not one per server.
-                stopping.push(monoio::spawn(async move {
-                    child::terminate(&child, &exited).await
-                }));
-            }
-        }
+        let running: Vec<_> = self
+            .slots
+            .borrow_mut()
+            .values_mut()
+            .filter_map(|s| Some((s.link.mux.swap(None)?, s.exits.take()?)))
+            .collect();
+        // All children stop at once: shutdown takes one grace period, not one per server.
+        let stopping: Vec<_> = running
+            .into_iter()
+            .map(|(child, exited)| {
+                monoio::spawn(async move { child::terminate(&child, &exited).await })
+            })
+            .collect();
         for s in stopping {
             s.await;
         }
     }
 
     fn schedule_reconnect(self: &Rc<Self>, slot: usize) {
-        let delay = {
-            let mut b = self.backoff.borrow_mut();
-            let d = b[slot];
-            b[slot] = (d * 2).min(MAX_BACKOFF);
-            jitter(d)
-        };
+        let delay = self.with_slot(slot, |s| {
+            let d = s.backoff;
+            s.backoff = (d * 2).min(MAX_BACKOFF);
+            (s.state != SlotState::Retired).then(|| jitter(d))
+        });
+        let Some(Some(delay)) = delay else { return };
         let tasks = self.tasks.clone();
         monoio::spawn(async move {
             monoio::time::sleep(delay).await;
@@ -302,105 +348,134 @@ impl Control {
 
     /// Keeps the server's GET stream open while it is up; `list_changed` schedules a refresh.
     fn spawn_watch(self: &Rc<Self>, slot: usize) {
+        let (Some(link), Some(stop)) =
+            (self.link(slot), self.with_slot(slot, |s| s.stopped.clone()))
+        else {
+            return;
+        };
         let me = self.clone();
         monoio::spawn(async move {
-            let link = me.links[slot].clone();
             let epoch = link.session.load().as_ref().map(|s| s.epoch);
             let pool = me.pools.get(&link);
             let tasks = me.tasks.clone();
             let mut delay = MIN_BACKOFF;
-            while link.is_up() && link.session.load().as_ref().map(|s| s.epoch) == epoch {
-                let end = watch(&pool, me.limits(), |msg| {
-                    on_downstream_message(&tasks, slot, &msg)
-                })
-                .await;
+            while !stop.is_closed()
+                && link.is_up()
+                && link.session.load().as_ref().map(|s| s.epoch) == epoch
+            {
+                let gw = me.gw.clone();
+                let notified = |msg: Bytes| on_downstream_message(&gw, &tasks, slot, &msg);
+                let end = monoio::select! {
+                    end = watch(&pool, me.limits(), notified) => end,
+                    _ = stop.recv() => return,
+                };
                 match end {
                     WatchEnd::NotOffered => return,
                     WatchEnd::Ended(e) => {
                         log::debug!("server '{}': notification stream ended: {e}", link.name)
                     }
                 }
-                monoio::time::sleep(jitter(delay)).await;
+                monoio::select! {
+                    _ = monoio::time::sleep(jitter(delay)) => {},
+                    _ = stop.recv() => return,
+                }
                 delay = (delay * 2).min(MAX_BACKOFF);
             }
         });
     }
 
-    /// Runs one scheduled task.
+    /// Runs one scheduled task. Tasks for a retired or discarded slot do nothing.
     async fn run_task(self: &Rc<Self>, task: Task) {
         match task {
             Task::Connect(slot) => {
-                if !self.links[slot].is_up() && self.connect(slot).await {
+                let (Some(link), Some(state)) = (self.link(slot), self.slot_state(slot)) else {
+                    return;
+                };
+                if state != SlotState::Retired
+                    && !link.is_up()
+                    && self.connect(slot).await
+                    && self.slot_state(slot) == Some(SlotState::Live)
+                {
                     self.publish();
                     // Workers open pooled connections now, not on the first call.
-                    for w in self.workers.borrow().iter() {
-                        let _ = w.try_send(WorkerMsg::Warm);
-                    }
+                    self.warm_workers();
                 }
             }
             Task::Refresh(slot) => {
-                let link = &self.links[slot];
-                let fetched = match Route::to(link, &self.pools) {
-                    Ok(route) => fetch::fetch_lists(&route, link, self.limits()).await,
+                let Some(link) = self.link(slot) else { return };
+                if self.slot_state(slot) == Some(SlotState::Retired) {
+                    return;
+                }
+                let fetched = match Route::to(&link, &self.pools) {
+                    Ok(route) => fetch::fetch_lists(&route, &link, self.limits()).await,
                     Err(e) => Err(e),
                 };
                 match fetched {
                     Ok(lists) => {
-                        self.lists.borrow_mut()[slot] = Some(Arc::new(lists));
-                        self.publish();
+                        self.with_slot(slot, |s| s.lists = Some(Arc::new(lists)));
+                        if self.slot_state(slot) == Some(SlotState::Live) {
+                            self.publish();
+                        }
                     }
-                    Err(e) => self.links[slot].note_error(format!("list refresh failed: {e}")),
+                    Err(e) => link.note_error(format!("list refresh failed: {e}")),
                 }
             }
         }
     }
 
-    /// Handles a worker's report.
+    /// Handles a worker's report (about live servers only: a retiring one is not reconnected).
     fn on_report(self: &Rc<Self>, report: Report) {
         match report {
             Report::ServerFailed { slot, why } => {
-                if let Some(link) = self.links.get(slot) {
-                    if link.is_up() {
-                        self.failed(slot, &why);
-                        self.publish();
-                    }
+                if self.slot_state(slot) == Some(SlotState::Live)
+                    && self.link(slot).is_some_and(|l| l.is_up())
+                {
+                    self.failed(slot, &why);
+                    self.publish();
                 }
             }
         }
     }
 
-    /// Builds and publishes a snapshot from the current lists; tells clients what changed.
-    pub fn publish(&self) {
+    /// Builds and publishes a snapshot from the live slots' lists; tells clients what changed.
+    /// Returns the lists whose content changed.
+    pub fn publish(&self) -> Vec<ListKind> {
         let views: Vec<ServerView> = {
-            let lists = self.lists.borrow();
-            self.links
+            let slots = self.slots.borrow();
+            self.order
+                .borrow()
                 .iter()
-                .zip(lists.iter())
-                .map(|(link, l)| ServerView {
-                    link: link.clone(),
-                    lists: l.clone(),
+                .filter_map(|s| slots.get(s))
+                .map(|s| ServerView {
+                    link: s.link.clone(),
+                    lists: s.lists.clone(),
                 })
                 .collect()
         };
         let generation = self.generation.get() + 1;
         self.generation.set(generation);
-        let next = catalog::build(
-            generation,
-            self.gateway.clone(),
-            &views,
-            self.cursors.clone(),
-        );
+        let next = catalog::build(generation, self.gateway(), &views, self.cursors.clone());
         let previous = self.gw.snapshot.swap(Arc::new(next));
         let current = self.gw.snapshot.load_full();
-        for kind in changed_lists(&previous, &current) {
+        let changed = changed_lists(&previous, &current);
+        for kind in &changed {
             self.broadcast(encode::notification(kind.changed_notification(), None));
         }
+        changed
     }
 
     /// Sends a notification to every worker's client streams.
     pub fn broadcast(&self, message: Bytes) {
         for w in self.workers.borrow().iter() {
             let _ = w.try_send(WorkerMsg::Notify(message.clone()));
+        }
+    }
+
+    /// Tells every worker to open pool connections to the servers now available (and to let go
+    /// of the pools of servers no longer served).
+    pub fn warm_workers(&self) {
+        for w in self.workers.borrow().iter() {
+            let _ = w.try_send(WorkerMsg::Warm);
         }
     }
 
@@ -426,6 +501,11 @@ impl Control {
             }
         }
     }
+}
+
+/// Why a slot that is gone (discarded or closed) cannot be connected.
+fn removed() -> UpstreamError {
+    UpstreamError::Unreachable("the server was removed from the configuration".into())
 }
 
 /// The lists whose encoded pages differ between two snapshots (`list_changed` is due for them).
@@ -454,18 +534,25 @@ fn strip_cursor(page: &Bytes) -> &[u8] {
 }
 
 /// Schedules a refresh when a downstream says one of its lists changed.
-fn on_downstream_message(tasks: &local_sync::mpsc::unbounded::Tx<Task>, slot: usize, msg: &[u8]) {
+fn on_downstream_message(
+    gw: &Gateway,
+    tasks: &local_sync::mpsc::unbounded::Tx<Task>,
+    slot: usize,
+    msg: &Bytes,
+) {
     let Ok(env) = wire::parse(msg) else { return };
-    let changed = matches!(
-        env.method(msg),
+    match env.method(msg) {
         Some(
             wire::method::TOOLS_LIST_CHANGED
-                | wire::method::PROMPTS_LIST_CHANGED
-                | wire::method::RESOURCES_LIST_CHANGED
-        )
-    );
-    if changed {
-        let _ = tasks.send(Task::Refresh(slot));
+            | wire::method::PROMPTS_LIST_CHANGED
+            | wire::method::RESOURCES_LIST_CHANGED,
+        ) => {
+            let _ = tasks.send(Task::Refresh(slot));
+        }
+        // Only the sessions subscribed to that URI hear about it.
+        Some(wire::method::RESOURCES_UPDATED) => gw.resource_updated(slot, msg),
+        // Anything else outside a call belongs to no client in particular.
+        other => log::debug!("server slot {slot}: unsolicited {other:?} dropped"),
     }
 }
 

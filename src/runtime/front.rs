@@ -1,6 +1,7 @@
 //! The front door over HTTP: one client connection, request after request, on the worker that
-//! accepted it. Streamable HTTP (legacy era) at `/mcp`: POST messages, GET notification stream,
-//! DELETE session.
+//! accepted it. Streamable HTTP at `/mcp`: POST messages (either era, chosen per request by the
+//! request path), and for the legacy era the GET notification stream and DELETE session (a modern
+//! `MCP-Protocol-Version` on GET or DELETE gets 405).
 //!
 //! Before anything reaches the request path, the exchange is checked here: HTTP framing and limits
 //! (400/408/413/431, then the connection closes), `Host` (421) and `Origin` (403) against the
@@ -117,8 +118,17 @@ async fn exchange<S: AsyncReadRent + AsyncWriteRent>(
             return write_json(conn, 404, &[e.to_jsonrpc(None)], None).await;
         }
     }
+    let modern = req
+        .headers
+        .get("mcp-protocol-version")
+        .is_some_and(crate::session::versions::is_modern);
     match req.method {
         Method::Post => post(gw, w, conn, &req, received).await,
+        // The 2026-07-28 era is POST only (no GET stream, no sessions to DELETE).
+        Method::Get | Method::Delete if modern => {
+            let headers = [("allow", &b"POST"[..])];
+            conn.write_response(405, &headers, &[]).await.is_ok()
+        }
         Method::Get => get_stream(gw, w, conn, &req).await,
         Method::Delete => delete(gw, w, conn, &req).await,
         _ => {
@@ -166,7 +176,8 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(
         accepts_sse,
         received,
     };
-    match proxy::handle_post(gw, w, inbound).await {
+    let routing = proxy::modern::RoutingHeaders::from_headers(&req.headers);
+    match proxy::handle_http(gw, w, inbound, &routing).await {
         Outcome::Json {
             status,
             body,

@@ -3,7 +3,9 @@
 //! [`start`] binds the listeners (so port 0 works in tests and bind errors surface at once), starts
 //! the control thread and waits for its first sync with every downstream (bounded per server), then
 //! starts one worker per configured core, each on its own `SO_REUSEPORT` socket. [`Running`] is the
-//! handle: its addresses, [`Running::shutdown`] and [`Running::wait`]. [`run`] adds SIGINT/SIGTERM.
+//! handle: its addresses, [`Running::reloader`], [`Running::shutdown`] and [`Running::wait`]. [`run`]
+//! adds SIGINT/SIGTERM (shutdown) and SIGHUP (hot reload, see [`reload`]); a gateway started from a
+//! config file also reloads when the file changes.
 //!
 //! Invariants: workers share nothing mutable; they get the snapshot through `ArcSwap` and messages
 //! through their inbox. Shutdown stops accepting, lets in-flight requests finish (bounded by
@@ -12,6 +14,8 @@
 pub mod admin;
 pub mod control;
 pub mod front;
+pub mod reload;
+mod slots;
 pub mod sse_front;
 pub mod stdio_front;
 pub mod worker;
@@ -43,16 +47,23 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     inboxes: Vec<async_channel::Sender<WorkerMsg>>,
     reports: async_channel::Sender<crate::proxy::Report>,
+    reloader: reload::Reloader,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Running {
     /// Asks every thread to stop (returns at once; see [`Running::wait`]).
     pub fn shutdown(&self) {
+        self.reloader.close();
         for inbox in &self.inboxes {
             let _ = inbox.try_send(WorkerMsg::Shutdown);
         }
         self.reports.close();
+    }
+
+    /// The handle that queues hot reloads (what `POST /v1/reload`, SIGHUP and the file watch use).
+    pub fn reloader(&self) -> reload::Reloader {
+        self.reloader.clone()
     }
 
     /// Waits for every thread to finish.
@@ -142,9 +153,15 @@ pub fn start_with(config: Config, front: Front) -> io::Result<Running> {
         (0..workers).map(|_| async_channel::unbounded()).unzip();
     let _ = gw.workers.set(inbox_tx.clone());
     let (synced_tx, synced_rx) = mpsc::channel();
+    let (reloader, reloads) = reload::Reloader::channel();
     let mut threads = Vec::new();
     {
         let (gw, gateway_cfg, inboxes) = (gw.clone(), gateway_cfg.clone(), inbox_tx.clone());
+        let reload = ControlReload {
+            status: reload::ReloadStatus::new(config.source.clone()),
+            reloader: reloader.clone(),
+            requests: reloads,
+        };
         threads.push(spawn("ringgate-control", move || {
             control_thread(
                 gw,
@@ -155,6 +172,7 @@ pub fn start_with(config: Config, front: Front) -> io::Result<Running> {
                 admin_listener,
                 reports_rx,
                 synced_tx,
+                reload,
             )
         })?);
     }
@@ -196,6 +214,7 @@ pub fn start_with(config: Config, front: Front) -> io::Result<Running> {
         gateway: gw,
         inboxes: inbox_tx,
         reports: reports_tx,
+        reloader,
         threads,
     })
 }
@@ -223,6 +242,13 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle
     std::thread::Builder::new().name(name.to_string()).spawn(f)
 }
 
+/// What the control thread needs for hot reload.
+struct ControlReload {
+    status: reload::ReloadStatus,
+    reloader: reload::Reloader,
+    requests: async_channel::Receiver<reload::ReloadRequest>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn control_thread(
     gw: Arc<Gateway>,
@@ -233,19 +259,27 @@ fn control_thread(
     admin_listener: Option<StdListener>,
     reports: async_channel::Receiver<crate::proxy::Report>,
     synced: mpsc::Sender<()>,
+    reload: ControlReload,
 ) {
     let body = async move {
         let (tasks_tx, tasks_rx) = control::task_queue();
+        let source = reload.status.source.clone();
         let control = Rc::new(control::Control::new(
             gw,
             gateway_cfg,
             links,
             cursors,
             tasks_tx,
+            (reload.status, reload.reloader),
         ));
         *control.workers.borrow_mut() = inboxes;
         control.initial_sync().await;
         let _ = synced.send(());
+        // Reloads start once the startup config is in force; one task applies them in order.
+        monoio::spawn(reload::serve(control.clone(), reload.requests));
+        if let Some(path) = source {
+            monoio::spawn(reload::watch_file(control.clone(), path));
+        }
         match admin_listener.map(monoio::net::TcpListener::from_std) {
             Some(Ok(l)) => {
                 monoio::spawn(admin::serve(control.clone(), l));
@@ -260,9 +294,26 @@ fn control_thread(
     }
 }
 
-/// Serves MCP on stdin/stdout until stdin closes (or SIGINT/SIGTERM), then shuts down.
+/// Queues a reload of the config file on every SIGHUP, until the returned handle is closed.
+pub fn reload_on_sighup(reloader: reload::Reloader) -> io::Result<signal_hook::iterator::Handle> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    let handle = signals.handle();
+    spawn("ringgate-sighup", move || {
+        for _ in signals.forever() {
+            log::info!("SIGHUP: reloading the config file");
+            if !reloader.trigger(reload::ReloadSource::File, reload::Trigger::Signal) {
+                break;
+            }
+        }
+    })?;
+    Ok(handle)
+}
+
+/// Serves MCP on stdin/stdout until stdin closes (or SIGINT/SIGTERM), then shuts down. SIGHUP
+/// reloads the config file.
 pub fn run_stdio(config: Config) -> io::Result<()> {
     let running = start_with(config, Front::Stdio)?;
+    let sighup = reload_on_sighup(running.reloader())?;
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
@@ -281,23 +332,31 @@ pub fn run_stdio(config: Config) -> io::Result<()> {
     });
     running.wait();
     handle.close();
+    sighup.close();
     Ok(())
 }
 
-/// Runs the gateway until SIGINT or SIGTERM, then shuts down gracefully.
+/// Runs the gateway until SIGINT or SIGTERM, then shuts down gracefully. SIGHUP reloads the
+/// config file.
 pub fn run(config: Config) -> io::Result<()> {
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])?;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    // Registered before anything starts: a SIGHUP during startup must not kill the process.
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     let running = start(config)?;
     log::info!(
         "ringgate listening on http://{}/mcp (admin on http://{})",
         running.listen,
         running.admin
     );
-    if let Some(sig) = signals.forever().next() {
+    let reloader = running.reloader();
+    for sig in signals.forever() {
+        if sig == SIGHUP {
+            log::info!("SIGHUP: reloading the config file");
+            reloader.trigger(reload::ReloadSource::File, reload::Trigger::Signal);
+            continue;
+        }
         log::info!("signal {sig}: shutting down");
+        break;
     }
     running.shutdown();
     running.wait();

@@ -196,7 +196,12 @@ async fn serve_inbox(
                 let stats = w.stats.borrow().clone();
                 let _ = reply.try_send((stats, w.streams.len()));
             }
-            WorkerMsg::Warm => {}
+            WorkerMsg::Warm => {
+                // Pools of servers a reload removed or replaced close their idle connections.
+                let snap = w.snapshot();
+                w.pools
+                    .retain(|link| snap.servers.iter().any(|s| Arc::ptr_eq(&s.link, link)));
+            }
             WorkerMsg::Shutdown => break,
         }
     }

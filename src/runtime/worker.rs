@@ -80,9 +80,12 @@ pub async fn run(
     log::info!("worker {index}: stopped");
 }
 
-/// Opens `pool_size` connections to every available server before serving.
+/// Opens `pool_size` connections to every available server before serving, and drops the pools
+/// of servers no longer in the snapshot (a reload removed or replaced them).
 async fn warm(w: &Worker) {
     let snap = w.snapshot();
+    w.pools
+        .retain(|link| snap.servers.iter().any(|s| Arc::ptr_eq(&s.link, link)));
     for entry in snap.servers.iter().filter(|s| s.link.is_up()) {
         w.pools.get(&entry.link).warm().await;
     }

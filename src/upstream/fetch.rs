@@ -6,6 +6,8 @@
 use simd_json::prelude::*;
 use simd_json::OwnedValue;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
 
 use super::exchange::ReplyLimits;
@@ -14,6 +16,10 @@ use super::UpstreamError;
 use crate::catalog::{offers, ListKind, ServerLists};
 use crate::session::downstream::ServerLink;
 use crate::wire::encode;
+
+/// Sequence for the ids of list requests (the gateway's own requests; never confused with minted
+/// call ids, which are numbers).
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// Most pages read from one list of one server (guards against a cursor loop).
 pub const MAX_PAGES: usize = 1000;
@@ -42,14 +48,19 @@ pub async fn fetch_list(
 ) -> Result<Vec<OwnedValue>, UpstreamError> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
-    for page in 0..MAX_PAGES {
+    for _ in 0..MAX_PAGES {
         let params = cursor.as_ref().map(|c| {
             let mut p = b"{\"cursor\":".to_vec();
             encode::write_json_string(&mut p, c);
             p.push(b'}');
             p
         });
-        let id = format!("\"ringgate-list-{page}\"");
+        // Unique per request: on a multiplexed server (stdio, SSE) several fetches may be in flight
+        // at once (a refresh can overlap the first fetch), and responses are matched by id.
+        let id = format!(
+            "\"ringgate-list-{}\"",
+            NEXT_ID.fetch_add(1, Ordering::Relaxed)
+        );
         let req = encode::request(id.as_bytes(), kind.method(), params.as_deref());
         let body = route.request(link, req, Bytes::from(id), limits).await?;
         let (mut page_items, next) = parse_page(&body, kind)?;

@@ -130,6 +130,16 @@ impl WorkerPools {
         }
     }
 
+    /// Drops the pools of the links `keep` rejects (servers a reload removed or replaced); their
+    /// idle connections close. Calls in flight keep their own handle on the pool until they end.
+    pub fn retain(&self, keep: impl Fn(&Arc<ServerLink>) -> bool) {
+        for entry in self.pools.borrow_mut().iter_mut() {
+            if entry.as_ref().is_some_and(|p| !keep(&p.link)) {
+                *entry = None;
+            }
+        }
+    }
+
     /// Closes every idle connection (shutdown).
     pub fn clear_all(&self) {
         for p in self.pools.borrow().iter().flatten() {

@@ -57,8 +57,12 @@ pub mod method {
     pub const RESOURCES_UPDATED: &str = "notifications/resources/updated";
     /// Notification: a log record from the server.
     pub const MESSAGE: &str = "notifications/message";
-    /// Request: server discovery (stateless-protocol proposal); answered by the gateway itself.
+    /// Request (2026-07-28): server discovery; answered by the gateway itself.
     pub const SERVER_DISCOVER: &str = "server/discover";
+    /// Request (2026-07-28): open a stream of change notifications (replaces the GET stream).
+    pub const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
+    /// Notification (2026-07-28): first event on a `subscriptions/listen` stream.
+    pub const SUBSCRIPTIONS_ACKNOWLEDGED: &str = "notifications/subscriptions/acknowledged";
     /// Server-to-client request: ask the client's model for a completion.
     pub const SAMPLING_CREATE_MESSAGE: &str = "sampling/createMessage";
     /// Server-to-client request: ask the user for input through the client.
@@ -71,10 +75,11 @@ pub mod method {
 
 /// JSON-RPC error codes: the standard ones, MCP's, and the gateway's own.
 ///
-/// Gateway-defined codes sit in `-32010..=-32029`, clear of the codes the MCP SDKs use in the
+/// Gateway-defined codes sit in `-32010..=-32013`, clear of the codes the MCP SDKs use in the
 /// server-error range (`-32000` connection closed, `-32001` request timeout / session not
 /// found, `-32002` resource not found), so clients can tell a gateway verdict from a
-/// downstream's.
+/// downstream's. `-32020..=-32099` belongs to the MCP specification (2026-07-28 defines
+/// `-32020..=-32022`); the gateway uses those codes only with their specified meanings.
 pub mod code {
     /// Invalid JSON was received (JSON-RPC 2.0).
     pub const PARSE_ERROR: i32 = -32700;
@@ -105,9 +110,15 @@ pub mod code {
     pub const DOWNSTREAM_PROTOCOL: i32 = -32012;
     /// Gateway: a message exceeds the configured size limit (body, SSE event or reply).
     pub const PAYLOAD_TOO_LARGE: i32 = -32013;
-    /// Gateway: an HTTP header disagrees with the body (e.g. `Mcp-Method` vs `method`), or a
-    /// required protocol header has an unsupported value.
+    /// MCP 2026-07-28 `HeaderMismatch`: a routing header (`MCP-Protocol-Version`, `Mcp-Method`,
+    /// `Mcp-Name`, `Mcp-Param-*`) is missing, malformed or disagrees with the body (HTTP 400).
     pub const HEADER_MISMATCH: i32 = -32020;
+    /// MCP 2026-07-28 `MissingRequiredClientCapability`: serving the request needs a client
+    /// capability the request's `_meta` did not declare; `data.requiredCapabilities` (HTTP 400).
+    pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i32 = -32021;
+    /// MCP 2026-07-28 `UnsupportedProtocolVersion`: `data.supported` lists what the server
+    /// speaks, `data.requested` echoes the request (HTTP 400).
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
 }
 
 /// Member names of the JSON-RPC envelope and of the MCP params the envelope scan records.
@@ -142,4 +153,20 @@ pub mod key {
     pub const TYPE: &[u8] = b"type";
     /// `params.requestId`: the cancelled request (`notifications/cancelled`).
     pub const REQUEST_ID: &[u8] = b"requestId";
+}
+
+/// Reserved `_meta` keys of the 2026-07-28 era (per-request protocol fields).
+pub mod meta {
+    /// Request `_meta`: the protocol version of this request (required).
+    pub const PROTOCOL_VERSION: &[u8] = b"io.modelcontextprotocol/protocolVersion";
+    /// Request `_meta`: the client's capabilities for this request (required).
+    pub const CLIENT_CAPABILITIES: &[u8] = b"io.modelcontextprotocol/clientCapabilities";
+    /// Request `_meta`: the client's `Implementation` (optional).
+    pub const CLIENT_INFO: &[u8] = b"io.modelcontextprotocol/clientInfo";
+    /// Request `_meta`: the minimum log level to send for this request (optional; absent = none).
+    pub const LOG_LEVEL: &[u8] = b"io.modelcontextprotocol/logLevel";
+    /// Result `_meta`: the server's `Implementation`.
+    pub const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+    /// Notification `_meta` on a listen stream: the subscription it belongs to.
+    pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 }

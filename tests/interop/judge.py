@@ -222,6 +222,148 @@ def metrics_unique() -> None:
         problem(f"/metrics exposes {len(dups)} series more than once, e.g. {dups[:4]}")
 
 
+# ---------------------------------------------------------------- the 3x3 transport matrix
+
+
+def require_catalog(r: dict[str, Any], what: str, specs: list[str]) -> None:
+    """specs: PREFIX=REF, the reference being the peer listed directly (same client, same
+    mode): every tool it offers must be listed under PREFIX__; nothing may be listed bare."""
+    listed = set(r.get("tools") or [])
+    for spec in specs:
+        prefix, ref = spec.split("=", 1)
+        ref_report = load(ref)
+        if ref_report.get("fatal") or not ref_report.get("tools"):
+            problem(f"reference listing {ref} (the peer behind {prefix}, listed directly) failed: "
+                    f"{ref_report.get('fatal') or 'no tools'}")
+            continue
+        want = prefixed(prefix, ref_report["tools"])
+        missing = sorted(want - listed)
+        if missing:
+            problem(
+                f"{what}: tools/list lacks {len(missing)} of the {len(want)} {prefix}__ tools, "
+                f"e.g. {missing[:4]}; listed {len(listed)}: {sorted(listed)[:8]}"
+            )
+    bare = sorted(n for n in listed if "__" not in n)
+    if bare:
+        problem(f"{what}: tools listed without a server prefix: {bare[:5]}")
+
+
+def exact_echo(r: dict[str, Any], what: str, ds: str, args: dict[str, Any]) -> None:
+    """server-everything's echo answers exactly `Echo: <message>`."""
+    msg = args["message"]
+    args_json = json.dumps(args, ensure_ascii=False)
+    c = call_of(r, f"{ds}__echo")
+    if "error" in c:
+        e = c["error"]
+        problem(f"{what}: tools/call {ds}__echo {args_json}: expected text {'Echo: ' + msg!r}, "
+                f"got JSON-RPC error {e['code']}: {e['message']}")
+    elif c.get("is_error"):
+        problem(f"{what}: tools/call {ds}__echo: expected a result, got isError with {c['texts']}")
+    elif c.get("texts") != [f"Echo: {msg}"]:
+        problem(f"{what}: tools/call {ds}__echo {args_json}: expected texts {['Echo: ' + msg]!r}, got {c.get('texts')!r}")
+
+
+def routed_to(r: dict[str, Any], what: str, ds: str, role: str) -> None:
+    """`<ds>__get-env` reached the server-everything process started for that transport: each
+    one runs with INTEROP_ROLE=<its mode> (the stdio one through the config's `env`). Only the
+    role is reported, never the rest of the environment."""
+    c = call_of(r, f"{ds}__get-env")
+    if "error" in c or c.get("is_error") or not c.get("texts"):
+        problem(f"{what}: tools/call {ds}__get-env: expected the peer's environment, got "
+                f"{c.get('error') or c.get('texts')}")
+        return
+    try:
+        seen = json.loads(c["texts"][0]).get("INTEROP_ROLE")
+    except (ValueError, AttributeError):
+        problem(f"{what}: {ds}__get-env did not return a JSON object: {c['texts'][0][:120]!r}")
+        return
+    if seen != role:
+        problem(f"{what}: {ds}__get-env ran in the server-everything started as {seen!r}, expected "
+                f"the {role!r} one (INTEROP_ROLE): the prefix routes to the wrong downstream")
+
+
+def matrix(report: str, what: str, calls: str, *specs: str) -> None:
+    """calls: DS:ROLE[,DS:ROLE...]: for each, the report holds DS__echo (its arguments in
+    <report>.args.json, {DS: {"message": ...}}, written by run.sh) and DS__get-env."""
+    r = load(report)
+    no_fatal(r, what)
+    require_catalog(r, what, list(specs))
+    args = load(report + ".args")
+    for item in calls.split(","):
+        ds, role = item.split(":", 1)
+        exact_echo(r, what, ds, args[ds])
+        routed_to(r, what, ds, role)
+
+
+def time_stdio(report: str, prefix: str, ref: str) -> None:
+    """mcp-server-time (Python, stdio downstream) through the gateway: its catalog, and
+    get_current_time for UTC is a well-formed time within a few minutes of now."""
+    from datetime import datetime, timezone
+
+    r = load(report)
+    no_fatal(r, "client of the matrix gateway")
+    require_catalog(r, "matrix gateway", [f"{prefix}={ref}"])
+    name = f"{prefix}__get_current_time"
+    c = ok_call(r, name, "UTC")
+    if not c:
+        return
+    doc = c.get("structured")
+    if not isinstance(doc, dict):
+        try:
+            doc = json.loads(c["texts"][0])
+        except (ValueError, IndexError):
+            die(f"tools/call {name}: neither structuredContent nor JSON text: {c}")
+    if doc.get("timezone") != "UTC":
+        problem(f"tools/call {name} {{'timezone':'UTC'}}: timezone {doc.get('timezone')!r}, expected 'UTC'")
+    try:
+        at = datetime.fromisoformat(str(doc.get("datetime")))
+    except ValueError:
+        die(f"tools/call {name}: datetime {doc.get('datetime')!r} is not ISO 8601")
+    if at.utcoffset() is None or at.utcoffset().total_seconds() != 0:
+        problem(f"tools/call {name}: datetime {doc.get('datetime')!r} is not at UTC offset +00:00")
+    else:
+        skew = abs((at - datetime.now(timezone.utc)).total_seconds())
+        if skew > 300:
+            problem(f"tools/call {name}: datetime {doc.get('datetime')!r} is {skew:.0f}s away from now")
+
+
+def fallback(name: str, url: str, plain: str, report: str, ref: str) -> None:
+    """A transport="http" server at an HTTP+SSE-only URL: detected, shown in /v1/servers,
+    its tools listed and callable; a real Streamable HTTP server is not marked as fallback."""
+    doc = load("v1_servers_matrix")
+    by = {s.get("name"): s for s in doc.get("servers", [])}
+    s = by.get(name)
+    if s is None:
+        die(f"GET /v1/servers lists no server {name!r}: {sorted(by)}")
+    brief = {k: s.get(k) for k in ("up", "transport", "url", "tools", "lastError")}
+    if s.get("transport") != "http+sse (fallback)":
+        problem(f"GET /v1/servers: {name} (transport = \"http\", url {url}) shows transport "
+                f"{s.get('transport')!r}, expected 'http+sse (fallback)': {brief}")
+    if s.get("up") is not True:
+        problem(f"GET /v1/servers: {name} has up={s.get('up')!r}, expected true: {brief}")
+    p = by.get(plain, {})
+    if p.get("transport") != "streamable-http":
+        problem(f"GET /v1/servers: {plain} (a Streamable HTTP server) shows transport "
+                f"{p.get('transport')!r}, expected 'streamable-http'")
+    matrix(report, f"through the fallback server {name}", f"{name}:sse", f"{name}={ref}")
+
+
+def servers_clean(report: str, *names: str) -> None:
+    """Healthy peers, nothing killed: every matrix server is up and never recorded an error."""
+    doc = load(report)
+    by = {s.get("name"): s for s in doc.get("servers", [])}
+    for name in names:
+        s = by.get(name)
+        if s is None:
+            problem(f"GET /v1/servers lists no server {name!r}")
+            continue
+        if s.get("up") is not True:
+            problem(f"{name} ({s.get('transport')}): up={s.get('up')!r}, expected true")
+        if s.get("lastError") is not None:
+            problem(f"{name} ({s.get('transport')}): lastError {s['lastError'].get('message')!r}, expected null "
+                    f"(a healthy peer, never restarted)")
+
+
 CHECKS = {
     "direct": direct,
     "legacy": legacy,
@@ -232,6 +374,10 @@ CHECKS = {
     "ghost": ghost,
     "metrics": metrics,
     "metrics_unique": metrics_unique,
+    "matrix": matrix,
+    "time_stdio": time_stdio,
+    "fallback": fallback,
+    "servers_clean": servers_clean,
 }
 
 

@@ -112,9 +112,24 @@ async def call(client: Client, name: str, args: dict[str, Any]) -> dict[str, Any
     }
 
 
+async def _refuse(*_args: Any) -> Any:
+    raise MCPError(code=-32601, message="the interop client does not answer this")
+
+
+async def _no_roots(*_args: Any) -> Any:
+    from mcp.types import ListRootsResult
+
+    return ListRootsResult(roots=[])
+
+
 async def run(ns: argparse.Namespace, report: dict[str, Any]) -> None:
     target = build_target(ns)
-    async with Client(target, mode=ns.mode, read_timeout_seconds=ns.timeout) as client:
+    extra: dict[str, Any] = {}
+    if ns.declare_caps:
+        # Declare what the gateway declares to its downstreams (sampling, elicitation, roots), so a
+        # direct listing shows what a server offers to such a client (servers gate tools on them).
+        extra = dict(sampling_callback=_refuse, elicitation_callback=_refuse, list_roots_callback=_no_roots)
+    async with Client(target, mode=ns.mode, read_timeout_seconds=ns.timeout, **extra) as client:
         info = client.server_info
         report["protocol_version"] = client.protocol_version
         report["server_info"] = f"{info.name} {info.version}" if info else None
@@ -140,6 +155,7 @@ def main() -> int:
     p.add_argument("--call", nargs=2, action="append", metavar=("NAME", "JSON"), help="call a tool (repeatable)")
     p.add_argument("--timeout", type=float, default=20.0, help="per-request read timeout, seconds")
     p.add_argument("--strict", action="store_true", help="exit 1 if any call failed or returned isError")
+    p.add_argument("--declare-caps", action="store_true", help="declare sampling, elicitation and roots (as the gateway does downstream)")
     argv = sys.argv[1:]
     command: list[str] = []
     if "--" in argv:  # everything after "--" is the stdio server command line

@@ -10,6 +10,12 @@
 #   - gateway "main"  fronting all three, plus "ghost", an optional server that
 #                     never answers (default page size)
 #   - gateway "paged" fronting the two real peers (page_size = 3)
+#   - for the 3x3 transport matrix: server-everything a second time in `sse` mode, and
+#     gateway "matrix" fronting server-everything over all three transports (ev_stdio: a
+#     child it spawns; ev_http: the streamableHttp one; ev_sse: the sse one), mcp-server-time
+#     over stdio (time), and ev_fb, a transport = "http" server at the sse URL (fallback).
+#     Its stdio front (`ringgate stdio`, same servers, own admin port) is launched by the
+#     Python SDK client itself.
 # then checks the gateway with the official Python SDK client and curl, printing
 # `PASS name` / `FAIL name: why` per check and `N passed, M failed` at the end.
 # Exit status is non-zero if anything failed.
@@ -127,12 +133,13 @@ fail() {
   echo "FAIL $1: $why"
   FAILED=$((FAILED + 1))
 }
-# check NAME FUNCTION : the function returns 0, or sets REASON and returns non-zero.
+# check NAME FUNCTION [ARGS...] : the function returns 0, or sets REASON and returns non-zero.
 check() {
   local name=$1 fn=$2
+  shift 2
   REASON=""
   echo "### $name" >>"$WORK/checks.err"
-  if "$fn" 2>>"$WORK/checks.err"; then
+  if "$fn" "$@" 2>>"$WORK/checks.err"; then
     pass "$name"
   else
     fail "$name" "${REASON:-no reason recorded}"
@@ -175,9 +182,9 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/ringgate-interop.XXXXXX")"
 say "work dir $WORK"
 
 # Free loopback ports, all picked at once so they are distinct.
-read -r P_EV P_PY P_DEMO P_GW P_ADM P_GW3 P_ADM3 P_GHOST < <("$PY" -c '
+read -r P_EV P_PY P_DEMO P_GW P_ADM P_GW3 P_ADM3 P_GHOST P_EVS P_GWX P_ADMX P_STDX P_ADMS < <("$PY" -c '
 import socket
-socks = [socket.socket() for _ in range(8)]
+socks = [socket.socket() for _ in range(13)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
@@ -194,6 +201,14 @@ GW3_URL="http://127.0.0.1:$P_GW3/mcp"
 ADMIN3="http://127.0.0.1:$P_ADM3"
 # Nothing ever listens here: an optional downstream that is down from the start.
 GHOST_URL="http://127.0.0.1:$P_GHOST/mcp"
+# The transport matrix: server-everything in sse mode, the "matrix" gateway (MCP at /mcp and
+# legacy HTTP+SSE at /sse), and the admin port of the `ringgate stdio` it is also run as
+# (P_STDX: its `listen`, required by the config but not bound over stdio).
+EVS_URL="http://127.0.0.1:$P_EVS/sse"
+GWX_URL="http://127.0.0.1:$P_GWX/mcp"
+GWX_SSE_URL="http://127.0.0.1:$P_GWX/sse"
+ADMINX="http://127.0.0.1:$P_ADMX"
+ADMINS="http://127.0.0.1:$P_ADMS"
 
 # Server names in the gateway: their tools are listed as <name>__<tool>.
 S_EV=everything
@@ -203,18 +218,28 @@ S_GHOST=ghost
 
 # ---------------------------------------------------------------- downstreams
 say "starting peers"
-start everything env PORT="$P_EV" node --require "$HERE/loopback-only.cjs" "$EV" streamableHttp
+# INTEROP_ROLE marks each server-everything process, so the matrix can see (via its get-env
+# tool) that a prefix reached the process behind the right transport.
+start everything env PORT="$P_EV" INTEROP_ROLE=streamableHttp node --require "$HERE/loopback-only.cjs" "$EV" streamableHttp
+start everything_sse env PORT="$P_EVS" INTEROP_ROLE=sse node --require "$HERE/loopback-only.cjs" "$EV" sse
 start pysdk "$PY" "$HERE/py_server.py" http --port "$P_PY"
 start demo "$BIN" demo-server --transport http --listen "127.0.0.1:$P_DEMO" --name "$S_DEMO"
 wait_listening everything "$EV_URL"
 wait_listening pysdk "$PY_URL"
 wait_listening demo "$DEMO_URL"
+# (not /sse itself: that answers with a stream that never ends)
+wait_listening everything_sse "http://127.0.0.1:$P_EVS/"
 
-# What each real peer offers directly (same client, same mode): the reference for the
+# What each real peer offers directly (same client, same mode, declaring the capabilities the
+# gateway declares downstream, since servers offer some tools only to such clients): the reference for the
 # gateway's merged catalog.
-client direct_everything http "$EV_URL" --mode legacy --list
-client direct_pysdk http "$PY_URL" --mode legacy --list
+client direct_everything http "$EV_URL" --mode legacy --list --declare-caps
+client direct_pysdk http "$PY_URL" --mode legacy --list --declare-caps
 judge direct direct_everything direct_pysdk || { echo "interop: listing the peers directly failed: $REASON"; exit 1; }
+# The references for the matrix; a failure here fails the matrix checks that need them.
+client direct_ev_sse sse "$EVS_URL" --mode legacy --list --declare-caps
+client direct_ev_stdio stdio --mode legacy --list --declare-caps -- node --require "$HERE/loopback-only.cjs" "$EV" stdio
+client direct_time stdio --mode legacy --list --declare-caps -- "$PEERS/.venv/bin/mcp-server-time" --local-timezone UTC
 
 # ---------------------------------------------------------------- gateways
 cat >"$WORK/main.toml" <<EOF
@@ -265,9 +290,72 @@ transport = "http"
 url = "$PY_URL"
 EOF
 
+# tq STRING : STRING as a TOML basic string
+tq() {
+  local v=${1//\\/\\\\}
+  printf '"%s"' "${v//\"/\\\"}"
+}
+
+# The matrix servers, one per downstream transport, the same in both matrix configs.
+S_MX_STDIO=ev_stdio
+S_MX_HTTP=ev_http
+S_MX_SSE=ev_sse
+S_TIME=time
+S_FB=ev_fb
+MATRIX_SERVERS="
+[[server]]
+name = \"$S_MX_STDIO\"
+transport = \"stdio\"
+command = \"node\"
+args = [\"--require\", $(tq "$HERE/loopback-only.cjs"), $(tq "$EV"), \"stdio\"]
+env = { INTEROP_ROLE = \"stdio\" }
+
+[[server]]
+name = \"$S_MX_HTTP\"
+transport = \"http\"
+url = \"$EV_URL\"
+
+[[server]]
+name = \"$S_MX_SSE\"
+transport = \"sse\"
+url = \"$EVS_URL\"
+
+[[server]]
+name = \"$S_TIME\"
+transport = \"stdio\"
+command = $(tq "$PEERS/.venv/bin/mcp-server-time")
+args = [\"--local-timezone\", \"UTC\"]
+"
+
+cat >"$WORK/matrix.toml" <<EOF
+[gateway]
+listen = "127.0.0.1:$P_GWX"
+admin_listen = "127.0.0.1:$P_ADMX"
+workers = 2
+call_timeout_ms = 15000
+$MATRIX_SERVERS
+# transport = "http" at a URL that only speaks HTTP+SSE: the gateway must fall back.
+# Optional, so a fallback problem shows in sse-fallback-detected, not in the matrix.
+[[server]]
+name = "$S_FB"
+transport = "http"
+url = "$EVS_URL"
+required = false
+EOF
+
+# Run by the Python SDK client as its stdio server: `ringgate stdio --config matrix_stdio.toml`.
+cat >"$WORK/matrix_stdio.toml" <<EOF
+[gateway]
+listen = "127.0.0.1:$P_STDX"
+admin_listen = "127.0.0.1:$P_ADMS"
+call_timeout_ms = 15000
+$MATRIX_SERVERS
+EOF
+
 say "starting gateways"
 start gateway "$BIN" serve --config "$WORK/main.toml"
 start gateway_paged "$BIN" serve --config "$WORK/paged.toml"
+start gateway_matrix "$BIN" serve --config "$WORK/matrix.toml"
 
 # wait_ready NAME ADMIN_URL : polls /readyz until 200, up to the shared GW_DEADLINE
 GW_DEADLINE=$((SECONDS + READY_TIMEOUT))
@@ -289,6 +377,7 @@ wait_ready() {
 }
 ready_main() { wait_ready gateway "$ADMIN"; }
 ready_paged() { wait_ready gateway_paged "$ADMIN3"; }
+ready_matrix() { wait_ready gateway_matrix "$ADMINX"; }
 
 # ---------------------------------------------------------------- check bodies
 
@@ -536,8 +625,174 @@ EOF
   fi
 }
 
+# ---------------------------------------------------------------- the 3x3 transport matrix
+# Client over {stdio, Streamable HTTP, HTTP+SSE} x downstream over {stdio, Streamable HTTP,
+# HTTP+SSE}: every pair lists the whole merged catalog (each matrix server's tools, as the peer
+# lists them directly, under its prefix), calls <downstream>__echo (exact text back) and
+# <downstream>__get-env (it ran in the server-everything process behind that transport).
+
+# Every tool of every matrix server, as the peers list them directly.
+MX_CATALOG=("$S_MX_STDIO=direct_ev_stdio" "$S_MX_HTTP=direct_everything" "$S_MX_SSE=direct_ev_sse" "$S_TIME=direct_time")
+declare -A MX_ROLE=([$S_MX_STDIO]=stdio [$S_MX_HTTP]=streamableHttp [$S_MX_SSE]=sse [$S_FB]=sse)
+
+# mx_client OUT CLIENT_TRANSPORT MODE DS... : one Python SDK session with the matrix gateway
+# over CLIENT_TRANSPORT (stdio: it launches `ringgate stdio` itself); lists the tools and, for
+# each DS, calls DS__echo with a message unique to this run (arguments kept in OUT.args.json
+# for the judge) and DS__get-env.
+mx_client() {
+  local out=$1 via=$2 mode=$3 ds args sep="" calls=()
+  shift 3
+  printf '{' >"$WORK/$out.args.json"
+  for ds in "$@"; do
+    # JSON escapes, so the non-ASCII text does not depend on the locale
+    args="{\"message\": \"$out via $via to $ds: h\\u00e9llo \\u2713 $RANDOM\"}"
+    printf '%s"%s": %s' "$sep" "$ds" "$args" >>"$WORK/$out.args.json"
+    sep=", "
+    calls+=(--call "${ds}__echo" "$args" --call "${ds}__get-env" '{}')
+  done
+  printf '}\n' >>"$WORK/$out.args.json"
+  case $via in
+    stdio) client "$out" stdio --mode "$mode" --list "${calls[@]}" -- "$BIN" stdio --config "$WORK/matrix_stdio.toml" ;;
+    http) client "$out" http "$GWX_URL" --mode "$mode" --list "${calls[@]}" ;;
+    sse) client "$out" sse "$GWX_SSE_URL" --mode "$mode" --list "${calls[@]}" ;;
+  esac
+}
+
+# c_matrix CLIENT_TRANSPORT DS : one pair of the matrix.
+c_matrix() {
+  local via=$1 ds=$2 out="mx_${1}_to_$2"
+  mx_client "$out" "$via" legacy "$ds"
+  judge matrix "$out" "client over $via -> $ds (${MX_ROLE[$ds]})" "$ds:${MX_ROLE[$ds]}" "${MX_CATALOG[@]}"
+}
+
+# The auto-mode client (probes server/discover, falls back to initialize) over Streamable
+# HTTP, reaching all three downstream transports in one session.
+c_matrix_auto() {
+  local ds calls=()
+  for ds in "$S_MX_STDIO" "$S_MX_HTTP" "$S_MX_SSE"; do calls+=("$ds:${MX_ROLE[$ds]}"); done
+  mx_client mx_http_auto http auto "$S_MX_STDIO" "$S_MX_HTTP" "$S_MX_SSE"
+  judge matrix mx_http_auto "auto-mode client over http" "$(IFS=,; echo "${calls[*]}")" "${MX_CATALOG[@]}"
+}
+
+# mcp-server-time (Python SDK server, stdio downstream) through the gateway.
+c_time_stdio() {
+  client mx_time http "$GWX_URL" --mode legacy --list --call "${S_TIME}__get_current_time" '{"timezone": "UTC"}'
+  judge time_stdio mx_time "$S_TIME" direct_time
+}
+
+# A transport = "http" server at server-everything's /sse URL: /v1/servers shows the detected
+# "http+sse (fallback)" and its tools work. It is optional, so poll until it is up.
+c_sse_fallback() {
+  local deadline=$((SECONDS + 20))
+  while :; do
+    curl -s --max-time 5 "$ADMINX/v1/servers" >"$WORK/v1_servers_matrix.json" 2>/dev/null || true
+    "$PY" -c '
+import json, sys
+try:
+    doc = json.load(open(sys.argv[1]))
+except ValueError:
+    sys.exit(1)
+sys.exit(0 if any(s.get("name") == sys.argv[2] and s.get("up") is True for s in doc.get("servers", [])) else 1)
+' "$WORK/v1_servers_matrix.json" "$S_FB" && break
+    [ $SECONDS -ge $deadline ] && break # the judge says what /v1/servers shows
+    sleep 0.2
+  done
+  mx_client mx_fallback http legacy "$S_FB"
+  judge fallback "$S_FB" "$EVS_URL" "$S_MX_HTTP" mx_fallback direct_ev_sse
+}
+
+# After more than 5 s without traffic (Node's keepAliveTimeout: server-everything closes idle
+# keep-alive connections), calls through the Streamable HTTP and HTTP+SSE downstreams still
+# work: the gateway must not fail a call, or drop the server, because a pooled connection was
+# closed while idle. Waits only for what is left of the 6 s since the matrix gateway last
+# reached them (MX_LAST_USE).
+MX_LAST_USE=""
+c_idle_downstreams() {
+  local wait
+  wait="$("$PY" -c 'import sys; print(max(0.0, 6.0 - (float(sys.argv[1]) - float(sys.argv[2] or 0))))' \
+    "$EPOCHREALTIME" "$MX_LAST_USE")"
+  sleep "$wait"
+  mx_client mx_idle http legacy "$S_MX_HTTP" "$S_MX_SSE"
+  judge matrix mx_idle "6 s after the last call" "$S_MX_HTTP:${MX_ROLE[$S_MX_HTTP]},$S_MX_SSE:${MX_ROLE[$S_MX_SSE]}" "${MX_CATALOG[@]}"
+}
+
+# After everything above, the matrix gateway's view of its servers: all up, and none ever
+# recorded an error (the peers are healthy and nothing was killed), so a failure that the
+# gateway recovered from on its own (a failed list refresh, a dropped session) still shows.
+c_matrix_servers_clean() {
+  curl -s --max-time 5 "$ADMINX/v1/servers" >"$WORK/v1_servers_matrix_end.json" 2>/dev/null || true
+  judge servers_clean v1_servers_matrix_end "$S_MX_STDIO" "$S_MX_HTTP" "$S_MX_SSE" "$S_TIME" "$S_FB"
+}
+
+# alive PID : the process exists and is not a zombie (an orphan's zombie may linger where
+# pid 1 does not reap)
+alive() {
+  local st
+  st="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
+  [[ $st != Z* ]]
+}
+
+# `ringgate stdio` as a client launches it, run by the suite itself with a stdin it holds:
+# it serves its admin listener (its own port), and when its stdin closes it exits and stops
+# the stdio children it spawned. Also: the ones the matrix's stdio clients launched are gone
+# (their admin port is free again).
+c_stdio_front_lifecycle() {
+  local deadline=$((SECONDS + 10)) fifo="$WORK/stdio_front.in" fd code pid children=() left=()
+  while [ "$(http_code "$ADMINS/healthz")" != 000 ]; do
+    if [ $SECONDS -ge $deadline ]; then
+      REASON="a ringgate stdio launched by a matrix client still serves its admin port $P_ADMS 10s after that client exited (GET /healthz: $(http_code "$ADMINS/healthz"))"
+      return 1
+    fi
+    sleep 0.1
+  done
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  start stdio_front bash -c 'exec "$0" stdio --config "$1" <"$2"' "$BIN" "$WORK/matrix_stdio.toml" "$fifo"
+  exec {fd}<>"$fifo" # read-write: never blocks, even if the gateway failed to start
+  pid=${PID[stdio_front]}
+  deadline=$((SECONDS + READY_TIMEOUT))
+  while code="$(http_code "$ADMINS/readyz")" && [ "$code" != 200 ]; do
+    if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+      exec {fd}>&-
+      REASON="ringgate stdio --config matrix_stdio.toml: its admin_listen 127.0.0.1:$P_ADMS never answered GET /readyz 200 (last: $code; process $(kill -0 "$pid" 2>/dev/null && echo running || echo exited); see stdio_front.log)"
+      return 1
+    fi
+    sleep 0.1
+  done
+  curl -s --max-time 5 "$ADMINS/v1/servers" >"$WORK/v1_servers_stdio_front.json" 2>/dev/null || true
+  read -r -a children < <("$PY" -c '
+import json, sys
+doc = json.load(open(sys.argv[1]))
+print(*[s["pid"] for s in doc.get("servers", []) if s.get("transport") == "stdio" and s.get("pid")])
+' "$WORK/v1_servers_stdio_front.json" 2>/dev/null || true)
+  if [ ${#children[@]} -ne 2 ]; then
+    exec {fd}>&-
+    REASON="GET /v1/servers of ringgate stdio: expected the pids of its 2 stdio children ($S_MX_STDIO, $S_TIME), got '${children[*]}': $(head -c 600 "$WORK/v1_servers_stdio_front.json")"
+    return 1
+  fi
+  exec {fd}>&- # EOF on its stdin: the client is gone
+  deadline=$((SECONDS + 10))
+  while alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+  if alive "$pid"; then
+    REASON="ringgate stdio (pid $pid) still running 10s after its stdin was closed"
+    return 1 # stopped by pid in cleanup
+  fi
+  deadline=$((SECONDS + 5))
+  for code in "${children[@]}"; do
+    while alive "$code" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    if alive "$code"; then
+      left+=("$code")
+      kill -KILL "$code" 2>/dev/null || true # one of ours, left behind by the gateway
+    fi
+  done
+  if [ ${#left[@]} -gt 0 ]; then
+    REASON="ringgate stdio exited when its stdin closed, but its stdio children still ran 5s later: pids ${left[*]} (now killed)"
+    return 1
+  fi
+}
+
 # ---------------------------------------------------------------- run
-say "checks (peers: everything=$P_EV pysdk=$P_PY demo=$P_DEMO; gateway=$P_GW admin=$P_ADM; paged=$P_GW3 admin=$P_ADM3)"
+say "checks (peers: everything=$P_EV everything-sse=$P_EVS pysdk=$P_PY demo=$P_DEMO; gateway=$P_GW admin=$P_ADM; paged=$P_GW3 admin=$P_ADM3; matrix=$P_GWX admin=$P_ADMX, stdio admin=$P_ADMS)"
 CHECKS_START=$SECONDS
 check gateway-ready ready_main
 check gateway-paged-ready ready_paged
@@ -553,6 +808,19 @@ check dead-downstream-isolated c_dead_downstream
 check metrics-per-server c_metrics
 check metrics-no-duplicate-series c_metrics_unique
 check config-check-reports-all c_config_check
+check matrix-gateway-ready ready_matrix
+for via in stdio http sse; do
+  for ds in "$S_MX_STDIO" "$S_MX_HTTP" "$S_MX_SSE"; do
+    check "matrix-$via-to-${ds#ev_}" c_matrix "$via" "$ds"
+  done
+done
+check matrix-http-auto-mode-to-all c_matrix_auto
+check time-server-over-stdio c_time_stdio
+check sse-fallback-detected c_sse_fallback
+MX_LAST_USE=$EPOCHREALTIME
+check stdio-front-admin-and-clean-exit c_stdio_front_lifecycle
+check matrix-downstreams-after-idle c_idle_downstreams
+check matrix-servers-no-errors c_matrix_servers_clean
 FINISHED=1
 
 echo "$PASSED passed, $FAILED failed (checks $((SECONDS - CHECKS_START))s, total $((SECONDS - SUITE_START))s)"

@@ -282,3 +282,37 @@ fn a_client_without_the_capability_never_sees_the_request() {
         "{v}"
     );
 }
+
+#[test]
+fn resource_updates_reach_subscribed_sessions_only() {
+    let e = Env::start(vec![DemoOptions::new("a")], "");
+    let (watcher, bystander) = (e.session("2025-11-25"), e.session("2025-11-25"));
+    let mut watching = Stream::open(e.addr(), &watcher);
+    let mut idle = Stream::open(e.addr(), &bystander);
+    let sub = r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"demo://a/readme"}}"#;
+    assert!(e.call(&watcher, sub).json()["result"].is_object());
+    let init = post(e.addr(), &[], r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#).json();
+    assert_eq!(
+        init["result"]["capabilities"]["resources"]["subscribe"],
+        true
+    );
+    let touch = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"alpha__touch","arguments":{"uri":"demo://a/readme"}}}"#;
+    assert_eq!(e.call(&bystander, touch).status, 200);
+    let note = watching
+        .next_data(Duration::from_secs(5))
+        .expect("the subscriber hears the update");
+    assert!(
+        note.contains("notifications/resources/updated") && note.contains("demo://a/readme"),
+        "{note}"
+    );
+    assert_eq!(
+        idle.next_data(Duration::from_millis(300)),
+        None,
+        "the other session hears nothing"
+    );
+    // After unsubscribing, updates stop.
+    let unsub = r#"{"jsonrpc":"2.0","id":3,"method":"resources/unsubscribe","params":{"uri":"demo://a/readme"}}"#;
+    assert!(e.call(&watcher, unsub).json()["result"].is_object());
+    e.call(&bystander, touch);
+    assert_eq!(watching.next_data(Duration::from_millis(300)), None);
+}

@@ -5,6 +5,8 @@ mod harness;
 mod bad_input;
 mod catalog;
 mod layering;
+mod modern;
+mod reload;
 mod resilience;
 mod rmcp_peers;
 mod sse;

@@ -1,0 +1,245 @@
+//! What a 2026-07-28 client gets back: the gateway's own answers (`server/discover`, list pages),
+//! the additions spliced into relayed results (`resultType`, cache hints), and errors with the
+//! era's HTTP statuses.
+//!
+//! Results: every result a modern client receives carries `resultType` (legacy downstreams never
+//! send it: it is inserted right after the result's opening brace, by splicing, never by
+//! re-serializing). Lists, `server/discover` and `resources/read` also carry `ttlMs` and
+//! `cacheScope`.
+//!
+//! Cache hints ([`CacheHint`]): a merged answer takes the minimum `ttlMs` of its sources and is
+//! `private` if any source is. A legacy downstream gives no freshness information and may change
+//! its lists at any moment (it announces `list_changed` on a stream modern clients do not see), so
+//! what it contributes is immediately stale and private: [`LEGACY_HINT`] (`ttlMs: 0`,
+//! `cacheScope: "private"`, the Python SDK's own defaults). Private also because the policy may
+//! filter what each principal sees.
+//!
+//! Errors ([`Reject`]): the JSON-RPC code decides the HTTP status, as in the SDK's table: -32700,
+//! -32600, -32602, -32020, -32021, -32022 → 400; -32601 → 404; anything else keeps the status the
+//! legacy mapping gives (usually 200: the exchange worked, the call failed). -32002 (resource not
+//! found) no longer exists in this era and becomes -32602.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
+use super::super::{one, Outcome, Pieces};
+use crate::catalog::Snapshot;
+use crate::error::GatewayError;
+use crate::session::versions;
+use crate::wire::names::meta;
+use crate::wire::scan::{for_each_member, key_eq, skip_ws};
+use crate::wire::{code, encode, Span, Splice};
+
+/// How long, and how widely, a client may cache a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheHint {
+    /// `ttlMs`.
+    pub ttl_ms: u64,
+    /// `cacheScope: "private"` (else `"public"`).
+    pub private: bool,
+}
+
+/// What a legacy downstream's contribution is worth: immediately stale, private.
+pub const LEGACY_HINT: CacheHint = CacheHint {
+    ttl_ms: 0,
+    private: true,
+};
+
+impl CacheHint {
+    /// The hint of a merged answer: the minimum ttl, private if either is.
+    pub fn merge(self, other: CacheHint) -> CacheHint {
+        CacheHint {
+            ttl_ms: self.ttl_ms.min(other.ttl_ms),
+            private: self.private || other.private,
+        }
+    }
+
+    /// `"ttlMs":N,"cacheScope":"…"` (no braces, no trailing comma).
+    pub fn write(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"\"ttlMs\":");
+        out.extend_from_slice(crate::wire::format_u64_id(self.ttl_ms).as_bytes());
+        out.extend_from_slice(if self.private {
+            b",\"cacheScope\":\"private\""
+        } else {
+            b",\"cacheScope\":\"public\""
+        });
+    }
+}
+
+/// The hint for answers merged from every available server.
+pub fn merged_hint(snap: &Snapshot) -> CacheHint {
+    snap.servers
+        .iter()
+        .filter(|s| s.available)
+        .fold(LEGACY_HINT, |h, _| h.merge(LEGACY_HINT))
+}
+
+/// A modern-era error: code, message, optional `data`, and the HTTP status its code calls for.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON-RPC error code.
+    pub code: i32,
+    /// Message for the client.
+    pub message: Cow<'static, str>,
+    /// Raw JSON `data`, if any.
+    pub data: Option<Vec<u8>>,
+}
+
+/// The HTTP status of a modern error code; `fallback` for codes the table does not name.
+pub fn status_for(code: i32, fallback: u16) -> u16 {
+    match code {
+        code::PARSE_ERROR
+        | code::INVALID_REQUEST
+        | code::INVALID_PARAMS
+        | code::HEADER_MISMATCH
+        | code::MISSING_REQUIRED_CLIENT_CAPABILITY
+        | code::UNSUPPORTED_PROTOCOL_VERSION => 400,
+        code::METHOD_NOT_FOUND => 404,
+        _ => fallback,
+    }
+}
+
+impl Reject {
+    /// An error with the status its code calls for.
+    pub fn new(code: i32, message: impl Into<Cow<'static, str>>) -> Reject {
+        Reject {
+            status: status_for(code, 200),
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Attaches raw JSON `data`.
+    pub fn with_data(mut self, data: Vec<u8>) -> Reject {
+        self.data = Some(data);
+        self
+    }
+
+    /// The modern form of a gateway error (-32002 → -32602; status by code).
+    pub fn from_gateway(e: &GatewayError) -> Reject {
+        let code = match e.jsonrpc_code() {
+            code::RESOURCE_NOT_FOUND => code::INVALID_PARAMS,
+            c => c,
+        };
+        Reject {
+            status: status_for(code, e.http_status()),
+            code,
+            message: e.message.clone(),
+            data: None,
+        }
+    }
+
+    /// The JSON-RPC error message for request `id`.
+    pub fn to_jsonrpc(&self, id: Option<&[u8]>) -> Bytes {
+        encode::error_response(id, self.code, &self.message, self.data.as_deref())
+    }
+
+    /// The reply: the error with its status.
+    pub fn outcome(&self, id: Option<&[u8]>) -> Outcome {
+        Outcome::Json {
+            status: self.status,
+            body: one(self.to_jsonrpc(id)),
+            session: None,
+        }
+    }
+}
+
+/// `server/discover`: versions, the aggregated capabilities, merged instructions, cache hints,
+/// `resultType`, and the gateway's `serverInfo` in `_meta`.
+pub fn discover(snap: &Snapshot, id: &[u8]) -> Bytes {
+    let mut r = Vec::with_capacity(320 + snap.capabilities.len());
+    r.extend_from_slice(b"{\"supportedVersions\":");
+    r.extend_from_slice(versions::ALL_JSON.as_bytes());
+    r.extend_from_slice(b",\"capabilities\":");
+    r.extend_from_slice(&snap.capabilities);
+    if let Some(text) = &snap.instructions {
+        r.extend_from_slice(b",\"instructions\":");
+        encode::write_json_string(&mut r, text);
+    }
+    r.push(b',');
+    merged_hint(snap).write(&mut r);
+    r.extend_from_slice(b",\"resultType\":\"complete\",\"_meta\":{");
+    encode::write_json_string(&mut r, meta::SERVER_INFO);
+    r.extend_from_slice(b":{\"name\":");
+    encode::write_json_string(&mut r, &snap.gateway.server_name);
+    r.extend_from_slice(b",\"version\":\"");
+    r.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+    r.extend_from_slice(b"\"}}}");
+    encode::result_response(id, &r)
+}
+
+/// The fields a modern result gains: `"resultType":"complete"`, then the hint if given.
+fn modern_fields(hint: Option<CacheHint>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(b"\"resultType\":\"complete\"");
+    if let Some(h) = hint {
+        out.push(b',');
+        h.write(&mut out);
+    }
+    out
+}
+
+/// A pre-encoded list page (`{"tools":[…]…}`) as a modern result: the page's bytes are shared,
+/// the modern fields go in after its opening brace. Seven pieces, none copied.
+pub fn list_pieces(page: &Bytes, id: &[u8], hint: CacheHint) -> Pieces {
+    let mut fields = modern_fields(Some(hint));
+    fields.push(b',');
+    let mut p = Pieces::new();
+    p.push(Bytes::from_static(b"{\"jsonrpc\":\"2.0\",\"id\":"));
+    p.push(Bytes::copy_from_slice(id));
+    p.push(Bytes::from_static(b",\"result\":{"));
+    p.push(Bytes::from(fields));
+    p.push(page.slice(1..));
+    p.push(Bytes::from_static(b"}"));
+    p
+}
+
+/// The splice that makes a relayed legacy result modern: the fields right after `{` (none if the
+/// result is not an object).
+pub fn result_edit(msg: &[u8], result: Span, hint: Option<CacheHint>) -> Option<Splice> {
+    let at = result.start as usize;
+    if msg.get(at) != Some(&b'{') {
+        return None;
+    }
+    let mut fields = modern_fields(hint);
+    if msg.get(skip_ws(msg, at + 1)) != Some(&b'}') {
+        fields.push(b',');
+    }
+    Some((Span::new(at + 1, at + 1), Bytes::from(fields)))
+}
+
+/// Whether a result object already has a top-level `resultType` (a modern downstream's).
+pub fn has_result_type(msg: &[u8], result: Span) -> bool {
+    let mut found = false;
+    let _ = for_each_member(msg, result.start as usize, |k, escaped, _| {
+        found |= key_eq(k.get(msg), escaped, b"resultType");
+    });
+    found
+}
+
+/// A relayed error for a modern client: its code (with -32002 rewritten to -32602, and the splice
+/// doing it) and the HTTP status that code calls for.
+pub fn error_edit(msg: &[u8], error: Span) -> (Option<Splice>, u16) {
+    let mut code_span = None;
+    let _ = for_each_member(msg, error.start as usize, |k, escaped, v| {
+        if key_eq(k.get(msg), escaped, b"code") {
+            code_span = Some(v);
+        }
+    });
+    let Some(span) = code_span else {
+        return (None, 200);
+    };
+    let code = std::str::from_utf8(span.get(msg))
+        .ok()
+        .and_then(|c| c.parse::<i32>().ok())
+        .unwrap_or(0);
+    if code == code::RESOURCE_NOT_FOUND {
+        let fixed = Bytes::from(code::INVALID_PARAMS.to_string());
+        return (Some((span, fixed)), 400);
+    }
+    (None, status_for(code, 200))
+}

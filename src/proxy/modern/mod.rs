@@ -1,0 +1,325 @@
+//! The 2026-07-28 ("modern") era on the front: stateless requests on the same `/mcp` endpoint.
+//!
+//! ```text
+//! era_of (headers only) ─ modern ─► header_first: plan + authorize on Mcp-Method / Mcp-Name
+//!                                   → envelope → ladder (headers == body?) → execute
+//!           └─ from body ─ `_meta` protocolVersion ─► body_first: envelope → ladder → plan → execute
+//! ```
+//!
+//! Era, per request ([`era_of`], then the body if that is not enough): `initialize`, a session id
+//! or a legacy `MCP-Protocol-Version` mean legacy; a modern `MCP-Protocol-Version` header, or (with
+//! no header) a `_meta` carrying `io.modelcontextprotocol/protocolVersion`, mean modern.
+//!
+//! Header-first: when the client sent `Mcp-Method` (every modern HTTP client must), the route and
+//! the policy verdict are decided from the headers before the body is parsed; nothing is acted on
+//! until the ladder ([`meta::check`]) has shown the body agrees, so the headers can never steer a
+//! request elsewhere than its body says. Errors found early are reported only after the body's own
+//! errors, in the SDK's ladder order.
+//!
+//! What changes for a modern client: `server/discover` and list pages are answered with
+//! `resultType` and cache hints; forwarded results get `resultType` spliced in (see [`answer`]);
+//! errors carry the era's HTTP statuses; server-to-client requests are never sent on the response
+//! stream (a capability the request did not declare ends the call with -32021); log messages are
+//! relayed only at or above the request's `logLevel`.
+
+mod answer;
+mod headers;
+mod meta;
+mod plan;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use answer::{
+    error_edit, has_result_type, result_edit, status_for, CacheHint, Reject, LEGACY_HINT,
+};
+pub use headers::{decode_value, RoutingHeaders};
+pub use meta::{declares_modern, log_level_of, required_capability_data, severity, RequestMeta};
+pub use plan::{plan, surface, Plan};
+
+use super::{classify, one, record, Answer, Gateway, Inbound, Outcome, Target, Worker};
+use crate::catalog::Snapshot;
+use crate::error::{ErrorKind, GatewayError};
+use crate::policy::RequestFacts;
+use crate::session::versions;
+use crate::wire::{self, code, Envelope, Kind, Message};
+
+/// Which era a request belongs to, as far as its headers tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// Legacy: a session id or a legacy version header.
+    Legacy,
+    /// Modern: a modern `MCP-Protocol-Version` header.
+    Modern,
+    /// Undecided: the body decides (`initialize` → legacy, modern `_meta` → modern).
+    FromBody,
+}
+
+/// The era as far as the headers tell (no body access).
+pub fn era_of(version: Option<&[u8]>, session: Option<&[u8]>) -> Era {
+    match version {
+        Some(v) if versions::is_modern(v) => Era::Modern,
+        Some(v) if versions::index_of(v).is_some() => Era::Legacy,
+        _ if session.is_some() => Era::Legacy,
+        _ => Era::FromBody,
+    }
+}
+
+/// What a forwarded call needs to know about its modern client.
+#[derive(Debug, Clone, Copy)]
+pub struct ModernCall {
+    /// The capabilities the request declared ([`crate::session::caps`] flags).
+    pub caps: u8,
+    /// Minimum severity of log messages to relay; `None`: relay none.
+    pub log_level: Option<u8>,
+    /// Cache hint to add to the result (`resources/read`), if the downstream gives none.
+    pub hint: Option<CacheHint>,
+}
+
+/// Header-first entry: route and authorize on the headers, then parse and verify the body.
+pub async fn header_first(
+    gw: &Gateway,
+    w: &Worker,
+    snap: &Arc<Snapshot>,
+    req: &Inbound<'_>,
+    h: &RoutingHeaders<'_>,
+) -> Outcome {
+    let early = h.method.map(|m| decide_from_headers(snap, req, m, h.name));
+    let env = match single_envelope(&req.body) {
+        Ok(env) => env,
+        Err((reject, id)) => return reject.outcome(id.map(|s| s.get(&req.body))),
+    };
+    run(gw, w, snap, req, env, Some(h), early).await
+}
+
+/// The header-first decision: the plan for `Mcp-Method` / `Mcp-Name`, and the policy verdict.
+pub fn decide_from_headers(
+    snap: &Snapshot,
+    req: &Inbound<'_>,
+    method_header: &[u8],
+    name_header: Option<&[u8]>,
+) -> Result<Plan, GatewayError> {
+    let name = name_header.and_then(decode_value);
+    let name = name.as_deref().and_then(|n| std::str::from_utf8(n).ok());
+    let m = std::str::from_utf8(method_header).unwrap_or("");
+    let plan = plan(snap, method_header, name)?;
+    let facts = RequestFacts {
+        method: m,
+        target: name.map(str::as_bytes),
+    };
+    super::policy(snap, req, facts)?;
+    Ok(plan)
+}
+
+/// Body-first entry (no `Mcp-Method` header, e.g. stdio): the envelope is already parsed.
+pub async fn body_first(
+    gw: &Gateway,
+    w: &Worker,
+    snap: &Arc<Snapshot>,
+    req: &Inbound<'_>,
+    env: Envelope,
+    h: Option<&RoutingHeaders<'_>>,
+) -> Outcome {
+    run(gw, w, snap, req, env, h, None).await
+}
+
+/// The envelope of a modern body, which must be one object (no batches in this era); on error,
+/// the rejection and the id span to echo.
+fn single_envelope(body: &Bytes) -> Result<Envelope, (Reject, Option<wire::Span>)> {
+    match wire::parse_message(body) {
+        Ok(Message::Single(env)) => Ok(env),
+        Ok(Message::Batch(_)) => Err((
+            Reject::new(
+                code::INVALID_REQUEST,
+                "Body must be a single JSON-RPC request or notification object",
+            ),
+            None,
+        )),
+        Err(e) => Err((Reject::new(e.code(), e.reason()), e.id().map(|(s, _)| s))),
+    }
+}
+
+/// The phases after the envelope: ladder, plan, execute, record.
+async fn run(
+    gw: &Gateway,
+    w: &Worker,
+    snap: &Arc<Snapshot>,
+    req: &Inbound<'_>,
+    env: Envelope,
+    h: Option<&RoutingHeaders<'_>>,
+    early: Option<Result<Plan, GatewayError>>,
+) -> Outcome {
+    let body = &req.body;
+    let id = env.id_raw(body);
+    let method_name = env.method(body).unwrap_or("");
+    match env.kind {
+        Kind::Request => {}
+        Kind::Notification => return notification(h),
+        Kind::Response | Kind::Error => {
+            return Reject::new(
+                code::INVALID_REQUEST,
+                "Body must be a single JSON-RPC request or notification object",
+            )
+            .outcome(None)
+        }
+    }
+    let class = classify(method_name, env.kind);
+    let answer = phases(gw, w, snap, req, &env, method_name, h, early).await;
+    match answer {
+        Ok(Answer::Relay(relay)) => Outcome::Stream(relay),
+        Ok(Answer::Reply(status, body)) => {
+            record(w, class, status < 400, req.received);
+            Outcome::Json {
+                status,
+                body,
+                session: None,
+            }
+        }
+        Ok(_) => {
+            record(w, class, false, req.received);
+            Reject::new(code::INTERNAL_ERROR, "unexpected answer").outcome(id)
+        }
+        Err(reject) => {
+            record(w, class, false, req.received);
+            reject.outcome(id)
+        }
+    }
+}
+
+/// Ladder, plan (unless decided from headers), then the answer.
+#[allow(clippy::too_many_arguments)]
+async fn phases(
+    gw: &Gateway,
+    w: &Worker,
+    snap: &Arc<Snapshot>,
+    req: &Inbound<'_>,
+    env: &Envelope,
+    method_name: &str,
+    h: Option<&RoutingHeaders<'_>>,
+    early: Option<Result<Plan, GatewayError>>,
+) -> Result<Answer, Reject> {
+    let m = verify(&req.body, env, h)?;
+    let plan = match early {
+        Some(decided) => decided,
+        None => decide_from_body(snap, req, env, method_name),
+    }
+    .map_err(|e| Reject::from_gateway(&e))?;
+    execute(gw, w, snap, req, env, plan, &m).await
+}
+
+/// The ladder: reads the request's `_meta` and checks it, and the routing headers if any, against
+/// the body. What passes is safe to act on, including a plan made from the headers.
+pub fn verify(
+    body: &[u8],
+    env: &Envelope,
+    h: Option<&RoutingHeaders<'_>>,
+) -> Result<RequestMeta, Reject> {
+    let m = meta::read(body, env);
+    meta::check(body, env, env.method(body).unwrap_or(""), &m, h)?;
+    Ok(m)
+}
+
+/// Body-first decision: the plan for the body's method and name, and the policy verdict.
+pub fn decide_from_body(
+    snap: &Snapshot,
+    req: &Inbound<'_>,
+    env: &Envelope,
+    method_name: &str,
+) -> Result<Plan, GatewayError> {
+    let body = &req.body;
+    let name = if method_name == wire::method::RESOURCES_READ {
+        env.uri_str(body)
+    } else {
+        env.name_str(body)
+    };
+    let plan = plan(snap, method_name.as_bytes(), name.as_deref())?;
+    let facts = RequestFacts {
+        method: method_name,
+        target: env.name.or(env.uri).map(|s| s.get(body)),
+    };
+    super::policy(snap, req, facts)?;
+    Ok(plan)
+}
+
+/// Acts on a verified plan.
+async fn execute(
+    gw: &Gateway,
+    w: &Worker,
+    snap: &Arc<Snapshot>,
+    req: &Inbound<'_>,
+    env: &Envelope,
+    plan: Plan,
+    m: &RequestMeta,
+) -> Result<Answer, Reject> {
+    let body = &req.body;
+    let id = env.id_raw(body).unwrap_or(b"null");
+    let reject = |e: GatewayError| Reject::from_gateway(&e);
+    let call = |hint| ModernCall {
+        caps: m.caps,
+        log_level: m.log_level,
+        hint,
+    };
+    let (server, name_edit, hint) = match plan {
+        Plan::Discover => return Ok(Answer::Reply(200, one(answer::discover(snap, id)))),
+        Plan::List(kind) => {
+            let page = super::local::list_result(snap, body, env, kind).map_err(reject)?;
+            let hint = answer::merged_hint(snap);
+            return Ok(Answer::Reply(200, answer::list_pieces(&page, id, hint)));
+        }
+        Plan::Listen => {
+            return Err(Reject::new(
+                code::METHOD_NOT_FOUND,
+                "subscriptions/listen is not offered by this gateway yet",
+            ))
+        }
+        Plan::Complete => {
+            let (server, edit) = super::by_reference(snap, body, env).map_err(reject)?;
+            (server, edit, None)
+        }
+        Plan::Forward { server, original } => {
+            let edit = match (original, env.name) {
+                (Some(o), Some(span)) => Some((span, o)),
+                (Some(_), None) => {
+                    let e = GatewayError::new(ErrorKind::InvalidParams, "params.name is required");
+                    return Err(reject(e));
+                }
+                (None, _) => None,
+            };
+            let read = env.method(body) == Some(wire::method::RESOURCES_READ);
+            (server, edit, read.then_some(LEGACY_HINT))
+        }
+    };
+    let target = Target {
+        server,
+        name_edit,
+        session: None,
+        modern: Some(call(hint)),
+    };
+    let method_name = env.method(body).unwrap_or("");
+    super::forward(gw, w, snap, req, body, env, target, method_name)
+        .await
+        .map_err(reject)
+}
+
+/// A notification POSTed in the modern era: acknowledged and dropped (this era defines no client
+/// notifications over HTTP; a client cancels by closing the response stream), unless the version
+/// header names a version the gateway does not serve.
+fn notification(h: Option<&RoutingHeaders<'_>>) -> Outcome {
+    match h.and_then(|h| h.version) {
+        Some(v) if !versions::is_modern(v) => {
+            let mut data = b"{\"supported\":".to_vec();
+            data.extend_from_slice(versions::ALL_JSON.as_bytes());
+            data.extend_from_slice(b",\"requested\":");
+            crate::wire::encode::write_json_string(&mut data, &String::from_utf8_lossy(v));
+            data.push(b'}');
+            Reject::new(
+                code::UNSUPPORTED_PROTOCOL_VERSION,
+                "Unsupported protocol version",
+            )
+            .with_data(data)
+            .outcome(None)
+        }
+        _ => Outcome::Accepted,
+    }
+}

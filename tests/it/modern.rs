@@ -1,0 +1,343 @@
+//! The 2026-07-28 era on the front: a stateless client (raw HTTP with `_meta` and the routing
+//! headers) against legacy-only demo downstreams, every rejection with its status and code, and
+//! legacy clients left as they were.
+
+use serde_json::Value;
+
+use crate::harness::*;
+use ringgate::demo::DemoOptions;
+
+const V: &str = "2026-07-28";
+
+fn meta_with(version: &str, caps: &str) -> String {
+    format!(
+        r#""_meta":{{"io.modelcontextprotocol/protocolVersion":"{version}","io.modelcontextprotocol/clientInfo":{{"name":"it","version":"1"}},"io.modelcontextprotocol/clientCapabilities":{caps}}}"#
+    )
+}
+
+/// A modern request body: `params` members (without braces) plus the modern `_meta`.
+fn body(id: u32, method: &str, params: &str) -> String {
+    let sep = if params.is_empty() { "" } else { "," };
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{{{params}{sep}{}}}}}"#,
+        meta_with(V, "{}")
+    )
+}
+
+/// POSTs `body` with the modern headers for `method` (and `Mcp-Name` if given).
+fn send(e: &Env, method: &str, name: Option<&str>, body: &str) -> Response {
+    let mut h = vec![("mcp-protocol-version", V), ("mcp-method", method)];
+    if let Some(n) = name {
+        h.push(("mcp-name", n));
+    }
+    post(e.addr(), &h, body)
+}
+
+fn call(e: &Env, tool: &str, args: &str) -> Response {
+    let b = body(
+        7,
+        "tools/call",
+        &format!(r#""name":"{tool}","arguments":{args}"#),
+    );
+    send(e, "tools/call", Some(tool), &b)
+}
+
+/// Header pairs for a raw request.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
+fn error_of(r: &Response) -> (u16, i64) {
+    (r.status, r.json()["error"]["code"].as_i64().unwrap_or(0))
+}
+
+fn env() -> Env {
+    Env::start(vec![DemoOptions::new("a"), DemoOptions::new("b")], "")
+}
+
+#[test]
+fn discover_advertises_versions_capabilities_and_hints() {
+    let e = env();
+    let r = send(&e, "server/discover", None, &body(1, "server/discover", ""));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let res = &r.json()["result"];
+    let versions: Vec<&str> = res["supportedVersions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(versions[0], V);
+    assert!(versions.contains(&"2025-11-25"));
+    assert!(res["capabilities"]["tools"].is_object());
+    assert!(res["instructions"].as_str().unwrap().contains("alpha__"));
+    assert_eq!(res["resultType"], "complete");
+    assert_eq!(res["ttlMs"], 0);
+    assert_eq!(res["cacheScope"], "private");
+    assert_eq!(
+        res["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "ringgate"
+    );
+    assert!(r.header("mcp-session-id").is_none());
+}
+
+#[test]
+fn a_modern_client_lists_and_calls_tools_on_legacy_servers() {
+    let e = env();
+    let r = send(&e, "tools/list", None, &body(2, "tools/list", ""));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let res = &r.json()["result"];
+    assert_eq!(res["resultType"], "complete");
+    assert_eq!(res["ttlMs"], 0);
+    assert_eq!(res["cacheScope"], "private");
+    let tools = res["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 16);
+    assert_eq!(tools[0]["name"], "alpha__echo");
+
+    let r = call(&e, "beta__echo", r#"{"message":"hi"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["id"], 7);
+    assert_eq!(v["result"]["resultType"], "complete");
+    assert_eq!(v["result"]["content"][0]["text"], "hi");
+
+    // A tool that streams progress first still ends with a modern result.
+    let b = body(
+        8,
+        "tools/call",
+        r#""name":"alpha__sleep","arguments":{"ms":50,"steps":2},"_x":1"#,
+    );
+    let r = send(&e, "tools/call", Some("alpha__sleep"), &b);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["result"]["resultType"], "complete");
+}
+
+#[test]
+fn modern_pages_follow_gateway_cursors() {
+    let e = Env::start(vec![DemoOptions::new("a")], "page_size = 3");
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let params = cursor
+            .as_ref()
+            .map(|c| format!(r#""cursor":"{c}""#))
+            .unwrap_or_default();
+        let r = send(&e, "tools/list", None, &body(3, "tools/list", &params));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let res = r.json()["result"].clone();
+        assert_eq!(res["resultType"], "complete");
+        assert!(res["ttlMs"].is_u64());
+        names.extend(
+            res["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_string()),
+        );
+        cursor = res["nextCursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(names.len(), 8);
+}
+
+#[test]
+fn resources_read_carries_cache_hints_and_missing_ones_are_invalid_params() {
+    let e = env();
+    let uri = "demo://a/readme";
+    let b = body(4, "resources/read", &format!(r#""uri":"{uri}""#));
+    let r = send(&e, "resources/read", Some(uri), &b);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let res = &r.json()["result"];
+    assert_eq!(res["resultType"], "complete");
+    assert_eq!(res["ttlMs"], 0);
+    assert_eq!(res["cacheScope"], "private");
+    assert!(res["contents"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("demo"));
+
+    let missing = "demo://nobody/readme";
+    let b = body(5, "resources/read", &format!(r#""uri":"{missing}""#));
+    let r = send(&e, "resources/read", Some(missing), &b);
+    assert_eq!(error_of(&r), (400, -32602), "{}", r.body);
+}
+
+#[test]
+fn missing_meta_fields_are_invalid_params() {
+    let e = env();
+    let no_meta = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#;
+    assert_eq!(
+        error_of(&send(&e, "tools/list", None, no_meta)),
+        (400, -32602)
+    );
+    let no_caps = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    let r = send(&e, "tools/list", None, no_caps);
+    assert_eq!(error_of(&r), (400, -32602));
+    assert_eq!(r.json()["id"], 1);
+}
+
+#[test]
+fn unsupported_versions_are_refused_with_the_supported_list() {
+    let e = env();
+    let b = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{{}}}}}"#,
+        meta_with("2099-01-01", "{}")
+    );
+    let h = [
+        ("mcp-protocol-version", "2099-01-01"),
+        ("mcp-method", "tools/list"),
+    ];
+    let r = post(e.addr(), &h, &b);
+    assert_eq!(error_of(&r), (400, -32022), "{}", r.body);
+    let data = &r.json()["error"]["data"];
+    assert_eq!(data["requested"], "2099-01-01");
+    assert!(data["supported"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from(V)));
+}
+
+#[test]
+fn headers_that_disagree_with_the_body_are_header_mismatch() {
+    let e = env();
+    let list = body(1, "tools/list", "");
+    let echo = body(
+        1,
+        "tools/call",
+        r#""name":"alpha__echo","arguments":{"message":"x"}"#,
+    );
+    let cases: Vec<(&str, Headers, &str)> = vec![
+        (
+            "method",
+            vec![("mcp-protocol-version", V), ("mcp-method", "prompts/list")],
+            &list,
+        ),
+        ("no method", vec![("mcp-protocol-version", V)], &list),
+        (
+            "no version header",
+            vec![("mcp-method", "tools/list")],
+            &list,
+        ),
+        (
+            "version",
+            vec![
+                ("mcp-protocol-version", "2025-11-25"),
+                ("mcp-method", "tools/list"),
+            ],
+            &list,
+        ),
+        (
+            "name",
+            vec![
+                ("mcp-protocol-version", V),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "alpha__add"),
+            ],
+            &echo,
+        ),
+        (
+            "no name",
+            vec![("mcp-protocol-version", V), ("mcp-method", "tools/call")],
+            &echo,
+        ),
+        (
+            "twice",
+            vec![
+                ("mcp-protocol-version", V),
+                ("mcp-method", "tools/list"),
+                ("mcp-method", "tools/list"),
+            ],
+            &list,
+        ),
+        (
+            "bad base64",
+            vec![
+                ("mcp-protocol-version", V),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "=?base64?YWxwaGFfX2VjaG8?="),
+            ],
+            &echo,
+        ),
+    ];
+    for (what, h, b) in cases {
+        let r = post(e.addr(), &h, b);
+        // A legacy version header makes this a legacy request: no session → 400 as well.
+        if what == "version" {
+            assert_eq!(r.status, 400, "{what}: {}", r.body);
+            continue;
+        }
+        assert_eq!(error_of(&r), (400, -32020), "{what}: {}", r.body);
+    }
+    // The sentinel-encoded name that does match is accepted.
+    let h = [
+        ("mcp-protocol-version", V),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "=?base64?YWxwaGFfX2VjaG8=?="),
+    ];
+    assert_eq!(post(e.addr(), &h, &echo).status, 200);
+}
+
+#[test]
+fn unknown_and_legacy_only_methods_are_404() {
+    let e = env();
+    for m in ["foo/bar", "ping", "logging/setLevel", "resources/subscribe"] {
+        let r = send(&e, m, None, &body(9, m, ""));
+        assert_eq!(error_of(&r), (404, -32601), "{m}: {}", r.body);
+        assert_eq!(r.json()["id"], 9);
+    }
+}
+
+#[test]
+fn a_capability_the_call_needs_but_did_not_declare_is_32021() {
+    let e = env();
+    let r = call(&e, "alpha__sample", "{}");
+    assert_eq!(error_of(&r), (400, -32021), "{}", r.body);
+    assert!(r.json()["error"]["data"]["requiredCapabilities"]["sampling"].is_object());
+}
+
+#[test]
+fn unknown_tools_and_bodies_are_refused_in_the_era_s_terms() {
+    let e = env();
+    assert_eq!(error_of(&call(&e, "alpha__nope", "{}")), (400, -32602));
+    let h = [("mcp-protocol-version", V), ("mcp-method", "tools/list")];
+    let r = post(e.addr(), &h, "{not json");
+    assert_eq!(error_of(&r), (400, -32700));
+    let batch = format!("[{}]", body(1, "tools/list", ""));
+    assert_eq!(error_of(&post(e.addr(), &h, &batch)), (400, -32600));
+    // Notifications are acknowledged and dropped.
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#;
+    let h = [
+        ("mcp-protocol-version", V),
+        ("mcp-method", "notifications/cancelled"),
+    ];
+    assert_eq!(post(e.addr(), &h, note).status, 202);
+}
+
+#[test]
+fn get_and_delete_are_405_for_modern_requests() {
+    let e = env();
+    for m in ["GET", "DELETE"] {
+        let h = [("mcp-protocol-version", V)];
+        let r = request(e.addr(), m, "/mcp", &h, b"");
+        assert_eq!(r.status, 405, "{m}");
+        assert_eq!(r.header("allow"), Some("POST"));
+    }
+}
+
+#[test]
+fn legacy_clients_see_no_modern_fields() {
+    let e = env();
+    let s = e.session("2025-11-25");
+    let r = e.call(&s, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+    let res = &r.json()["result"];
+    assert!(res.get("resultType").is_none() && res.get("ttlMs").is_none());
+    let r = e.call(
+        &s,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"alpha__echo","arguments":{"message":"x"}}}"#,
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.json()["result"].get("resultType").is_none());
+    // Unknown methods stay a JSON-RPC error in a 200 for legacy sessions.
+    let r = e.call(&s, r#"{"jsonrpc":"2.0","id":3,"method":"foo/bar"}"#);
+    assert_eq!(error_of(&r), (200, -32601));
+}
