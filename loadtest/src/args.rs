@@ -37,6 +37,9 @@ pub enum Scenario {
     List,
     /// `tools/call` whose downstream reply is an SSE stream.
     Sse,
+    /// `tools/call` to a stdio downstream: the gateway spawns `ringgate-loadtest downstream
+    /// --stdio`; the direct path talks to a second such child of the load test.
+    Stdio,
 }
 
 impl Scenario {
@@ -46,6 +49,7 @@ impl Scenario {
             Scenario::Call10k => "call-10k",
             Scenario::List => "list",
             Scenario::Sse => "sse",
+            Scenario::Stdio => "stdio",
         }
     }
 }
@@ -53,16 +57,8 @@ impl Scenario {
 /// Scenarios of issue 6 that this load test does not run yet, and why.
 pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     (
-        "stdio",
-        "stdio downstream: needs a stdio mode of the bench server and the gateway's stdio pool under load (stdio issue)",
-    ),
-    (
         "modern",
         "2026-07-28 era requests (Mcp-Method/Mcp-Name headers): the gateway's front does not speak the modern era yet",
-    ),
-    (
-        "idle-10k",
-        "10k idle sessions while measuring: needs the per-session memory work and a GET-stream holder (sessions issue)",
     ),
     (
         "reload-storm",
@@ -96,6 +92,10 @@ pub struct Args {
     pub pin_gateway: Pin,
     pub pin_load: Pin,
     pub pin_relay: Pin,
+    /// CPU of the stdio bench servers (both children; default: the gateway's CPU).
+    pub pin_stdio: Pin,
+    /// Idle sessions held open on the gateway path during the run.
+    pub idle_sessions: usize,
     pub gateway_bin: Option<PathBuf>,
     pub gateway_url: Option<String>,
     pub gateway_admin: Option<String>,
@@ -127,6 +127,8 @@ impl Default for Args {
             pin_gateway: Pin::Auto,
             pin_load: Pin::Auto,
             pin_relay: Pin::Auto,
+            pin_stdio: Pin::Auto,
+            idle_sessions: 0,
             gateway_bin: None,
             gateway_url: None,
             gateway_admin: None,
@@ -150,6 +152,8 @@ pub struct DownstreamArgs {
     pub tools: usize,
     pub payload_bytes: usize,
     pub sse: bool,
+    /// Serve one bench server on stdin/stdout (newline-delimited JSON) instead of HTTP.
+    pub stdio: bool,
     pub pin: Pin,
 }
 
@@ -169,7 +173,7 @@ USAGE:
 
 LOAD OPTIONS:
   --mode open|saturate     open loop at --rate (default), or closed loop max throughput
-  --scenario S             call (default) | call-10k | list | sse
+  --scenario S             call (default) | call-10k | list | sse | stdio
   --rate N                 requests/s per path during its slices (default 5000)
   --duration D             measured time, all paths together (default 10s; each path gets D/paths)
   --warmup D               unrecorded warm-up, same interleaving (default 1s)
@@ -184,11 +188,16 @@ LOAD OPTIONS:
   --json FILE              also write the report as JSON
   --quiet                  no progress lines on stderr
   --slow-us N              list every measured request slower than N µs (time into the run, path)
+  --idle-sessions N        after the probes, open N more sessions on the gateway path (connect,
+                           initialize, notifications/initialized) and hold them idle through the
+                           run; reports gateway RSS per idle session (budget: --idle-sessions 10000)
 
 PLACEMENT:
   --pin-gateway CPU|none   CPU of the gateway process (default: 2nd allowed CPU)
   --pin-load CPU|none      CPU of the load generator + bench server (default: 1st allowed CPU)
   --pin-relay CPU|none     CPU of the relay thread (default: same as the gateway)
+  --pin-stdio CPU|none     stdio scenario: CPU of both stdio bench servers (default: the gateway's;
+                           none: each keeps its parent's, load generator's or gateway's)
   (run under `chrt -f 10` for real-time priority; children inherit it)
 
 TARGETS:
@@ -203,6 +212,8 @@ TARGETS:
 DOWNSTREAM SUBCOMMAND:
   --listen ADDR (default 127.0.0.1:9100)  --servers N (consecutive ports)  --tools N
   --payload-bytes N  --sse  --pin CPU|none
+  --stdio                  serve on stdin/stdout (newline-delimited JSON-RPC) instead of HTTP; this
+                           is what the gateway spawns in the stdio scenario
 
 Exit status: 0 when every request succeeded, 1 when any failed, 2 on a usage or setup error.
 ";
@@ -304,6 +315,7 @@ pub fn parse(items: Vec<String>) -> Result<Command, String> {
                             "call-10k" => Scenario::Call10k,
                             "list" => Scenario::List,
                             "sse" => Scenario::Sse,
+                            "stdio" => Scenario::Stdio,
                             other => {
                                 if let Some((_, why)) =
                                     NOT_IMPLEMENTED.iter().find(|(n, _)| *n == other)
@@ -313,7 +325,7 @@ pub fn parse(items: Vec<String>) -> Result<Command, String> {
                                     ));
                                 }
                                 return Err(format!(
-                                    "--scenario: '{v}' (call, call-10k, list or sse)"
+                                    "--scenario: '{v}' (call, call-10k, list, sse or stdio)"
                                 ));
                             }
                         }
@@ -343,6 +355,8 @@ pub fn parse(items: Vec<String>) -> Result<Command, String> {
                     "--pin-gateway" => a.pin_gateway = parse_pin(&v)?,
                     "--pin-load" => a.pin_load = parse_pin(&v)?,
                     "--pin-relay" => a.pin_relay = parse_pin(&v)?,
+                    "--pin-stdio" => a.pin_stdio = parse_pin(&v)?,
+                    "--idle-sessions" => a.idle_sessions = parse_num(f, &v)?,
                     "--gateway-bin" => a.gateway_bin = Some(PathBuf::from(v)),
                     "--gateway-url" => a.gateway_url = Some(v),
                     "--gateway-admin" => a.gateway_admin = Some(v),
@@ -399,6 +413,23 @@ fn validate(a: &Args) -> Result<(), String> {
     if a.servers == Some(0) || a.tools == Some(0) {
         return Err("--servers and --tools must be at least 1".into());
     }
+    if a.idle_sessions > 0 && !a.paths.iter().any(|p| p == "gateway") {
+        return Err(
+            "--idle-sessions holds its sessions on the gateway path: keep gateway in --paths"
+                .into(),
+        );
+    }
+    if a.scenario == Scenario::Stdio {
+        if a.direct_url.is_some() || a.downstream_listen.is_some() {
+            return Err(
+                "--scenario stdio: the downstream is a stdio child; --direct-url and --downstream-listen do not apply"
+                    .into(),
+            );
+        }
+        if a.servers.is_some_and(|n| n > 1) {
+            return Err("--scenario stdio runs one stdio server (--servers 1)".into());
+        }
+    }
     Ok(())
 }
 
@@ -409,6 +440,7 @@ fn parse_downstream(items: Vec<String>) -> Result<Command, String> {
         tools: 1,
         payload_bytes: 5,
         sse: false,
+        stdio: false,
         pin: Pin::None,
     };
     let mut c = Cursor { items, pos: 0 };
@@ -417,6 +449,7 @@ fn parse_downstream(items: Vec<String>) -> Result<Command, String> {
         match f {
             "-h" | "--help" => return Ok(Command::Help),
             "--sse" => d.sse = true,
+            "--stdio" => d.stdio = true,
             _ => {
                 let v = c.value(f, inline)?;
                 match f {
@@ -436,6 +469,11 @@ fn parse_downstream(items: Vec<String>) -> Result<Command, String> {
     }
     if d.servers == 0 || d.tools == 0 {
         return Err("--servers and --tools must be at least 1".into());
+    }
+    if d.stdio && (d.servers > 1 || d.sse) {
+        return Err(
+            "downstream --stdio serves one server with JSON lines (no --servers, --sse)".into(),
+        );
     }
     Ok(Command::Downstream(d))
 }
@@ -492,12 +530,51 @@ mod tests {
             &["--paths", "nope"],
             &["--bogus", "1"],
             &["--rate"],
-            &["--scenario", "stdio"],
+            &["--scenario", "modern"],
+            &["--idle-sessions", "10", "--paths", "direct,relay"],
+            &[
+                "--scenario",
+                "stdio",
+                "--direct-url",
+                "http://127.0.0.1:1/mcp",
+            ],
+            &["downstream", "--stdio", "--servers", "2"],
         ] {
             assert!(
                 parse(bad.iter().map(|s| s.to_string()).collect()).is_err(),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn idle_sessions_and_stdio() {
+        let a = run(&[
+            "--idle-sessions",
+            "10000",
+            "--scenario=stdio",
+            "--pin-stdio",
+            "1",
+        ]);
+        assert_eq!(a.idle_sessions, 10_000);
+        assert_eq!(a.scenario, Scenario::Stdio);
+        assert_eq!(a.pin_stdio, Pin::Cpu(1));
+        assert_eq!(run(&[]).idle_sessions, 0);
+        let items = [
+            "downstream",
+            "--stdio",
+            "--payload-bytes",
+            "10240",
+            "--pin",
+            "1",
+        ];
+        match parse(items.iter().map(|s| s.to_string()).collect()) {
+            Ok(Command::Downstream(d)) => {
+                assert!(d.stdio);
+                assert_eq!(d.payload_bytes, 10_240);
+                assert_eq!(d.pin, Pin::Cpu(1));
+            }
+            _ => panic!("not the downstream subcommand"),
         }
     }
 }

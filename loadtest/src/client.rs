@@ -5,6 +5,10 @@
 //! (pre-built pieces around a fresh numeric id) and reads the reply, JSON or SSE, to the end, so the
 //! connection stays reusable; it is a success only for HTTP 200 carrying a JSON-RPC response
 //! with the same id and no `error`.
+//!
+//! A target may instead be a stdio child of the load test (`Target::stdio`, the stdio scenario's
+//! direct path): then every `McpConn` of the path is a slot on that one child's session, and a call
+//! is one line out and its response line back (see `stdio`).
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -14,6 +18,8 @@ use bytes::Bytes;
 use monoio::net::TcpStream;
 use ringgate::transport::http::{client::ResponseHead, connect, ClientConn, HttpError};
 use ringgate::wire::{self, encode, format_u64_id, Kind, SseDecoder};
+
+use crate::stdio::StdioLink;
 
 /// Largest reply body accepted (a merged `tools/list` of 500 tools is ~130 KB).
 const MAX_REPLY: usize = 64 * 1024 * 1024;
@@ -34,6 +40,8 @@ pub struct Target {
     pub authority: String,
     /// Request path, e.g. `/mcp`.
     pub path: String,
+    /// A stdio child instead of an HTTP endpoint (`addr`, `authority` and `path` are unused).
+    pub stdio: Option<Rc<StdioLink>>,
 }
 
 impl Target {
@@ -64,7 +72,20 @@ impl Target {
             addr,
             authority: authority.to_string(),
             path: path.to_string(),
+            stdio: None,
         })
+    }
+
+    /// A path to a stdio child of the load test, described by `url` (e.g. `stdio:PROGRAM ARGS`).
+    pub fn stdio(name: &str, url: &str, link: Rc<StdioLink>) -> Target {
+        Target {
+            name: name.to_string(),
+            url: url.to_string(),
+            addr: ([0, 0, 0, 0], 0).into(),
+            authority: String::new(),
+            path: String::new(),
+            stdio: Some(link),
+        }
     }
 
     /// A target for a local address, MCP endpoint `/mcp`.
@@ -163,9 +184,25 @@ fn snippet(body: &[u8]) -> String {
     text.trim().to_string()
 }
 
+/// The `initialize` params the load generator sends.
+pub fn initialize_params() -> String {
+    format!(
+        "{{\"protocolVersion\":\"{CLIENT_VERSION}\",\"capabilities\":{{}},\"clientInfo\":{{\"name\":\"ringgate-loadtest\",\"version\":\"{}\"}}}}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// How an `McpConn` reaches its server.
+enum Wire {
+    /// A keep-alive HTTP/1.1 connection with its own session.
+    Http(ClientConn<TcpStream>),
+    /// A slot on a stdio child's (shared) session.
+    Stdio(Rc<StdioLink>),
+}
+
 /// One MCP session on one connection.
 pub struct McpConn {
-    conn: ClientConn<TcpStream>,
+    wire: Wire,
     target: Rc<Target>,
     session: Option<Bytes>,
     version: Bytes,
@@ -173,22 +210,36 @@ pub struct McpConn {
 }
 
 impl McpConn {
-    /// Connects and performs the MCP handshake.
+    /// Connects and performs the MCP handshake (a stdio target's session is already open: this
+    /// only takes a slot on it).
+    ///
+    /// Nothing is read or written on the connection afterwards until the next `call`: an idle
+    /// `McpConn` has no I/O in flight, so holding thousands costs the server only their sessions.
     pub async fn open(target: Rc<Target>) -> Result<McpConn, Failure> {
+        let version = Bytes::from_static(CLIENT_VERSION.as_bytes());
+        if let Some(link) = &target.stdio {
+            if !link.is_open() {
+                return Err(Failure::Io("the stdio server is gone".into()));
+            }
+            return Ok(McpConn {
+                wire: Wire::Stdio(link.clone()),
+                target,
+                session: None,
+                version,
+                next_id: 0,
+            });
+        }
         let conn = connect(target.addr)
             .await
             .map_err(|e| Failure::Io(format!("connect {}: {e}", target.addr)))?;
         let mut me = McpConn {
-            conn,
+            wire: Wire::Http(conn),
             target,
             session: None,
-            version: Bytes::from_static(CLIENT_VERSION.as_bytes()),
+            version,
             next_id: 1,
         };
-        let params = format!(
-            "{{\"protocolVersion\":\"{CLIENT_VERSION}\",\"capabilities\":{{}},\"clientInfo\":{{\"name\":\"ringgate-loadtest\",\"version\":\"{}\"}}}}",
-            env!("CARGO_PKG_VERSION")
-        );
+        let params = initialize_params();
         let init = encode::request(b"0", "initialize", Some(params.as_bytes()));
         let (reply, session) = me.exchange(&[init], Some(b"0")).await?;
         let reply = reply.ok_or_else(|| Failure::Protocol("initialize got 202".into()))?;
@@ -205,16 +256,29 @@ impl McpConn {
 
     /// Whether another request may be sent (else reopen).
     pub fn is_reusable(&self) -> bool {
-        self.conn.is_reusable()
+        match &self.wire {
+            Wire::Http(conn) => conn.is_reusable(),
+            Wire::Stdio(link) => link.is_open(),
+        }
     }
 
     /// Sends one request from `tpl` with a fresh id; returns the reply's size in bytes.
     pub async fn call(&mut self, tpl: &RequestTemplate) -> Result<usize, Failure> {
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = match &self.wire {
+            Wire::Stdio(link) => link.next_id(),
+            Wire::Http(_) => {
+                self.next_id += 1;
+                self.next_id - 1
+            }
+        };
         let id_text = format_u64_id(id);
         let id_bytes = Bytes::copy_from_slice(id_text.as_bytes());
         let body = [tpl.prefix.clone(), id_bytes.clone(), tpl.suffix.clone()];
+        if let Wire::Stdio(link) = &self.wire {
+            let reply = link.request(&body, id).await?;
+            check_response(&reply, &id_bytes)?;
+            return Ok(reply.len());
+        }
         let (reply, _) = self.exchange(&body, Some(&id_bytes)).await?;
         reply
             .map(|r| r.len())
@@ -236,22 +300,20 @@ impl McpConn {
             headers.push(("mcp-protocol-version", &self.version));
         }
         let t = &self.target;
-        self.conn
-            .send_request("POST", &t.path, &t.authority, &headers, body)
+        let Wire::Http(conn) = &mut self.wire else {
+            return Err(Failure::Protocol("an HTTP exchange on a stdio slot".into()));
+        };
+        conn.send_request("POST", &t.path, &t.authority, &headers, body)
             .await
             .map_err(io)?;
-        let head = self.conn.read_response_head().await.map_err(http)?;
+        let head = conn.read_response_head().await.map_err(http)?;
         let session = head.header("mcp-session-id").map(Bytes::copy_from_slice);
         if head.status == 202 {
-            self.conn.read_body(&head, MAX_REPLY).await.map_err(http)?;
+            conn.read_body(&head, MAX_REPLY).await.map_err(http)?;
             return Ok((None, session));
         }
         if head.status != 200 {
-            let body = self
-                .conn
-                .read_body(&head, 64 * 1024)
-                .await
-                .unwrap_or_default();
+            let body = conn.read_body(&head, 64 * 1024).await.unwrap_or_default();
             return Err(Failure::Status(head.status, snippet(&body)));
         }
         let sse = head
@@ -260,7 +322,7 @@ impl McpConn {
         let msg = if sse {
             self.read_sse(&head, expect_id).await?
         } else {
-            let body = self.conn.read_body(&head, MAX_REPLY).await.map_err(http)?;
+            let body = conn.read_body(&head, MAX_REPLY).await.map_err(http)?;
             if body.is_empty() && expect_id.is_none() {
                 return Ok((None, session));
             }
@@ -278,10 +340,13 @@ impl McpConn {
         head: &ResponseHead,
         expect_id: Option<&[u8]>,
     ) -> Result<Bytes, Failure> {
-        let mut state = self.conn.body_state(head);
+        let Wire::Http(conn) = &mut self.wire else {
+            return Err(Failure::Protocol("SSE on a stdio slot".into()));
+        };
+        let mut state = conn.body_state(head);
         let mut decoder = SseDecoder::new(MAX_REPLY);
         let mut response: Option<Bytes> = None;
-        while let Some(chunk) = self.conn.read_body_chunk(&mut state).await.map_err(http)? {
+        while let Some(chunk) = conn.read_body_chunk(&mut state).await.map_err(http)? {
             decoder
                 .feed(&chunk)
                 .map_err(|e| Failure::Protocol(format!("SSE: {e}")))?;
@@ -302,7 +367,7 @@ impl McpConn {
 }
 
 /// A success is a JSON-RPC response with our id and a `result`.
-fn check_response(msg: &[u8], id: &[u8]) -> Result<(), Failure> {
+pub fn check_response(msg: &[u8], id: &[u8]) -> Result<(), Failure> {
     let env = wire::parse(msg)
         .map_err(|e| Failure::Protocol(format!("bad reply JSON ({e:?}): {}", snippet(msg))))?;
     match env.kind {

@@ -14,12 +14,28 @@ use crate::sys;
 /// What to start.
 pub struct Spec {
     pub bin: PathBuf,
-    /// Downstream servers: (name, MCP URL).
+    /// Downstream HTTP servers: (name, MCP URL).
     pub servers: Vec<(String, String)>,
+    /// A downstream stdio server the gateway spawns (the stdio scenario).
+    pub stdio: Option<StdioServer>,
     pub page_size: Option<usize>,
     pub pool_size: Option<usize>,
     /// CPUs the gateway may use (one when pinned, else all this process was allowed).
     pub cpus: Vec<usize>,
+    /// `gateway.limits.idle_timeout_ms`, when idle sessions must outlive the default (60 s).
+    pub idle_timeout_ms: Option<u64>,
+}
+
+/// A `transport = "stdio"` server entry.
+pub struct StdioServer {
+    pub name: String,
+    pub command: PathBuf,
+    pub args: Vec<String>,
+}
+
+/// A TOML basic string (JSON string escapes are valid TOML escapes).
+fn toml_string(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
 }
 
 /// A spawned gateway; stopped (SIGTERM, then SIGKILL) on drop.
@@ -62,6 +78,19 @@ pub fn config_text(spec: &Spec, listen: SocketAddr, admin: SocketAddr) -> String
     );
     if let Some(n) = spec.page_size {
         let _ = writeln!(t, "page_size = {n}");
+    }
+    if let Some(ms) = spec.idle_timeout_ms {
+        let _ = writeln!(t, "\n[gateway.limits]\nidle_timeout_ms = {ms}");
+    }
+    if let Some(s) = &spec.stdio {
+        let args: Vec<String> = s.args.iter().map(|a| toml_string(a)).collect();
+        let _ = writeln!(
+            t,
+            "\n[[server]]\nname = {}\ntransport = \"stdio\"\ncommand = {}\nargs = [{}]",
+            toml_string(&s.name),
+            toml_string(&s.command.to_string_lossy()),
+            args.join(", ")
+        );
     }
     for (name, url) in &spec.servers {
         let _ = writeln!(
@@ -341,9 +370,11 @@ mod tests {
                 ("bench0".into(), "http://127.0.0.1:9000/mcp".into()),
                 ("bench1".into(), "http://127.0.0.1:9001/mcp".into()),
             ],
+            stdio: None,
             page_size: Some(500),
             pool_size: Some(8),
             cpus: vec![0],
+            idle_timeout_ms: None,
         };
         let text = config_text(
             &spec,
@@ -358,6 +389,46 @@ mod tests {
             v["server"][1]["url"].as_str(),
             Some("http://127.0.0.1:9001/mcp")
         );
+        let cfg = ringgate::config::parse_str(&text, &|_| None);
+        assert!(cfg.is_ok(), "{:?}", cfg.err().map(|e| e.to_string()));
+    }
+
+    #[test]
+    fn stdio_config_is_valid_for_the_gateway() {
+        let spec = Spec {
+            bin: PathBuf::from("ringgate"),
+            servers: Vec::new(),
+            stdio: Some(StdioServer {
+                name: "bench".into(),
+                command: PathBuf::from("/opt/a \"b\"/ringgate-loadtest"),
+                args: vec![
+                    "downstream".into(),
+                    "--stdio".into(),
+                    "--pin".into(),
+                    "1".into(),
+                ],
+            }),
+            page_size: None,
+            pool_size: Some(8),
+            cpus: vec![0],
+            idle_timeout_ms: Some(600_000),
+        };
+        let text = config_text(
+            &spec,
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        );
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(
+            v["gateway"]["limits"]["idle_timeout_ms"].as_integer(),
+            Some(600_000)
+        );
+        assert_eq!(v["server"][0]["transport"].as_str(), Some("stdio"));
+        assert_eq!(
+            v["server"][0]["command"].as_str(),
+            Some("/opt/a \"b\"/ringgate-loadtest")
+        );
+        assert_eq!(v["server"][0]["args"][1].as_str(), Some("--stdio"));
         let cfg = ringgate::config::parse_str(&text, &|_| None);
         assert!(cfg.is_ok(), "{:?}", cfg.err().map(|e| e.to_string()));
     }

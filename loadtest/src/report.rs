@@ -119,6 +119,62 @@ pub struct GatewayFacts {
     pub log_samples: Vec<String>,
 }
 
+/// `--idle-sessions`: what holding many idle sessions on the gateway cost.
+#[derive(Debug, Clone, Default)]
+pub struct IdleFacts {
+    /// `--idle-sessions`.
+    pub requested: usize,
+    /// What was attempted (less than requested when descriptors ran short).
+    pub attempted: usize,
+    /// Why fewer were attempted than requested.
+    pub capped: Option<String>,
+    pub opened: usize,
+    pub failed: usize,
+    pub first_error: Option<String>,
+    /// Seconds the handshakes took, all of them.
+    pub open_s: f64,
+    /// Gateway RSS just before opening them and once they were open.
+    pub rss_before_kib: Option<u64>,
+    pub rss_after_kib: Option<u64>,
+    /// Sockets the gateway process held: before opening, once open, after the run.
+    pub gateway_sockets: [Option<usize>; 3],
+    /// After the run: sessions that answered a ping, and the failures.
+    pub alive_after: Option<usize>,
+    pub lost_after: usize,
+    pub lost_first_error: Option<String>,
+    /// `RLIMIT_NOFILE` (soft, hard) of the load test and of the spawned gateway.
+    pub nofile_load: Option<(u64, u64)>,
+    pub nofile_gateway: Option<(u64, u64)>,
+}
+
+impl IdleFacts {
+    /// (RSS once open − RSS before) / sessions opened, KiB.
+    pub fn kib_per_session(&self) -> Option<f64> {
+        let (before, after) = (self.rss_before_kib?, self.rss_after_kib?);
+        (self.opened > 0).then(|| (after as f64 - before as f64) / self.opened as f64)
+    }
+
+    /// Handshakes that failed plus sessions lost during the run.
+    pub fn failures(&self) -> u64 {
+        (self.failed + self.lost_after) as u64
+    }
+}
+
+fn opt_limit(l: Option<(u64, u64)>) -> String {
+    let n = |v: u64| {
+        if v == u64::MAX {
+            "unlimited".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    l.map_or("?".into(), |(s, h)| format!("{}/{}", n(s), n(h)))
+}
+
+fn opt_count(c: Option<usize>) -> String {
+    c.map_or("?".into(), |c| c.to_string())
+}
+
 /// How the run was set up.
 #[derive(Debug, Clone)]
 pub struct Meta {
@@ -133,9 +189,13 @@ pub struct Meta {
     pub servers: usize,
     pub tools: usize,
     pub payload_bytes: usize,
+    /// How the bench server is reached: `http`, `http (SSE replies)`, `stdio`.
+    pub transport: &'static str,
     pub load_cpus: String,
     pub gateway_cpus: String,
     pub relay_cpus: String,
+    /// The stdio bench servers' CPUs (stdio scenario).
+    pub stdio_cpus: Option<String>,
     pub cpu_model: String,
     pub cpus: usize,
     pub kernel: String,
@@ -172,6 +232,7 @@ pub struct Report {
     pub warm_failed: u64,
     pub gateway: Option<GatewayFacts>,
     pub bench: Option<BenchCounts>,
+    pub idle: Option<IdleFacts>,
 }
 
 fn r2(v: f64) -> f64 {
@@ -196,9 +257,12 @@ fn budget_f64(b: &toml::Value, table: &str, key: &str) -> Option<f64> {
 }
 
 impl Report {
-    /// Total failed requests, warm-up included.
+    /// Total failed requests, warm-up included, and idle sessions that failed to open or were
+    /// lost.
     pub fn failed(&self) -> u64 {
-        self.warm_failed + self.paths.iter().map(|p| p.failed).sum::<u64>()
+        self.warm_failed
+            + self.paths.iter().map(|p| p.failed).sum::<u64>()
+            + self.idle.as_ref().map_or(0, IdleFacts::failures)
     }
 
     fn path(&self, name: &str) -> Option<&PathResult> {
@@ -332,11 +396,20 @@ impl Report {
                 });
             }
             if let Some(limit) = budget_f64(&b, "gateway", "idle_session_max_kib") {
+                let per = self.idle.as_ref().and_then(IdleFacts::kib_per_session);
+                let measured = match (&self.idle, per) {
+                    (_, Some(k)) => format!(
+                        "{k:.2} KiB × {}",
+                        self.idle.as_ref().map_or(0, |i| i.opened)
+                    ),
+                    (Some(_), None) => "n/a (gateway RSS unknown)".into(),
+                    (None, None) => "n/a (run with --idle-sessions 10000)".into(),
+                };
                 out.push(Check {
-                    what: "memory per idle session".into(),
+                    what: "gateway RSS per idle session".into(),
                     limit: format!("≤ {limit} KiB"),
-                    measured: "n/a (needs the idle-10k scenario)".into(),
-                    pass: None,
+                    measured,
+                    pass: per.map(|k| k <= limit),
                 });
             }
         }
@@ -364,14 +437,38 @@ impl Report {
         );
         let _ = writeln!(
             t,
-            "  downstream: {} server(s) × {} tool(s), {} B payload · machine: {}, {} CPUs, Linux {} · {}",
-            m.servers, m.tools, m.payload_bytes, m.cpu_model, m.cpus, m.kernel, m.sched
+            "  downstream: {} {} server(s) × {} tool(s), {} B payload · machine: {}, {} CPUs, Linux {} · {}",
+            m.servers, m.transport, m.tools, m.payload_bytes, m.cpu_model, m.cpus, m.kernel, m.sched
         );
-        let _ = writeln!(
-            t,
-            "  CPUs: load+downstream {} · gateway {} · relay {}",
-            m.load_cpus, m.gateway_cpus, m.relay_cpus
-        );
+        match &m.stdio_cpus {
+            Some(stdio) => {
+                let _ = writeln!(
+                    t,
+                    "  CPUs: load {} · gateway {} · stdio servers {}",
+                    m.load_cpus, m.gateway_cpus, stdio
+                );
+                let _ = writeln!(
+                    t,
+                    "  stdio: direct = the load test → its own stdio child, gateway = HTTP → ringgate → \
+                     ringgate's stdio child\n  (same program and arguments; added = what ringgate costs \
+                     in front of a stdio server, HTTP front included)"
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    t,
+                    "  CPUs: load+downstream {} · gateway {} · relay {}",
+                    m.load_cpus, m.gateway_cpus, m.relay_cpus
+                );
+            }
+        }
+        if let Some(i) = &self.idle {
+            let _ = writeln!(
+                t,
+                "  idle sessions: {} held open on the gateway path through warm-up and run",
+                i.opened
+            );
+        }
         let _ = writeln!(
             t,
             "\n  {:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7} {:>9}",
@@ -479,6 +576,50 @@ impl Report {
                 );
             }
         }
+        if let Some(i) = &self.idle {
+            let _ = writeln!(
+                t,
+                "\n  idle sessions: {} requested · {} opened, {} failed in {:.2}s (initialize + notifications/initialized, {} at a time)",
+                i.requested,
+                i.opened,
+                i.failed,
+                i.open_s,
+                crate::idle::WINDOW
+            );
+            if let Some(why) = &i.capped {
+                let _ = writeln!(t, "    capped to {}: {why}", i.attempted);
+            }
+            if let Some(e) = &i.first_error {
+                let _ = writeln!(t, "    first failure: {e}");
+            }
+            let per = i
+                .kib_per_session()
+                .map_or("n/a".into(), |k| format!("{k:.2} KiB per idle session"));
+            let _ = writeln!(
+                t,
+                "    gateway RSS: {} before · {} with them open → {per}",
+                opt_mib(i.rss_before_kib),
+                opt_mib(i.rss_after_kib)
+            );
+            let _ = writeln!(
+                t,
+                "    gateway sockets: {} before · {} open · {} after the run · after the run {} of {} answered ping",
+                opt_count(i.gateway_sockets[0]),
+                opt_count(i.gateway_sockets[1]),
+                opt_count(i.gateway_sockets[2]),
+                opt_count(i.alive_after),
+                i.opened
+            );
+            if let Some(e) = &i.lost_first_error {
+                let _ = writeln!(t, "    first lost session: {e}");
+            }
+            let _ = writeln!(
+                t,
+                "    RLIMIT_NOFILE soft/hard: load test {} · gateway {}",
+                opt_limit(i.nofile_load),
+                opt_limit(i.nofile_gateway)
+            );
+        }
         if let Some(b) = &self.bench {
             let _ = writeln!(
                 t,
@@ -487,10 +628,23 @@ impl Report {
             );
         }
         let failing: Vec<&PathResult> = self.paths.iter().filter(|p| p.failed > 0).collect();
-        if !failing.is_empty() || self.warm_failed > 0 {
+        let idle_failures = self.idle.as_ref().map_or(0, IdleFacts::failures);
+        if !failing.is_empty() || self.warm_failed > 0 || idle_failures > 0 {
             let _ = writeln!(t, "\n  FAILURES");
             if self.warm_failed > 0 {
                 let _ = writeln!(t, "  warm-up: {} failed requests", self.warm_failed);
+            }
+            if let Some(i) = self.idle.as_ref().filter(|i| i.failures() > 0) {
+                let _ = writeln!(
+                    t,
+                    "  idle sessions: {} failed to open, {} lost during the run — first: {}",
+                    i.failed,
+                    i.lost_after,
+                    i.first_error
+                        .as_deref()
+                        .or(i.lost_first_error.as_deref())
+                        .unwrap_or("?")
+                );
             }
             for p in failing {
                 let classes: Vec<String> = p
@@ -588,7 +742,11 @@ impl Report {
                 "servers": m.servers,
                 "tools": m.tools,
                 "payload_bytes": m.payload_bytes,
-                "cpus": { "load": m.load_cpus, "gateway": m.gateway_cpus, "relay": m.relay_cpus },
+                "downstream_transport": m.transport,
+                "cpus": {
+                    "load": m.load_cpus, "gateway": m.gateway_cpus, "relay": m.relay_cpus,
+                    "stdio": m.stdio_cpus,
+                },
             },
             "machine": {
                 "cpu": m.cpu_model, "cpus": m.cpus, "kernel": m.kernel, "sched": m.sched,
@@ -616,6 +774,27 @@ impl Report {
                 "connections_during": b.connections_during,
                 "requests_during": b.requests_during,
                 "sessions_during": b.sessions_during,
+            })),
+            "idle_sessions": self.idle.as_ref().map(|i| json!({
+                "requested": i.requested,
+                "attempted": i.attempted,
+                "capped": i.capped,
+                "opened": i.opened,
+                "failed": i.failed,
+                "first_error": i.first_error,
+                "open_s": r2(i.open_s),
+                "gateway_rss_before_kib": i.rss_before_kib,
+                "gateway_rss_after_kib": i.rss_after_kib,
+                "kib_per_session": i.kib_per_session().map(r2),
+                "gateway_sockets": {
+                    "before": i.gateway_sockets[0],
+                    "open": i.gateway_sockets[1],
+                    "after_run": i.gateway_sockets[2],
+                },
+                "alive_after_run": i.alive_after,
+                "lost_during_run": i.lost_after,
+                "lost_first_error": i.lost_first_error,
+                "nofile": { "load": i.nofile_load, "gateway": i.nofile_gateway },
             })),
             "warmup_errors": self.warm_failed,
             "errors": self.failed(),
@@ -692,9 +871,11 @@ mod tests {
                 servers: 1,
                 tools: 1,
                 payload_bytes: 5,
+                transport: "http",
                 load_cpus: "0".into(),
                 gateway_cpus: "1".into(),
                 relay_cpus: "1".into(),
+                stdio_cpus: None,
                 cpu_model: "x".into(),
                 cpus: 2,
                 kernel: "k".into(),
@@ -709,6 +890,7 @@ mod tests {
             warm_failed: 0,
             gateway: None,
             bench: None,
+            idle: None,
         };
         let added = r.added();
         assert_eq!(added.len(), 2);
@@ -724,5 +906,27 @@ mod tests {
         assert!(r
             .text()
             .contains("gateway added p50 / relay added p50 = 1.50"));
+    }
+
+    #[test]
+    fn idle_sessions_are_checked_against_the_budget() {
+        let i = IdleFacts {
+            requested: 10_000,
+            attempted: 10_000,
+            opened: 10_000,
+            rss_before_kib: Some(16_000),
+            rss_after_kib: Some(16_000 + 80_000),
+            alive_after: Some(10_000),
+            ..IdleFacts::default()
+        };
+        assert_eq!(i.kib_per_session(), Some(8.0));
+        assert_eq!(i.failures(), 0);
+        let lost = IdleFacts {
+            failed: 2,
+            lost_after: 3,
+            ..i.clone()
+        };
+        assert_eq!(lost.failures(), 5);
+        assert_eq!(IdleFacts::default().kib_per_session(), None);
     }
 }

@@ -92,6 +92,103 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// Open file descriptors of `pid`: (all, sockets), from `/proc/PID/fd`.
+pub fn open_fds(pid: u32) -> Option<(usize, usize)> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let (mut all, mut sockets) = (0, 0);
+    for entry in dir.flatten() {
+        all += 1;
+        if std::fs::read_link(entry.path())
+            .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+        {
+            sockets += 1;
+        }
+    }
+    Some((all, sockets))
+}
+
+/// `RLIMIT_NOFILE` of `pid` as (soft, hard), from `/proc/PID/limits` (`unlimited` as `u64::MAX`).
+pub fn nofile(pid: u32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let rest = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))?;
+    let mut it = rest.split_whitespace().map(|v| match v {
+        "unlimited" => Some(u64::MAX),
+        n => n.parse().ok(),
+    });
+    Some((it.next()??, it.next()??))
+}
+
+/// Whether this process runs with effective uid 0 (may raise hard limits).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Sets `RLIMIT_NOFILE` of process `pid` with util-linux `prlimit --pid PID --nofile=SOFT:HARD`.
+pub fn set_nofile(pid: u32, soft: u64, hard: u64) -> Result<(), String> {
+    let prlimit = which("prlimit").ok_or("prlimit (util-linux) is not on PATH")?;
+    let out = std::process::Command::new(&prlimit)
+        .arg("--pid")
+        .arg(pid.to_string())
+        .arg(format!("--nofile={soft}:{hard}"))
+        .output()
+        .map_err(|e| format!("{}: {e}", prlimit.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "prlimit --pid {pid} --nofile={soft}:{hard}: {} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` of `pid` to its hard limit, or (as root) both to `want` when the
+/// hard limit is lower (up to `fs.nr_open`). Returns the limits in force afterwards; a failure
+/// to raise them comes back as the warning text, next to the unchanged limits.
+pub fn raise_nofile(pid: u32, want: u64) -> (Option<(u64, u64)>, Option<String>) {
+    let Some((soft, hard)) = nofile(pid) else {
+        return (None, Some(format!("cannot read /proc/{pid}/limits")));
+    };
+    let mut tries: Vec<(u64, u64)> = Vec::new();
+    if is_root() && hard < want {
+        let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(1 << 20);
+        let to = want.min(nr_open);
+        if to > hard {
+            tries.push((to, to));
+        }
+    }
+    if soft < hard {
+        tries.push((hard, hard));
+    }
+    let mut warning = None;
+    for (s, h) in tries {
+        if s <= soft {
+            continue;
+        }
+        match set_nofile(pid, s, h) {
+            Ok(()) => {
+                warning = None;
+                break;
+            }
+            Err(e) => warning = Some(e),
+        }
+    }
+    (nofile(pid), warning)
+}
+
 /// A loopback port that was free a moment ago (bind to port 0, read it, release it).
 pub fn free_port() -> io::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -235,5 +332,9 @@ mod tests {
         assert!(!allowed_cpus().is_empty());
         assert!(affinity_of(me).is_some());
         assert!(free_port().unwrap() > 0);
+        let (soft, hard) = nofile(me).unwrap();
+        assert!(soft > 0 && soft <= hard);
+        let (all, sockets) = open_fds(me).unwrap();
+        assert!(all >= 3 && sockets <= all);
     }
 }

@@ -175,6 +175,8 @@ pub fn gateway_changes(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChang
             la.max_sessions != lb.max_sessions,
             "gateway.limits.max_sessions",
         ),
+        // Read per accepted connection, so new certificates apply to new connections.
+        (a.tls != b.tls, "gateway.tls"),
     ];
     c.applied
         .extend(live.iter().filter(|(d, _)| *d).map(|(_, k)| *k));
@@ -192,6 +194,7 @@ pub fn gateway_changes(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChang
     rest.page_size = old.page_size;
     rest.unavailable = old.unavailable;
     rest.limits = old.limits.clone();
+    rest.tls.clone_from(&old.tls);
     if rest != *old {
         c.applied.push("gateway (other keys)");
     }

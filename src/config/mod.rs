@@ -16,6 +16,7 @@ pub mod cli;
 pub mod diff;
 mod expand;
 mod raw;
+pub mod tls;
 mod url;
 mod validate;
 
@@ -30,6 +31,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use self::tls::{ClientTls, FrontTls};
 pub use self::url::{Scheme, Url};
 
 /// Joins a server's prefix and a downstream item name: `prefix + "__" + name`.
@@ -130,6 +132,8 @@ pub struct GatewayConfig {
     pub unavailable: Unavailable,
     /// Resource limits on the front listener and downstream replies.
     pub limits: Limits,
+    /// TLS termination on the front listener (`[gateway.tls]`); `None` serves plain HTTP.
+    pub tls: Option<FrontTls>,
 }
 
 /// The `[gateway.limits]` table, validated: every value is > 0 and below its ceiling.
@@ -228,6 +232,8 @@ pub struct ServerConfig {
     pub transport: Transport,
     /// Endpoint for `http`/`sse`; `None` for `stdio`.
     pub url: Option<Url>,
+    /// Client TLS for an `https://` url (webpki roots plus `ca_file`); `None` otherwise.
+    pub tls: Option<ClientTls>,
     /// Extra headers sent downstream (`http`/`sse`), env-expanded, sorted by name.
     pub headers: Vec<(String, String)>,
     /// Program to spawn (`stdio`), env-expanded.

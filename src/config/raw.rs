@@ -58,6 +58,8 @@ pub(super) struct RawGateway {
     pub unavailable: Unavailable,
     /// `[gateway.limits]`.
     pub limits: RawLimits,
+    /// `[gateway.tls]`: TLS termination on the front listener.
+    pub tls: Option<RawTls>,
 }
 
 impl Default for RawGateway {
@@ -74,8 +76,19 @@ impl Default for RawGateway {
             page_size: DEFAULT_PAGE_SIZE,
             unavailable: DEFAULT_UNAVAILABLE,
             limits: RawLimits::default(),
+            tls: None,
         }
     }
+}
+
+/// `[gateway.tls]`; see `FrontTls`. Both keys are required when the table is present.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawTls {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<String>,
+    /// PEM private key.
+    pub key_file: Option<String>,
 }
 
 /// `[gateway.limits]`; see `Limits` for meanings. Defaults are applied here.
@@ -130,6 +143,8 @@ pub(super) struct RawServer {
     pub transport: Option<Transport>,
     /// Endpoint (http/sse).
     pub url: Option<String>,
+    /// Extra trust roots for an https endpoint (http/sse).
+    pub ca_file: Option<String>,
     /// Extra downstream headers (http/sse).
     pub headers: Option<BTreeMap<String, String>>,
     /// Program to spawn (stdio).
@@ -184,7 +199,8 @@ pub(super) fn parse(text: &str, problems: &mut Problems) -> Option<RawConfig> {
     }
 }
 
-/// `[gateway]`: the nested `limits` table is cleaned first so its keys get their own paths.
+/// `[gateway]`: the nested `limits` and `tls` tables are cleaned first so their keys get their
+/// own paths.
 fn clean_gateway(gateway: Value, problems: &mut Problems) -> Option<Value> {
     let Value::Table(mut table) = gateway else {
         problems.push("gateway", expected_table(&gateway));
@@ -193,6 +209,11 @@ fn clean_gateway(gateway: Value, problems: &mut Problems) -> Option<Value> {
     if let Some(limits) = table.remove("limits") {
         if let Some(limits) = clean_struct::<RawLimits>(limits, "gateway.limits", problems) {
             table.insert("limits".to_owned(), limits);
+        }
+    }
+    if let Some(tls) = table.remove("tls") {
+        if let Some(tls) = clean_struct::<RawTls>(tls, "gateway.tls", problems) {
+            table.insert("tls".to_owned(), tls);
         }
     }
     clean_struct::<RawGateway>(Value::Table(table), "gateway", problems)

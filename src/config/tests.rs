@@ -134,12 +134,14 @@ fn full_expected() -> Config {
         page_size: 50,
         unavailable: Unavailable::Error,
         limits,
+        tls: None,
     };
     let time = ServerConfig {
         name: "time".into(),
         prefix: "t".into(),
         transport: Transport::Stdio,
         url: None,
+        tls: None,
         headers: vec![],
         command: Some("/opt/bin/mcp-server-time".into()),
         args: vec!["--tz".into(), "UTC".into(), "cost$5".into()],
@@ -164,6 +166,7 @@ fn full_expected() -> Config {
             path_and_query: "/mcp?v=1".into(),
             authority: "search.example.com".into(),
         }),
+        tls: Some(ClientTls::load("search.example.com", None).unwrap()),
         headers: vec![
             ("Authorization".into(), "Bearer s3cret".into()),
             ("X-Team".into(), "core".into()),
@@ -182,6 +185,7 @@ fn full_expected() -> Config {
         prefix: String::new(),
         transport: Transport::Sse,
         url: Some(Url::parse("http://[::1]:8080/sse").unwrap()),
+        tls: None,
         headers: vec![],
         pool_size: DEFAULT_POOL_SIZE,
         ..search.clone()

@@ -14,12 +14,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::expand::expand;
-use super::raw::{join, RawConfig, RawGateway, RawLimits, RawServer};
+use super::raw::{join, RawConfig, RawGateway, RawLimits, RawServer, RawTls};
+use super::tls::FrontKey;
 use super::{
-    Config, ConfigError, GatewayConfig, Limits, ServerConfig, Transport, Url, DEFAULT_POOL_SIZE,
-    DEFAULT_REQUIRED, DEFAULT_STATELESS, MAX_BYTES_CEILING, MAX_HEADERS_CEILING,
-    MAX_HEADER_BYTES_CEILING, MAX_JSON_DEPTH_CEILING, MAX_PAGE_SIZE, MAX_POOL_SIZE, MAX_WORKERS,
-    NAMESPACE_SEPARATOR,
+    ClientTls, Config, ConfigError, FrontTls, GatewayConfig, Limits, Scheme, ServerConfig,
+    Transport, Url, DEFAULT_POOL_SIZE, DEFAULT_REQUIRED, DEFAULT_STATELESS, MAX_BYTES_CEILING,
+    MAX_HEADERS_CEILING, MAX_HEADER_BYTES_CEILING, MAX_JSON_DEPTH_CEILING, MAX_PAGE_SIZE,
+    MAX_POOL_SIZE, MAX_WORKERS, NAMESPACE_SEPARATOR,
 };
 
 /// Header names the gateway sets itself on downstream requests (framing, routing, MCP
@@ -73,7 +74,7 @@ impl Problems {
 
 /// Validates a whole raw config. Meaningful only if `problems` is still empty afterwards.
 pub(super) fn validate(raw: RawConfig, env: Env<'_>, problems: &mut Problems) -> Config {
-    let gateway = gateway(raw.gateway, problems);
+    let gateway = gateway(raw.gateway, env, problems);
     // Uniqueness first: a duplicate name explains a duplicate prefix at the same path.
     check_unique(&raw.server, problems);
     let servers = raw
@@ -89,7 +90,8 @@ pub(super) fn validate(raw: RawConfig, env: Env<'_>, problems: &mut Problems) ->
     }
 }
 
-fn gateway(raw: RawGateway, p: &mut Problems) -> GatewayConfig {
+fn gateway(mut raw: RawGateway, env: Env<'_>, p: &mut Problems) -> GatewayConfig {
+    let tls = front_tls(raw.tls.take(), env, p);
     let listen = socket_addr(&raw.listen, "gateway.listen", p);
     let admin_listen = socket_addr(&raw.admin_listen, "gateway.admin_listen", p);
     if let (Some(listen), Some(admin)) = (listen, admin_listen) {
@@ -128,6 +130,42 @@ fn gateway(raw: RawGateway, p: &mut Problems) -> GatewayConfig {
         page_size: bounded(raw.page_size, MAX_PAGE_SIZE, "gateway.page_size", p),
         unavailable: raw.unavailable,
         limits: limits(raw.limits, p),
+        tls,
+    }
+}
+
+/// `[gateway.tls]`: both files required, readable, parsable, and the key must match the leaf.
+fn front_tls(raw: Option<RawTls>, env: Env<'_>, p: &mut Problems) -> Option<FrontTls> {
+    let raw = raw?;
+    const CERT: &str = "gateway.tls.cert_file";
+    const KEY: &str = "gateway.tls.key_file";
+    let cert = required_file(raw.cert_file, CERT, "the PEM certificate chain", env, p);
+    let key = required_file(raw.key_file, KEY, "the PEM private key", env, p);
+    match FrontTls::load(cert?, key?) {
+        Ok(tls) => Some(tls),
+        Err(problems) => {
+            for (key, why) in problems {
+                p.push(if key == FrontKey::Cert { CERT } else { KEY }, why);
+            }
+            None
+        }
+    }
+}
+
+/// A file path that must be given (expanded like other OS strings).
+fn required_file(
+    value: Option<String>,
+    path: &str,
+    what: &str,
+    env: Env<'_>,
+    p: &mut Problems,
+) -> Option<PathBuf> {
+    match value {
+        None => {
+            p.push(path, format!("missing; the path of {what}"));
+            None
+        }
+        Some(text) => os_string(&text, path, env, p).map(PathBuf::from),
     }
 }
 
@@ -391,6 +429,7 @@ fn validate_server(
         prefix,
         transport,
         url: None,
+        tls: None,
         headers: Vec::new(),
         command: None,
         args: Vec::new(),
@@ -415,6 +454,7 @@ fn check_applicable(raw: &RawServer, transport: Transport, path: &str, p: &mut P
     let remote = transport.is_remote();
     let keys = [
         ("url", raw.url.is_some(), remote),
+        ("ca_file", raw.ca_file.is_some(), remote),
         ("headers", raw.headers.is_some(), remote),
         ("pool_size", raw.pool_size.is_some(), remote),
         ("command", raw.command.is_some(), !remote),
@@ -443,7 +483,7 @@ fn remote_fields(
     let url_path = format!("{path}.url");
     match raw.url {
         None => p.push(
-            url_path,
+            &url_path,
             format!("required for transport \"{}\"", server.transport),
         ),
         Some(text) => {
@@ -451,12 +491,48 @@ fn remote_fields(
                 // The expanded text is not echoed: it may carry a token from the environment.
                 match Url::parse(&text) {
                     Ok(url) => server.url = Some(url),
-                    Err(reason) => p.push(url_path, format!("invalid URL: {reason}")),
+                    Err(reason) => p.push(&url_path, format!("invalid URL: {reason}")),
                 }
             }
         }
     }
+    server.tls = client_tls(server.url.as_ref(), raw.ca_file, path, &url_path, env, p);
     server.headers = headers(raw.headers.unwrap_or_default(), path, env, p);
+}
+
+/// Client TLS for an https url: webpki roots plus the optional `ca_file` (loaded and checked
+/// now); `ca_file` on an http url is an error rather than silently ignored.
+fn client_tls(
+    url: Option<&Url>,
+    ca_file: Option<String>,
+    path: &str,
+    url_path: &str,
+    env: Env<'_>,
+    p: &mut Problems,
+) -> Option<ClientTls> {
+    let ca_path = format!("{path}.ca_file");
+    let ca_file = match ca_file {
+        None => None,
+        Some(text) => Some(PathBuf::from(os_string(&text, &ca_path, env, p)?)),
+    };
+    let url = url?;
+    if url.scheme != Scheme::Https {
+        if ca_file.is_some() {
+            p.push(ca_path, "only applies to https:// URLs");
+        }
+        return None;
+    }
+    match ClientTls::load(&url.host, ca_file) {
+        Ok(tls) => Some(tls),
+        Err((true, why)) => {
+            p.push(url_path, why);
+            None
+        }
+        Err((false, why)) => {
+            p.push(ca_path, why);
+            None
+        }
+    }
 }
 
 fn headers(

@@ -21,9 +21,11 @@ use crate::wire::{encode, method};
 /// The id of the gateway's `initialize` request (a string: never collides with minted numeric ids).
 const INIT_ID: &[u8] = b"\"ringgate-init\"";
 
-/// The client capabilities the gateway declares to downstreams.
+/// The client capabilities the gateway declares to downstreams: what real clients (the official
+/// SDKs) declare, so servers offer the gateway everything they would offer such a client. Each
+/// request is then delivered only to a client that declared the capability itself.
 pub const DECLARED_CLIENT_CAPABILITIES: &str =
-    r#"{"sampling":{},"elicitation":{},"roots":{"listChanged":true}}"#;
+    r#"{"sampling":{},"elicitation":{"form":{},"url":{}},"roots":{"listChanged":true}}"#;
 
 /// Builds the `initialize` request the gateway sends downstream.
 fn initialize_request(client_name: &str) -> Bytes {

@@ -24,11 +24,12 @@ use std::borrow::Cow;
 use bytes::Bytes;
 
 use super::super::{one, Outcome, Pieces};
+use super::skim::members;
 use crate::catalog::Snapshot;
 use crate::error::GatewayError;
 use crate::session::versions;
 use crate::wire::names::meta;
-use crate::wire::scan::{for_each_member, key_eq, skip_ws};
+use crate::wire::scan::{key_eq, skip_ws};
 use crate::wire::{code, encode, Span, Splice};
 
 /// How long, and how widely, a client may cache a result.
@@ -215,7 +216,7 @@ pub fn result_edit(msg: &[u8], result: Span, hint: Option<CacheHint>) -> Option<
 /// Whether a result object already has a top-level `resultType` (a modern downstream's).
 pub fn has_result_type(msg: &[u8], result: Span) -> bool {
     let mut found = false;
-    let _ = for_each_member(msg, result.start as usize, |k, escaped, _| {
+    members(msg, result.start as usize, |k, escaped, _| {
         found |= key_eq(k.get(msg), escaped, b"resultType");
     });
     found
@@ -225,7 +226,7 @@ pub fn has_result_type(msg: &[u8], result: Span) -> bool {
 /// doing it) and the HTTP status that code calls for.
 pub fn error_edit(msg: &[u8], error: Span) -> (Option<Splice>, u16) {
     let mut code_span = None;
-    let _ = for_each_member(msg, error.start as usize, |k, escaped, v| {
+    members(msg, error.start as usize, |k, escaped, v| {
         if key_eq(k.get(msg), escaped, b"code") {
             code_span = Some(v);
         }

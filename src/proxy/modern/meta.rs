@@ -10,14 +10,16 @@
 //! 3. the version is a string → else -32602; the gateway serves it → else -32022 with
 //!    `data.supported` and `data.requested`.
 //!
-//! Perf: one walk over the (small) `_meta` object and the top level of `clientCapabilities`;
-//! header values are compared as bytes against body spans, decoding only escaped strings.
+//! Perf: one skim (no re-validation: the envelope scan validated the body) over the `_meta` object
+//! and the top level of `clientCapabilities`; header values are compared as bytes against body
+//! spans, decoding only escaped strings.
 
 use super::answer::Reject;
 use super::headers::{decode_value, RoutingHeaders};
+use super::skim::members;
 use crate::session::{caps, versions};
 use crate::wire::names::meta as key;
-use crate::wire::scan::{for_each_member, key_eq};
+use crate::wire::scan::key_eq;
 use crate::wire::{code, encode, method, Envelope, Span};
 
 /// What a modern request's `_meta` declares.
@@ -67,7 +69,7 @@ pub fn read(body: &[u8], env: &Envelope) -> RequestMeta {
     let Some(span) = env.meta else {
         return m;
     };
-    let _ = for_each_member(body, span.start as usize, |k, escaped, v| {
+    members(body, span.start as usize, |k, escaped, v| {
         let name = k.get(body);
         let is = |lit: &[u8]| key_eq(name, escaped, lit);
         if is(key::PROTOCOL_VERSION) {
@@ -90,7 +92,7 @@ fn capability_flags(body: &[u8], caps_span: Span) -> u8 {
         return 0;
     }
     let mut flags = 0;
-    let _ = for_each_member(body, caps_span.start as usize, |k, escaped, v| {
+    members(body, caps_span.start as usize, |k, escaped, v| {
         let name = k.get(body);
         if key_eq(name, escaped, b"sampling") {
             flags |= caps::SAMPLING;
@@ -210,7 +212,7 @@ fn check_headers(
 pub fn log_level_of(msg: &[u8], env: &Envelope) -> Option<u8> {
     let params = env.params?;
     let mut level = None;
-    let _ = for_each_member(msg, params.start as usize, |k, escaped, v| {
+    members(msg, params.start as usize, |k, escaped, v| {
         if key_eq(k.get(msg), escaped, b"level") {
             level = plain_string(v.get(msg)).and_then(severity);
         }

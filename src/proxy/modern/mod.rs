@@ -26,6 +26,7 @@ mod answer;
 mod headers;
 mod meta;
 mod plan;
+mod skim;
 
 use std::sync::Arc;
 
