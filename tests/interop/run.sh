@@ -724,6 +724,30 @@ c_matrix_servers_clean() {
   judge servers_clean v1_servers_matrix_end "$S_MX_STDIO" "$S_MX_HTTP" "$S_MX_SSE" "$S_TIME" "$S_FB"
 }
 
+# kill -9 of a real stdio peer (server-everything over stdio): its calls fail clearly, the gateway
+# restarts it (new pid), its tools come back, and a call works again. Runs last: it leaves an
+# error in /v1/servers on purpose.
+c_stdio_child_restarts() {
+  local old new deadline=$((SECONDS + 20)) body out
+  old="$(curl -s --max-time 5 "$ADMINX/v1/servers" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(next(s["pid"] for s in d["servers"] if s["name"]==sys.argv[1]) or "")' "$S_MX_STDIO")"
+  if [ -z "$old" ]; then
+    REASON="no pid for $S_MX_STDIO in /v1/servers"
+    return 1
+  fi
+  kill -9 "$old"
+  while :; do
+    new="$(curl -s --max-time 5 "$ADMINX/v1/servers" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); s=next(s for s in d["servers"] if s["name"]==sys.argv[1]); print(s["pid"] if s["up"] and s["tools"] else "")' "$S_MX_STDIO" 2>/dev/null)"
+    [ -n "$new" ] && [ "$new" != "$old" ] && break
+    if [ $SECONDS -ge $deadline ]; then
+      REASON="$S_MX_STDIO (pid $old, killed -9) was not back up with its tools within 20 s: $(curl -s --max-time 5 "$ADMINX/v1/servers")"
+      return 1
+    fi
+    sleep 0.2
+  done
+  mx_client mx_after_kill http legacy "$S_MX_STDIO"
+  judge matrix mx_after_kill "after kill -9 of the stdio peer" "$S_MX_STDIO:${MX_ROLE[$S_MX_STDIO]}" "${MX_CATALOG[@]}"
+}
+
 # alive PID : the process exists and is not a zombie (an orphan's zombie may linger where
 # pid 1 does not reap)
 alive() {
@@ -821,6 +845,7 @@ MX_LAST_USE=$EPOCHREALTIME
 check stdio-front-admin-and-clean-exit c_stdio_front_lifecycle
 check matrix-downstreams-after-idle c_idle_downstreams
 check matrix-servers-no-errors c_matrix_servers_clean
+check stdio-peer-killed-restarts c_stdio_child_restarts
 FINISHED=1
 
 echo "$PASSED passed, $FAILED failed (checks $((SECONDS - CHECKS_START))s, total $((SECONDS - SUITE_START))s)"
