@@ -14,6 +14,7 @@
 //!   anything is forwarded (envelope scan, `_meta` ladder, headers == body);
 //! * `body_first_total`: envelope scan, `_meta` ladder, then route and policy from the body's
 //!   (decoded) name: the path without routing headers (stdio);
+//! * `ladder_only`: the `_meta` ladder and header comparison alone (body already scanned);
 //! * `envelope_parse_only`: the envelope scan alone, for scale.
 
 use std::hint::black_box;
@@ -101,6 +102,9 @@ fn benches(c: &mut Criterion) {
             let plan = modern::decide_from_body(&snap, &req, &env, "tools/call");
             (plan.is_ok(), meta.caps, env.id)
         })
+    });
+    g.bench_function("ladder_only", |bn| {
+        bn.iter(|| modern::verify(black_box(&body), &env, Some(&h)).map(|m| m.caps))
     });
     g.bench_function("envelope_parse_only", |bn| {
         bn.iter(|| wire::parse(black_box(&body)).map(|e| e.name))

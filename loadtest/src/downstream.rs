@@ -7,6 +7,9 @@
 //! chunked stream, the way SDK servers stream. Every reply is pre-encoded once and written as
 //! refcounted pieces around the request's own id bytes, so the server costs little next to what
 //! it serves: it runs on the load generator's core and must not be the bottleneck.
+//!
+//! The same behaviour over stdio (`downstream --stdio`, the stdio scenario) is in `stdio`, which
+//! shares the pre-encoded results and helpers below.
 
 use std::cell::Cell;
 use std::io;

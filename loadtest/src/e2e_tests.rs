@@ -115,3 +115,118 @@ fn a_wrong_session_is_refused() {
     })
     .expect("runtime");
 }
+
+#[test]
+fn idle_sessions_open_stay_quiet_and_answer_ping_later() {
+    crate::block_on(async {
+        let cfg = BenchConfig {
+            name: "bench".into(),
+            tools: 1,
+            payload_bytes: 5,
+            sse: false,
+        };
+        let (addr, bench) =
+            downstream::start(([127, 0, 0, 1], 0).into(), cfg).expect("bench server listens");
+        let target = Rc::new(Target::local("gateway", addr));
+        let (conns, tally) = crate::idle::open(target, 300).await;
+        assert_eq!(
+            (tally.ok, tally.failed),
+            (300, 0),
+            "{:?}",
+            tally.first_error
+        );
+        assert_eq!(conns.len(), 300);
+        let (accepted, requests, sessions) = bench.counters();
+        assert_eq!((accepted, sessions), (300, 300));
+        assert_eq!(requests, 600, "initialize + notifications/initialized each");
+        monoio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(bench.counters().1, 600, "held sessions send nothing");
+        let (conns, pinged) = crate::idle::ping_all(conns).await;
+        assert_eq!(
+            (pinged.ok, pinged.failed),
+            (300, 0),
+            "{:?}",
+            pinged.first_error
+        );
+        assert_eq!(conns.len(), 300);
+        assert_eq!(bench.counters().1, 900);
+    })
+    .expect("runtime");
+}
+
+/// Marker argument: the test binary re-run as a stdio bench server (see `stdio_child`).
+const STDIO_CHILD: &str = "loadtest-stdio-child";
+
+/// Not a test of its own: when the test binary is started with `STDIO_CHILD` among its arguments
+/// (by `stdio_link_carries_an_open_loop`), this serves the bench server on stdin/stdout and exits.
+#[test]
+fn stdio_child() {
+    if std::env::args().any(|a| a == STDIO_CHILD) {
+        // End the harness's "test e2e_tests::stdio_child ... " line, so replies start a line.
+        use std::io::Write as _;
+        let _ = std::io::stdout().lock().write_all(b"\n");
+        let code = crate::stdio::serve(BenchConfig {
+            name: "bench".into(),
+            tools: 2,
+            payload_bytes: 300,
+            sse: false,
+        });
+        std::process::exit(code);
+    }
+}
+
+#[test]
+fn stdio_link_carries_an_open_loop() {
+    crate::block_on(async {
+        let exe = std::env::current_exe().expect("test binary");
+        // The harness's own lines ("running 1 test") on stdout are not JSON: the link skips them.
+        // Replies must be told apart from them by line, and the link does exactly that.
+        let args: Vec<String> = [
+            "e2e_tests::stdio_child",
+            STDIO_CHILD,
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let link = crate::stdio::StdioLink::spawn(&exe, &args)
+            .await
+            .expect("stdio child answers initialize");
+        let pid = link.pid;
+        let target = Rc::new(Target::stdio("direct", "stdio:test", link.clone()));
+        let mut c = McpConn::open(target.clone()).await.expect("slot");
+        let n = c
+            .call(&RequestTemplate::tools_call("echo"))
+            .await
+            .expect("call");
+        assert!(n > 300, "reply carries the payload ({n} bytes)");
+        let unknown = c.call(&RequestTemplate::tools_call("nope")).await;
+        assert!(matches!(unknown, Err(Failure::Rpc(_))), "{unknown:?}");
+
+        let path = PathRun::new(
+            target,
+            RequestTemplate::tools_call("echo"),
+            Duration::from_secs(2),
+            Duration::ZERO,
+        );
+        path.connect(8).await.expect("slots");
+        path.probe().await.expect("probe");
+        let ms = Duration::from_millis;
+        let plan = Plan::new(1, ms(20), ms(20), ms(100));
+        load::run_open(std::slice::from_ref(&path), 4000.0, &plan, ms(500)).await;
+        {
+            let s = path.stats.borrow();
+            assert_eq!(s.failed + s.warm_failed, 0, "{:?}", s.first_failure);
+            assert!(s.ok >= 350, "{} ok", s.ok);
+            assert_eq!(s.ok, s.offered);
+        }
+        drop(c);
+        drop(path);
+        drop(link);
+        // The last handle gone, the child is stopped and reaped.
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    })
+    .expect("runtime");
+}

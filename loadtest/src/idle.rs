@@ -71,7 +71,9 @@ pub async fn open(target: Rc<Target>, n: usize) -> (Vec<McpConn>, Tally) {
                         s.tally.ok += 1;
                     }
                     Ok(Err(e)) => s.tally.fail(e.to_string()),
-                    Err(_) => s.tally.fail(format!("handshake timed out after {TIMEOUT:?}")),
+                    Err(_) => s
+                        .tally
+                        .fail(format!("handshake timed out after {TIMEOUT:?}")),
                 }
             }
         }));
@@ -141,7 +143,10 @@ mod tests {
 
     #[test]
     fn fitting_takes_the_tighter_side() {
-        assert_eq!(fitting(&[(20_000, 100), (1024, 40)]), 1024 - 40 - FD_RESERVE);
+        assert_eq!(
+            fitting(&[(20_000, 100), (1024, 40)]),
+            1024 - 40 - FD_RESERVE
+        );
         assert_eq!(fitting(&[(100, 90)]), 0);
         assert_eq!(fitting(&[]), u64::MAX);
     }

@@ -8,15 +8,21 @@
 //! direct / relay / gateway interleaved in short slices. `report` prints the table, the added
 //! latency, the gateway's own histograms and RSS, the budget checks, and writes JSON.
 //!
+//! `idle` holds `--idle-sessions` open on the gateway during the run (memory per idle session);
+//! `stdio` is the bench server over stdin/stdout (`downstream --stdio`, what the gateway spawns in
+//! `--scenario stdio`) and the client the stdio scenario's direct path uses.
+//!
 //! Exit status: 0 when every request succeeded, 1 when any failed, 2 on usage or setup errors.
 
 mod args;
 mod client;
 mod downstream;
 mod gateway;
+mod idle;
 mod load;
 mod relay;
 mod report;
+mod stdio;
 mod sys;
 
 #[cfg(test)]
@@ -30,7 +36,8 @@ use args::{Args, Command, DownstreamArgs, Mode, Pin, Scenario};
 use client::{RequestTemplate, Target};
 use downstream::BenchConfig;
 use load::{PathRun, Plan};
-use report::{GatewayFacts, Meta, PathResult, Report};
+use report::{GatewayFacts, IdleFacts, Meta, PathResult, Report};
+use stdio::StdioLink;
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -72,6 +79,14 @@ fn run_downstream(d: DownstreamArgs) -> i32 {
         if let Err(e) = sys::pin_thread(0, &[c]) {
             eprintln!("warning: cannot pin to CPU {c}: {e}");
         }
+    }
+    if d.stdio {
+        return stdio::serve(BenchConfig {
+            name: "bench".into(),
+            tools: d.tools,
+            payload_bytes: d.payload_bytes,
+            sse: false,
+        });
     }
     let served = block_on(async move {
         for i in 0..d.servers {
@@ -195,20 +210,70 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
     });
     let want = |p: &str| a.paths.iter().any(|x| x == p);
 
-    // The downstream(s): the bench servers on this thread, or a running one.
+    let me = std::process::id();
+    // Descriptors for the idle sessions: raised before the gateway starts, so it inherits them.
+    let mut nofile_load = None;
+    if a.idle_sessions > 0 {
+        let want = (a.idle_sessions + 4 * a.connections * (a.paths.len() + a.targets.len())) as u64
+            + 2 * idle::FD_RESERVE;
+        let (limits, warning) = sys::raise_nofile(me, want);
+        if let Some(w) = warning {
+            eprintln!("warning: cannot raise the load test's open-file limit: {w}");
+        }
+        nofile_load = limits;
+    }
+
+    // The stdio scenario's bench server command: this executable, `downstream --stdio`.
+    let stdio_mode = scenario == Scenario::Stdio;
+    let stdio_cpu = match a.pin_stdio {
+        Pin::Cpu(c) => Some(c),
+        Pin::None => None,
+        Pin::Auto => (place.gateway.len() == 1).then(|| place.gateway[0]),
+    };
+    let stdio_cmd = if stdio_mode {
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
+        let mut args: Vec<String> = vec![
+            "downstream".into(),
+            "--stdio".into(),
+            "--tools".into(),
+            tools.to_string(),
+            "--payload-bytes".into(),
+            payload_bytes.to_string(),
+        ];
+        if let Some(c) = stdio_cpu {
+            args.extend(["--pin".to_string(), c.to_string()]);
+        }
+        Some((exe, args))
+    } else {
+        None
+    };
+
+    // The downstream(s): the bench servers on this thread, or a running one, or (stdio) a child.
     // (server name, MCP URL) of every downstream the gateway fronts.
     let mut downstreams: Vec<(String, String)> = Vec::new();
     let mut benches: Vec<Rc<downstream::Bench>> = Vec::new();
-    let direct_target = match &a.direct_url {
-        Some(url) => {
+    let direct_target = match (&stdio_cmd, &a.direct_url) {
+        (Some((exe, args)), _) => {
+            let url = format!("stdio:{} {}", exe.display(), args.join(" "));
+            downstreams.push(("bench".into(), url.clone()));
+            if want("direct") {
+                let link = StdioLink::spawn(exe, args).await?;
+                progress(&a, &format!("direct: stdio child pid {}", link.pid));
+                Some(Target::stdio("direct", &url, link))
+            } else {
+                None
+            }
+        }
+        (None, Some(url)) => {
             let t = Target::new("direct", url)?;
             if servers > 1 {
                 eprintln!("warning: --direct-url given: the gateway fronts that one server only");
             }
             downstreams.push(("bench".into(), t.url.clone()));
-            t
+            Some(t)
         }
-        None => {
+        (None, None) => {
             for i in 0..servers {
                 let addr = match (i, a.downstream_listen) {
                     (0, Some(addr)) => addr,
@@ -225,7 +290,7 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
                 downstreams.push((server_name(i, servers), format!("http://{bound}/mcp")));
                 benches.push(bench);
             }
-            Target::new("direct", &downstreams[0].1)?
+            Some(Target::new("direct", &downstreams[0].1)?)
         }
     };
     progress(
@@ -233,18 +298,27 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
         &format!(
             "downstream: {} server(s), first at {}",
             downstreams.len(),
-            direct_target.url
+            downstreams[0].1
         ),
     );
 
-    // The bare relay in front of the first downstream.
-    let relay_target = if want("relay") {
-        let addr = relay::start(direct_target.addr, place.relay.clone())
-            .map_err(|e| format!("relay: {e}"))?;
-        progress(&a, &format!("relay: {addr} → {}", direct_target.addr));
-        Some(Target::at("relay", addr, &direct_target.path))
-    } else {
-        None
+    // The bare relay in front of the first downstream (there is no TCP hop to a stdio server).
+    let relay_target = match &direct_target {
+        Some(d) if want("relay") && !stdio_mode => {
+            let addr =
+                relay::start(d.addr, place.relay.clone()).map_err(|e| format!("relay: {e}"))?;
+            progress(&a, &format!("relay: {addr} → {}", d.addr));
+            Some(Target::at("relay", addr, &d.path))
+        }
+        _ => {
+            if want("relay") && stdio_mode {
+                progress(
+                    &a,
+                    "relay: not used in the stdio scenario (no TCP hop to relay)",
+                );
+            }
+            None
+        }
     };
 
     // The gateway: spawned and pinned, or given.
@@ -263,12 +337,26 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
             Some(b) => b.clone(),
             None => gateway::default_bin()?,
         };
+        // Idle sessions must outlive the run: the gateway closes a connection idle for
+        // `idle_timeout_ms` (default 60 s).
+        let run_len = a.warmup + a.duration + Duration::from_secs(120);
         let spec = gateway::Spec {
             bin,
-            servers: downstreams.clone(),
+            servers: if stdio_mode {
+                Vec::new()
+            } else {
+                downstreams.clone()
+            },
+            stdio: stdio_cmd.as_ref().map(|(exe, args)| gateway::StdioServer {
+                name: "bench".into(),
+                command: exe.clone(),
+                args: args.clone(),
+            }),
             page_size: list.then(|| (servers * tools).clamp(100, 10_000)),
-            pool_size: a.gateway_pool,
+            pool_size: a.gateway_pool.filter(|_| !stdio_mode),
             cpus: place.gateway.clone(),
+            idle_timeout_ms: (a.idle_sessions > 0)
+                .then(|| (run_len.as_millis() as u64).max(60_000)),
         };
         let mut g = gateway::Gateway::spawn(&spec)?;
         progress(
@@ -328,13 +416,8 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
         _ => RequestTemplate::tools_call("echo"),
     };
     let mut paths: Vec<Rc<PathRun>> = Vec::new();
-    if want("direct") {
-        paths.push(PathRun::new(
-            Rc::new(direct_target),
-            template(false),
-            a.timeout,
-            a.slow,
-        ));
+    if let Some(t) = direct_target {
+        paths.push(PathRun::new(Rc::new(t), template(false), a.timeout, a.slow));
     }
     if let Some(t) = relay_target {
         paths.push(PathRun::new(Rc::new(t), template(false), a.timeout, a.slow));
@@ -373,6 +456,90 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
     if let Some(g) = &spawned {
         facts.sessions = a.connections;
         facts.rss_sessions_kib = g.rss_kib();
+    }
+
+    // Idle sessions on the gateway path, held (no I/O) until the run is over.
+    let mut idle_conns = Vec::new();
+    let mut idle_facts: Option<IdleFacts> = None;
+    if a.idle_sessions > 0 {
+        let gateway_path = paths
+            .iter()
+            .find(|p| p.target.name == "gateway")
+            .ok_or("--idle-sessions needs the gateway path")?;
+        let gpid = spawned.as_ref().map(|g| g.pid);
+        let mut f = IdleFacts {
+            requested: a.idle_sessions,
+            ..IdleFacts::default()
+        };
+        if let Some(pid) = gpid {
+            let want = a.idle_sessions as u64 + 2 * idle::FD_RESERVE;
+            let (limits, warning) = sys::raise_nofile(pid, want);
+            if let Some(w) = warning {
+                eprintln!("warning: cannot raise the gateway's open-file limit: {w}");
+            }
+            f.nofile_gateway = limits;
+        }
+        f.nofile_load = sys::nofile(me).or(nofile_load);
+        let mut sides = Vec::new();
+        if let (Some((soft, _)), Some((open, _))) = (f.nofile_load, sys::open_fds(me)) {
+            sides.push((soft, open as u64));
+        }
+        if let Some(pid) = gpid {
+            if let (Some((soft, _)), Some((open, _))) = (f.nofile_gateway, sys::open_fds(pid)) {
+                sides.push((soft, open as u64));
+            }
+        }
+        let fit = idle::fitting(&sides);
+        f.attempted = a
+            .idle_sessions
+            .min(usize::try_from(fit).unwrap_or(usize::MAX));
+        if f.attempted < a.idle_sessions {
+            let why = format!(
+                "open-file limits (soft/hard) load test {}, gateway {} leave room for {fit} more \
+                 connections ({} kept free on each side)",
+                report::opt_limit(f.nofile_load),
+                report::opt_limit(f.nofile_gateway),
+                idle::FD_RESERVE
+            );
+            eprintln!(
+                "warning: --idle-sessions {} capped to {}: {why}",
+                a.idle_sessions, f.attempted
+            );
+            f.capped = Some(why);
+        }
+        f.rss_before_kib = spawned.as_ref().and_then(|g| g.rss_kib());
+        f.gateway_sockets[0] = gpid.and_then(sys::open_fds).map(|c| c.1);
+        progress(
+            &a,
+            &format!(
+                "opening {} idle sessions on {} ({} at a time)",
+                f.attempted,
+                gateway_path.target.url,
+                idle::WINDOW
+            ),
+        );
+        let (conns, tally) = idle::open(gateway_path.target.clone(), f.attempted).await;
+        // Let the gateway finish with the last handshakes before reading its footprint.
+        monoio::time::sleep(Duration::from_millis(200)).await;
+        f.rss_after_kib = spawned.as_ref().and_then(|g| g.rss_kib());
+        f.gateway_sockets[1] = gpid.and_then(sys::open_fds).map(|c| c.1);
+        f.opened = tally.ok;
+        f.failed = tally.failed;
+        f.first_error = tally.first_error;
+        f.open_s = tally.took.as_secs_f64();
+        progress(
+            &a,
+            &format!(
+                "idle sessions: {} open, {} failed, in {:.2}s; gateway RSS {} → {} KiB",
+                f.opened,
+                f.failed,
+                f.open_s,
+                f.rss_before_kib.map_or("?".into(), |k| k.to_string()),
+                f.rss_after_kib.map_or("?".into(), |k| k.to_string())
+            ),
+        );
+        idle_conns = conns;
+        idle_facts = Some(f);
     }
 
     // The run.
@@ -431,6 +598,29 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
     }
     if let Some(g) = &spawned {
         facts.rss_after_kib = g.rss_kib();
+    }
+    // Did the idle sessions survive? (Only now is anything sent on them.)
+    if let Some(f) = &mut idle_facts {
+        f.gateway_sockets[2] = spawned
+            .as_ref()
+            .and_then(|g| sys::open_fds(g.pid))
+            .map(|c| c.1);
+        let (conns, tally) = idle::ping_all(std::mem::take(&mut idle_conns)).await;
+        progress(
+            &a,
+            &format!(
+                "idle sessions after the run: {} of {} answered ping ({:.2}s)",
+                tally.ok,
+                conns.len(),
+                tally.took.as_secs_f64()
+            ),
+        );
+        f.alive_after = Some(tally.ok);
+        f.lost_after = tally.failed;
+        f.lost_first_error = tally.first_error;
+        drop(conns);
+    }
+    if let Some(g) = &spawned {
         (facts.log_problems, facts.log_samples) = gateway::log_problems(&g.log_path);
     }
 
@@ -455,6 +645,11 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
             servers: downstreams.len(),
             tools,
             payload_bytes,
+            transport: match scenario {
+                Scenario::Stdio => "stdio",
+                Scenario::Sse => "http (SSE replies)",
+                _ => "http",
+            },
             load_cpus: cpu_text(&place.load),
             gateway_cpus: if a.gateway_url.is_some() {
                 "(external)".into()
@@ -462,6 +657,12 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
                 cpu_text(&place.gateway)
             },
             relay_cpus: cpu_text(&place.relay),
+            stdio_cpus: stdio_mode.then(|| {
+                stdio_cpu.map_or(
+                    "inherited (direct: load's, gateway's: gateway's)".into(),
+                    |c| c.to_string(),
+                )
+            }),
             cpu_model,
             cpus,
             kernel,
@@ -477,6 +678,7 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
         warm_failed: paths.iter().map(|p| p.stats.borrow().warm_failed).sum(),
         gateway: (spawned.is_some() || admin.is_some()).then_some(facts),
         bench: bench_counts,
+        idle: idle_facts,
     };
     print!("{}", report.text());
     if !a.slow.is_zero() {

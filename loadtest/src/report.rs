@@ -160,7 +160,8 @@ impl IdleFacts {
     }
 }
 
-fn opt_limit(l: Option<(u64, u64)>) -> String {
+/// `soft/hard` of an `RLIMIT_NOFILE`.
+pub fn opt_limit(l: Option<(u64, u64)>) -> String {
     let n = |v: u64| {
         if v == u64::MAX {
             "unlimited".to_string()
@@ -551,6 +552,18 @@ impl Report {
             t.push_str(&line("gateway-internal time", &g.internal));
             t.push_str(&line("gateway downstream time", &g.downstream));
             t.push_str(&line("gateway end-to-end time", &g.request));
+            if let Some(i) = self
+                .idle
+                .as_ref()
+                .filter(|i| i.opened > 0 && g.request.is_some())
+            {
+                let _ = writeln!(
+                    t,
+                    "  (end-to-end counts every request since the gateway started, the {} idle sessions' \
+                     handshakes included; internal and downstream count forwarded calls only)",
+                    i.opened
+                );
+            }
             if let Some(e) = &g.metrics_error {
                 let _ = writeln!(t, "  /metrics: {e}");
             }

@@ -265,8 +265,8 @@ impl StdioLink {
         monoio::spawn(read_loop(link.shared.clone(), reader));
 
         let params = crate::client::initialize_params();
-        let init = encode::request(b"0", "initialize", Some(params.as_bytes()));
-        let handshake = link.request(&[init], 0);
+        let init = [encode::request(b"0", "initialize", Some(params.as_bytes()))];
+        let handshake = link.request(&init, 0);
         let reply = monoio::time::timeout(std::time::Duration::from_secs(10), handshake)
             .await
             .unwrap_or(Err(Failure::Timeout))

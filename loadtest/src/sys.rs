@@ -154,7 +154,7 @@ pub fn set_nofile(pid: u32, soft: u64, hard: u64) -> Result<(), String> {
 
 /// Raises the soft `RLIMIT_NOFILE` of `pid` to its hard limit, or (as root) both to `want` when the
 /// hard limit is lower (up to `fs.nr_open`). Returns the limits in force afterwards; a failure
-/// to raise them comes back as the warning text, next to the unchanged limits.
+/// to raise them far enough comes back as the warning text.
 pub fn raise_nofile(pid: u32, want: u64) -> (Option<(u64, u64)>, Option<String>) {
     let Some((soft, hard)) = nofile(pid) else {
         return (None, Some(format!("cannot read /proc/{pid}/limits")));
@@ -173,20 +173,22 @@ pub fn raise_nofile(pid: u32, want: u64) -> (Option<(u64, u64)>, Option<String>)
     if soft < hard {
         tries.push((hard, hard));
     }
-    let mut warning = None;
+    let mut failure = None;
     for (s, h) in tries {
         if s <= soft {
             continue;
         }
         match set_nofile(pid, s, h) {
-            Ok(()) => {
-                warning = None;
-                break;
+            Ok(()) => break,
+            Err(e) => {
+                failure.get_or_insert(e);
             }
-            Err(e) => warning = Some(e),
         }
     }
-    (nofile(pid), warning)
+    let now = nofile(pid);
+    // A failed attempt matters only when the limit in force still falls short.
+    let short = now.is_none_or(|(s, _)| s < want);
+    (now, failure.filter(|_| short))
 }
 
 /// A loopback port that was free a moment ago (bind to port 0, read it, release it).

@@ -22,6 +22,8 @@ mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tls;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};

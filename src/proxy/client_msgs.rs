@@ -184,10 +184,11 @@ pub fn set_level(
 
 /// Sends `message` to every available server (offering `capability`, if given), detached.
 fn fan_out(w: &Worker, snap: &Snapshot, capability: Option<&str>, message: &Bytes) {
+    // Modern servers take neither message (no roots notifications, no logging/setLevel).
     for entry in snap
         .servers
         .iter()
-        .filter(|s| s.available && s.link.is_up())
+        .filter(|s| s.available && s.link.is_up() && !s.link.is_modern())
     {
         if let Some(cap) = capability {
             let offers = entry

@@ -318,9 +318,21 @@ fn finish_response(
     };
     let mut edits: SmallVec<[Splice; 2]> = SmallVec::new();
     edits.push((span, ctx.client_id.clone()));
-    let status = match &ctx.modern {
-        Some(m) => modernize(&msg, &env, m, &mut edits),
-        None => 200,
+    let from_modern = ctx.link.is_modern();
+    let status = match (&ctx.modern, env.result) {
+        (Some(m), _) => modernize(&msg, &env, m, from_modern, &mut edits),
+        (None, Some(result)) if from_modern => {
+            if modern::legacy_view(&msg, result, &mut edits) {
+                return Err(failed(
+                    gw,
+                    w,
+                    ctx,
+                    UpstreamError::Protocol("the server asked for client input (input_required), which the gateway cannot relay to a legacy client yet".into()),
+                ));
+            }
+            200
+        }
+        (None, _) => 200,
     };
     let pieces = rewrite::splice(&msg, &mut edits);
     let total = ctx.received.elapsed();
@@ -343,11 +355,13 @@ fn modernize(
     msg: &[u8],
     env: &wire::Envelope,
     m: &ModernCall,
+    from_modern: bool,
     edits: &mut SmallVec<[Splice; 2]>,
 ) -> u16 {
     match (env.result, env.error) {
         (Some(r), _) => {
-            if !modern::has_result_type(msg, r) {
+            // A legacy server never sends `resultType`; a modern one must (checked, not trusted).
+            if !from_modern || !modern::has_result_type(msg, r) {
                 edits.extend(modern::result_edit(msg, r, m.hint));
             }
             200

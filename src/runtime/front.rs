@@ -55,7 +55,10 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(gw: Arc<Gateway>, w: Rc<Wo
             Err(e) => return refuse_http(&w, &mut conn, e).await,
         };
         w.inflight.set(w.inflight.get() + 1);
-        let keep = exchange(&gw, &w, &mut conn, req).await;
+        // Boxed: the request path's state machine is large, and an idle keep-alive connection
+        // would otherwise carry it in its task for as long as it stays open (memory per idle
+        // session, measured with `ringgate-loadtest --idle-sessions`).
+        let keep = Box::pin(exchange(&gw, &w, &mut conn, req)).await;
         w.inflight.set(w.inflight.get() - 1);
         if !keep || !conn.keep_alive() || w.draining.get() {
             return;

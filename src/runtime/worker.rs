@@ -1,20 +1,28 @@
 //! One worker thread: a monoio runtime (io_uring, or epoll where io_uring is unavailable), its own
 //! `SO_REUSEPORT` listener, its connections, pools, statistics and notification streams.
 //!
+//! With `[gateway.tls]` configured, each accepted connection first completes a TLS handshake (within
+//! `gateway.limits.header_read_timeout_ms`) in its own task, so a slow handshake never holds the
+//! accept loop. The TLS settings are read from the snapshot per connection, so a reload that
+//! rotates the certificate applies to the next connection.
+//!
 //! The worker accepts until told to drain; then it stops accepting, closes notification streams,
 //! waits for in-flight requests (bounded by `gateway.shutdown_timeout_ms`), closes its downstream
 //! connections and returns. Messages from other threads arrive on its inbox ([`WorkerMsg`]).
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpListener;
+use monoio::net::{TcpListener, TcpStream};
 
 use super::WorkerMsg;
 use crate::proxy::{Gateway, Worker};
 use crate::runtime::front;
 use crate::transport::listener::set_nodelay;
+use crate::transport::stream::NetStream;
+use crate::transport::tls;
 
 /// How often a draining worker checks whether its in-flight requests have finished.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
@@ -65,9 +73,9 @@ pub async fn run(
     loop {
         monoio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     let _ = set_nodelay(&stream);
-                    monoio::spawn(front::serve(gw.clone(), w.clone(), stream));
+                    monoio::spawn(serve_accepted(gw.clone(), w.clone(), stream, peer));
                 }
                 Err(e) => log::warn!("worker {index}: accept failed: {e}"),
             },
@@ -78,6 +86,32 @@ pub async fn run(
     drain(&w, gw.snapshot.load().gateway.shutdown_timeout).await;
     drop(inbox_task);
     log::info!("worker {index}: stopped");
+}
+
+/// Serves one accepted connection: plain, or after the TLS handshake when the front terminates TLS.
+/// A failed or timed-out handshake closes the connection (logged at debug: scanners are common).
+async fn serve_accepted(gw: Arc<Gateway>, w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+    let snap = w.snapshot();
+    let stream = match &snap.gateway.tls {
+        None => NetStream::Plain(stream),
+        Some(front_tls) => {
+            let limit = snap.gateway.limits.header_read_timeout;
+            let config = front_tls.config().clone();
+            match monoio::time::timeout(limit, tls::accept(stream, config)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    log::debug!("TLS handshake with {peer} failed: {}", tls::describe(&e));
+                    return;
+                }
+                Err(_) => {
+                    log::debug!("TLS handshake with {peer} timed out after {limit:?}");
+                    return;
+                }
+            }
+        }
+    };
+    drop(snap);
+    front::serve(gw, w, stream).await;
 }
 
 /// Opens `pool_size` connections to every available server before serving, and drops the pools

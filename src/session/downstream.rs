@@ -86,7 +86,7 @@ pub struct Health {
     pub up_since: Option<SystemTime>,
     /// The transport actually in use (e.g. "streamable-http").
     pub transport: &'static str,
-    /// The era detected ("legacy" until the modern era lands).
+    /// The era detected at the handshake: "legacy" or "modern".
     pub era: &'static str,
     /// Tools the server offers.
     pub tools: usize,
@@ -108,6 +108,9 @@ pub struct ServerLink {
     pub mux: ArcSwapOption<MuxChannel>,
     /// Whether the server is currently believed reachable.
     up: AtomicBool,
+    /// Whether the server was detected as modern era (2026-07-28: `server/discover` answered);
+    /// its negotiated version is the current `DownSession`'s `protocol_version`.
+    modern: AtomicBool,
     /// Counts re-initializations.
     epochs: AtomicU64,
     health: Mutex<Health>,
@@ -129,6 +132,7 @@ impl ServerLink {
             addr: ArcSwapOption::empty(),
             mux: ArcSwapOption::empty(),
             up: AtomicBool::new(false),
+            modern: AtomicBool::new(false),
             epochs: AtomicU64::new(0),
             health: Mutex::new(Health {
                 transport,
@@ -180,6 +184,19 @@ impl ServerLink {
     pub fn set_transport(&self, transport: &'static str) {
         if let Ok(mut h) = self.health.lock() {
             h.transport = transport;
+        }
+    }
+
+    /// Whether the server speaks the modern era (one relaxed load: read on the call path).
+    pub fn is_modern(&self) -> bool {
+        self.modern.load(Ordering::Relaxed)
+    }
+
+    /// Records the era detected at the handshake (shown by the admin API).
+    pub fn set_era(&self, modern: bool) {
+        self.modern.store(modern, Ordering::Relaxed);
+        if let Ok(mut h) = self.health.lock() {
+            h.era = if modern { "modern" } else { "legacy" };
         }
     }
 

@@ -12,6 +12,7 @@
 //! session" (HTTP 404) with no detail, so the check is no oracle.
 
 pub mod downstream;
+pub mod modern;
 pub mod relay_ids;
 pub mod streams;
 pub mod versions;

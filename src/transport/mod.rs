@@ -1,10 +1,10 @@
 //! Bytes on the wire: the transports that carry MCP JSON-RPC messages.
 //!
 //! Role: everything between a socket and a complete message body lives here, and nothing
-//! above the byte level does. Today that is HTTP/1.1 on monoio (`http`: server side for the
-//! front door, client side for upstream MCP servers) and SO_REUSEPORT listeners
-//! (`listener`). The stdio transport (child processes) and the MCP HTTP+SSE session
-//! transports join later, built on these pieces.
+//! above the byte level does: HTTP/1.1 on monoio (`http`: server side for the front door,
+//! client side for upstream MCP servers), SO_REUSEPORT listeners (`listener`), the one stream
+//! type for plain and TLS connections (`stream`) and the TLS handshakes on both sides (`tls`,
+//! rustls; the rustls configs themselves are built with the config).
 //!
 //! Invariant: this layer depends only on crates, never on other ringgate modules, so it can
 //! be tested and benchmarked in isolation.
@@ -13,3 +13,7 @@
 pub mod http;
 /// Per-worker SO_REUSEPORT TCP listeners and accepted-socket tuning.
 pub mod listener;
+/// `NetStream`: plain TCP or TLS over TCP, either side, behind one stream type.
+pub mod stream;
+/// TLS handshakes (client and server) producing `NetStream`s.
+pub mod tls;

@@ -56,7 +56,10 @@ pub async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<Net
 
 /// A one-line description of a handshake error, with a hint for certificate problems.
 pub fn describe(e: &io::Error) -> String {
-    let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) else {
+    let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
         return e.to_string();
     };
     let hint = match tls {
@@ -88,10 +91,14 @@ mod tests {
     use crate::transport::http::{ClientConn, HttpLimits, Method, ServerConn};
     use crate::transport::stream::tcp_connect;
 
-    /// A self-signed certificate for `localhost` and the configs trusting / serving it.
-    fn configs() -> (Arc<ClientConfig>, Arc<ServerConfig>) {
+    /// A self-signed certificate for `localhost` (subject `cn`) and the configs trusting and
+    /// serving it.
+    fn configs_named(cn: &str) -> (Arc<ClientConfig>, Arc<ServerConfig>) {
         let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
         let cert = params.self_signed(&key).unwrap();
         let der = CertificateDer::from(cert.der().to_vec());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -112,6 +119,10 @@ mod tests {
             .unwrap();
         server.alpn_protocols = vec![b"http/1.1".to_vec()];
         (Arc::new(client), Arc::new(server))
+    }
+
+    fn configs() -> (Arc<ClientConfig>, Arc<ServerConfig>) {
+        configs_named("ringgate test")
     }
 
     fn listener() -> (TcpListener, SocketAddr) {
@@ -150,7 +161,7 @@ mod tests {
         assert!(stream.is_tls());
         let mut conn = ClientConn::new(stream, HttpLimits::default());
         for body in ["{\"a\":1}", "{\"b\":2}"] {
-            conn.send_request(Method::Post, "/mcp", "localhost", &[], &[Bytes::from(body)])
+            conn.send_request("POST", "/mcp", "localhost", &[], &[Bytes::from(body)])
                 .await
                 .unwrap();
             let head = conn.read_response_head().await.unwrap();
@@ -165,7 +176,7 @@ mod tests {
     #[monoio::test(enable_timer = true)]
     async fn untrusted_certificate_is_refused_with_a_hint() {
         let (_, server_cfg) = configs();
-        let (other_client, _) = configs();
+        let (other_client, _) = configs_named("someone else");
         let (l, addr) = listener();
         let server = monoio::spawn(async move {
             let (tcp, _) = l.accept().await.unwrap();

@@ -14,6 +14,7 @@ use smallvec::SmallVec;
 use super::pool::Conn;
 use super::UpstreamError;
 use crate::session::downstream::{DownSession, ServerLink};
+use crate::session::versions;
 use crate::transport::http::client::{BodyState, ResponseHead};
 use crate::transport::http::HttpError;
 use crate::wire::sse::{SseDecoder, SseEvent};
@@ -58,6 +59,9 @@ pub async fn post(
         .url
         .as_ref()
         .ok_or_else(|| UpstreamError::Protocol("server has no URL".into()))?;
+    // A modern (2026-07-28) server: `_meta` in the body and the routing headers (session::modern).
+    let modern = session.is_some_and(|s| versions::is_modern(&s.protocol_version));
+    let outbound = modern.then(|| crate::session::modern::outbound(body));
     let mut headers: SmallVec<[(&str, &[u8]); 8]> = SmallVec::new();
     headers.push(("content-type", APPLICATION_JSON.as_bytes()));
     headers.push(("accept", ACCEPT_BOTH));
@@ -67,6 +71,18 @@ pub async fn post(
         }
         headers.push(("mcp-protocol-version", &s.protocol_version));
     }
+    let body = match &outbound {
+        Some(out) => {
+            if let Some(m) = &out.method {
+                headers.push(("mcp-method", m));
+            }
+            if let Some(n) = &out.name {
+                headers.push(("mcp-name", n));
+            }
+            &out.body[..]
+        }
+        None => body,
+    };
     for (k, v) in &link.config.headers {
         headers.push((k.as_str(), v.as_bytes()));
     }
@@ -75,7 +91,7 @@ pub async fn post(
         .map_err(|e| UpstreamError::Unreachable(format!("send: {e}")))?;
     let head = conn.read_response_head().await.map_err(http_failure)?;
     let session_id = head.header("mcp-session-id").map(Bytes::copy_from_slice);
-    Ok((classify(conn, head, limits).await?, session_id))
+    Ok((classify(conn, head, limits, modern).await?, session_id))
 }
 
 /// Reads the JSON-RPC response out of a reply, skipping any notifications before it (control-plane
@@ -104,11 +120,13 @@ pub async fn collect_response(conn: &mut Conn, reply: Reply) -> Result<Bytes, Up
     }
 }
 
-/// Maps a reply head (and, for errors, its body) to a [`Reply`] or an error.
+/// Maps a reply head (and, for errors, its body) to a [`Reply`] or an error. A modern server
+/// answers request errors with a 4xx status and the JSON-RPC error as the body: that is a reply.
 async fn classify(
     conn: &mut Conn,
     head: ResponseHead,
     limits: ReplyLimits,
+    modern: bool,
 ) -> Result<Reply, UpstreamError> {
     let status = head.status;
     if status == 202 {
@@ -117,6 +135,9 @@ async fn classify(
     }
     if !(200..300).contains(&status) {
         let body = conn.read_body(&head, 64 * 1024).await.unwrap_or_default();
+        if modern && (400..500).contains(&status) && is_error_reply(&body) {
+            return Ok(Reply::Json(body));
+        }
         return Err(status_error(status, &body));
     }
     let content_type = head.header("content-type").unwrap_or(b"");
@@ -132,6 +153,12 @@ async fn classify(
         return Ok(Reply::Accepted);
     }
     Ok(Reply::Json(body))
+}
+
+/// Whether a body is a JSON-RPC error response answering a request (its id is not null).
+fn is_error_reply(body: &[u8]) -> bool {
+    crate::wire::parse(body)
+        .is_ok_and(|env| env.kind == crate::wire::Kind::Error && env.id_raw(body) != Some(b"null"))
 }
 
 /// Classifies a non-2xx status: session loss, or a protocol failure quoting the status.

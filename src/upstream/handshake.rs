@@ -1,11 +1,24 @@
-//! The downstream `initialize` handshake (legacy era), run before any call needs the session.
+//! Meeting a downstream: era detection, then the `initialize` handshake for a legacy server, run
+//! before any call needs the session.
 //!
-//! The gateway introduces itself as a client named after `gateway.server_name`, asks for the newest
-//! legacy version, records what the server agreed to ([`DownSession`]) and confirms with
-//! `notifications/initialized`. Runs on the control thread at startup and on a worker only when a
-//! downstream says the session expired.
+//! Era detection (Streamable HTTP servers): the gateway first sends `server/discover` at the newest
+//! modern version. A `DiscoverResult` naming a version the gateway speaks makes the server modern:
+//! its capabilities and instructions become the link's [`DownSession`] (no session id; the version
+//! is the modern one, which makes every later exchange carry `_meta` and the routing headers).
+//! Any other answer (an error of any code or HTTP status, garbage, a timeout) means legacy, and the
+//! `initialize` handshake follows: real legacy servers answer the probe in many ways
+//! (server-everything: HTTP 400 -32000 "Server not initialized"), so nothing is read into it. Only
+//! an unreachable server is an outage rather than an era verdict. The era is cached on the link
+//! (`/v1/servers` shows it) and probed again whenever the server reconnects after being down, so a
+//! server upgraded in place is noticed. stdio and HTTP+SSE servers are met with `initialize`.
+//!
+//! The legacy handshake introduces the gateway as a client named after `gateway.server_name`, asks
+//! for the newest legacy version, records what the server agreed to ([`DownSession`]) and confirms
+//! with `notifications/initialized`. Runs on the control thread at startup and on a worker only
+//! when a downstream says the session expired.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use simd_json::prelude::*;
@@ -20,6 +33,12 @@ use crate::wire::{encode, method};
 
 /// The id of the gateway's `initialize` request (a string: never collides with minted numeric ids).
 const INIT_ID: &[u8] = b"\"ringgate-init\"";
+
+/// The id of the gateway's `server/discover` probe.
+const DISCOVER_ID: &[u8] = b"\"ringgate-discover\"";
+
+/// How long the era probe may take before the server is taken for legacy.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The client capabilities the gateway declares to downstreams: what real clients (the official
 /// SDKs) declare, so servers offer the gateway everything they would offer such a client. Each
@@ -44,8 +63,109 @@ fn initialize_request(client_name: &str) -> Bytes {
     encode::request(INIT_ID, method::INITIALIZE, Some(&params))
 }
 
-/// Runs the handshake over `route` and publishes the new session on the link.
+/// Detects the server's era (see the module docs), runs the legacy handshake if it is legacy, and
+/// publishes the new session on the link.
 pub async fn initialize(
+    route: &Route,
+    link: &Arc<ServerLink>,
+    client_name: &str,
+    limits: ReplyLimits,
+) -> Result<Arc<DownSession>, UpstreamError> {
+    if let Route::Http(pool) = route {
+        // A link that is up and legacy is re-initializing an expired session: its era is known.
+        if !link.is_up() || link.is_modern() {
+            let probe = monoio::time::timeout(PROBE_TIMEOUT, discover(pool, limits)).await;
+            match probe.unwrap_or(Err(UpstreamError::Timeout)) {
+                Ok(mut session) => {
+                    session.epoch = link.next_epoch();
+                    let session = Arc::new(session);
+                    link.set_era(true);
+                    link.session.store(Some(session.clone()));
+                    return Ok(session);
+                }
+                Err(e @ UpstreamError::Unreachable(_)) => return Err(e),
+                Err(e) => log::debug!(
+                    "server '{}': no modern answer to server/discover ({e}); using initialize",
+                    link.name
+                ),
+            }
+        }
+    }
+    let session = initialize_legacy(route, link, client_name, limits).await?;
+    link.set_era(false);
+    Ok(session)
+}
+
+/// The `server/discover` probe at the newest modern version, on a fresh connection.
+async fn discover(pool: &Pool, limits: ReplyLimits) -> Result<DownSession, UpstreamError> {
+    let link = pool.link().clone();
+    let mut conn = pool.open().await?;
+    let probe = DownSession {
+        id: None,
+        protocol_version: Bytes::from_static(versions::LATEST_MODERN.as_bytes()),
+        capabilities: Bytes::from_static(b"{}"),
+        instructions: None,
+        server_info: Bytes::from_static(b"{}"),
+        epoch: 0,
+    };
+    let mut params = b"{".to_vec();
+    params.extend_from_slice(&crate::session::modern::meta_param());
+    params.push(b'}');
+    let req = encode::request(DISCOVER_ID, method::SERVER_DISCOVER, Some(&params));
+    let (reply, _) = post(&mut conn, &link, Some(&probe), &[req], limits).await?;
+    let body = collect_response(&mut conn, reply).await?;
+    if conn.is_reusable() {
+        pool.release(conn);
+    }
+    parse_discover_result(&body)
+}
+
+/// Reads a `DiscoverResult`: it must name a modern version the gateway speaks.
+pub fn parse_discover_result(body: &[u8]) -> Result<DownSession, UpstreamError> {
+    let mut scratch = body.to_vec();
+    let v = simd_json::to_owned_value(&mut scratch)
+        .map_err(|e| UpstreamError::Protocol(format!("discover reply is not JSON: {e}")))?;
+    let result = v
+        .get("result")
+        .and_then(|r| r.as_object())
+        .ok_or_else(|| UpstreamError::Protocol("discover reply has no result object".into()))?;
+    let speaks = result
+        .get("supportedVersions")
+        .and_then(|s| s.as_array())
+        .is_some_and(|a| {
+            a.iter().any(|v| {
+                v.as_str()
+                    .is_some_and(|v| versions::is_modern(v.as_bytes()))
+            })
+        });
+    if !speaks {
+        return Err(UpstreamError::Protocol(
+            "discover result names no modern version the gateway speaks".into(),
+        ));
+    }
+    let raw = |value: Option<&simd_json::OwnedValue>| -> Bytes {
+        value
+            .map(|c| Bytes::from(c.encode()))
+            .unwrap_or_else(|| Bytes::from_static(b"{}"))
+    };
+    let server_info = result
+        .get("_meta")
+        .and_then(|m| m.get(crate::wire::names::meta::SERVER_INFO));
+    Ok(DownSession {
+        id: None,
+        protocol_version: Bytes::from_static(versions::LATEST_MODERN.as_bytes()),
+        capabilities: raw(result.get("capabilities")),
+        instructions: result
+            .get("instructions")
+            .and_then(|i| i.as_str())
+            .map(str::to_string),
+        server_info: raw(server_info),
+        epoch: 0,
+    })
+}
+
+/// The legacy handshake over `route`.
+async fn initialize_legacy(
     route: &Route,
     link: &Arc<ServerLink>,
     client_name: &str,
@@ -173,6 +293,20 @@ mod tests {
         let err = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32600,"message":"no"}}"#;
         assert!(parse_initialize_result(err).is_err());
         assert!(parse_initialize_result(b"garbage").is_err());
+    }
+
+    #[test]
+    fn discover_results_make_a_modern_session_and_others_do_not() {
+        let ok = br#"{"jsonrpc":"2.0","id":"ringgate-discover","result":{"supportedVersions":["2026-07-28","2025-11-25"],"capabilities":{"tools":{}},"instructions":"hi","ttlMs":0,"cacheScope":"public","resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"py","version":"2"}}}}"#;
+        let s = parse_discover_result(ok).unwrap();
+        assert_eq!(&s.protocol_version[..], b"2026-07-28");
+        assert!(s.id.is_none());
+        assert_eq!(s.instructions.as_deref(), Some("hi"));
+        assert!(std::str::from_utf8(&s.server_info).unwrap().contains("py"));
+        let legacy_only = br#"{"jsonrpc":"2.0","id":1,"result":{"supportedVersions":["2025-11-25"],"capabilities":{}}}"#;
+        assert!(parse_discover_result(legacy_only).is_err());
+        let err = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#;
+        assert!(parse_discover_result(err).is_err());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Key types: [`WorkerPools`] (owned by one worker, `Rc`/`RefCell`, never shared across threads) and
 //! [`Pool`]. A pool hands out an idle connection or opens a new one; a connection goes back only if
 //! the HTTP layer says it is reusable (whole reply read, no `Connection: close`). Pools are warmed when
-//! the worker starts, so the first call does not pay a TCP handshake.
+//! the worker starts, so the first call does not pay a TCP handshake. For `https://` servers the TLS
+//! handshake is part of opening a connection ([`Pool::open`]), so it is paid when the pool is warmed
+//! or grows, never on a call that finds an idle connection.
 //!
 //! Invariants: no borrow is held across an `.await`; the address comes from the link (resolved on
 //! the control thread), so a worker never does DNS.
@@ -13,20 +15,21 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use monoio::net::TcpStream;
-
 use super::UpstreamError;
 use crate::session::downstream::ServerLink;
-use crate::transport::http::client::{connect, ClientConn};
+use crate::transport::http::{ClientConn, HttpLimits};
+use crate::transport::stream::{tcp_connect, NetStream};
+use crate::transport::tls;
 
-/// Time allowed to open a TCP connection to a downstream.
+/// Time allowed to open a connection to a downstream (TCP connect plus, for https, the TLS
+/// handshake).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Idle connections a pool may always keep, whatever `pool_size` says.
 pub const MIN_IDLE_CAP: usize = 64;
 
-/// A pooled downstream connection.
-pub type Conn = ClientConn<TcpStream>;
+/// A pooled downstream connection (plain TCP, or TLS for `https://` servers).
+pub type Conn = ClientConn<NetStream>;
 
 /// Idle connections to one server, on one worker.
 pub struct Pool {
@@ -62,16 +65,38 @@ impl Pool {
         Ok((self.open().await?, false))
     }
 
-    /// Opens a fresh connection.
+    /// Opens a fresh connection: TCP connect, then the TLS handshake for an https server (SNI and
+    /// verification against the URL host, the server's shared rustls config).
     pub async fn open(&self) -> Result<Conn, UpstreamError> {
         let addr = self
             .link
             .addr
             .load_full()
             .ok_or_else(|| UpstreamError::Unreachable("address not resolved".into()))?;
-        match monoio::time::timeout(CONNECT_TIMEOUT, connect(*addr)).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(UpstreamError::Unreachable(format!("connect {addr}: {e}"))),
+        let tls = self.link.config.tls.as_ref();
+        let dial = async {
+            let tcp = tcp_connect(*addr)
+                .await
+                .map_err(|e| format!("connect {addr}: {e}"))?;
+            let Some(tls) = tls else {
+                return Ok(NetStream::Plain(tcp));
+            };
+            tls::connect(tcp, tls.config().clone(), tls.server_name.clone())
+                .await
+                .map_err(|e| {
+                    let host = tls.server_name.to_str();
+                    format!(
+                        "TLS handshake with {host} ({addr}) failed: {}",
+                        tls::describe(&e)
+                    )
+                })
+        };
+        match monoio::time::timeout(CONNECT_TIMEOUT, dial).await {
+            Ok(Ok(stream)) => Ok(ClientConn::new(stream, HttpLimits::default())),
+            Ok(Err(why)) => Err(UpstreamError::Unreachable(why)),
+            Err(_) if tls.is_some() => Err(UpstreamError::Unreachable(format!(
+                "connect {addr}: TCP connect or TLS handshake timed out"
+            ))),
             Err(_) => Err(UpstreamError::Unreachable(format!(
                 "connect {addr}: timed out"
             ))),

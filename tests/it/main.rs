@@ -11,3 +11,4 @@ mod resilience;
 mod rmcp_peers;
 mod sse;
 mod stdio;
+mod tls;

@@ -341,3 +341,158 @@ fn legacy_clients_see_no_modern_fields() {
     let r = e.call(&s, r#"{"jsonrpc":"2.0","id":3,"method":"foo/bar"}"#);
     assert_eq!(error_of(&r), (200, -32601));
 }
+
+/// A modern downstream: the official Rust SDK's Streamable HTTP server (dual-era), behind the
+/// gateway next to a legacy demo server.
+mod modern_back {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use rmcp::model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+        ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    };
+    use rmcp::service::RequestContext;
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+    use rmcp::{ErrorData, RoleServer, ServerHandler};
+    use serde_json::json;
+
+    use super::*;
+
+    /// One tool, `twice{n}`.
+    #[derive(Clone)]
+    struct Doubler;
+
+    impl ServerHandler for Doubler {
+        fn get_info(&self) -> ServerConfig {
+            ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+                .with_server_info(Implementation::new("doubler", "1.0.0"))
+        }
+
+        async fn list_tools(
+            &self,
+            _request: Option<PaginatedRequestParams>,
+            _context: RequestContext<RoleServer>,
+        ) -> Result<ListToolsResult, ErrorData> {
+            let schema =
+                json!({"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]});
+            let serde_json::Value::Object(schema) = schema else {
+                unreachable!()
+            };
+            Ok(ListToolsResult::with_all_items(vec![Tool::new(
+                "twice",
+                "Doubles n",
+                schema,
+            )]))
+        }
+
+        async fn call_tool(
+            &self,
+            request: CallToolRequestParams,
+            _context: RequestContext<RoleServer>,
+        ) -> Result<CallToolResponse, ErrorData> {
+            let n = request
+                .arguments
+                .and_then(|a| a.get("n").and_then(serde_json::Value::as_i64))
+                .ok_or_else(|| ErrorData::invalid_params("'n' must be an integer", None))?;
+            Ok(CallToolResponse::from(CallToolResult::success(vec![
+                ContentBlock::text((2 * n).to_string()),
+            ])))
+        }
+    }
+
+    fn spawn_rmcp(rt: &tokio::runtime::Runtime) -> String {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr");
+        let service: StreamableHttpService<Doubler, LocalSessionManager> =
+            StreamableHttpService::new(
+                || Ok(Doubler),
+                Default::default(),
+                StreamableHttpServerConfig::default(),
+            );
+        let _guard = rt.enter();
+        let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+        rt.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let svc = TowerToHyperService::new(service.clone());
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        format!("http://{addr}/mcp")
+    }
+
+    #[test]
+    fn eras_are_detected_and_every_pairing_is_bridged() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("tokio");
+        let url = spawn_rmcp(&rt);
+        let demo = ringgate::demo::spawn(DemoOptions::new("a")).expect("demo");
+        let toml = format!(
+            "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
+             [[server]]\nname = \"old\"\ntransport = \"http\"\nurl = \"{}\"\n\
+             [[server]]\nname = \"new\"\ntransport = \"http\"\nurl = \"{url}\"\n",
+            demo.url()
+        );
+        let e = Env::with_config(vec![demo], &toml);
+
+        let servers: Value = serde_json::from_str(&get(e.admin(), "/v1/servers").body).unwrap();
+        let era = |name: &str| {
+            servers["servers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == name)
+                .map(|s| (s["era"].clone(), s["protocolVersion"].clone()))
+                .unwrap()
+        };
+        assert_eq!(era("old"), (json!("legacy"), json!("2025-11-25")));
+        assert_eq!(era("new"), (json!("modern"), json!(V)));
+
+        // Modern client → modern server: one resultType, the server's answer.
+        let r = call(&e, "new__twice", r#"{"n":21}"#);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        assert_eq!(v["result"]["content"][0]["text"], "42");
+        assert_eq!(v["result"]["resultType"], "complete");
+        assert_eq!(r.body.matches("\"resultType\"").count(), 1, "{}", r.body);
+        // A modern server's own error comes back as itself (its 4xx is a reply, not an outage).
+        let r = call(&e, "new__twice", r#"{"m":1}"#);
+        assert_eq!(r.json()["error"]["code"], -32602, "{}", r.body);
+        assert_eq!(r.status, 400);
+
+        // Legacy client → modern server: no modern-only fields.
+        let s = e.session("2025-11-25");
+        let r = e.call(
+            &s,
+            r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"new__twice","arguments":{"n":4}}}"#,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let res = &r.json()["result"];
+        assert_eq!(res["content"][0]["text"], "8");
+        assert!(res.get("resultType").is_none(), "{}", r.body);
+        assert!(res.get("ttlMs").is_none() && res.get("cacheScope").is_none());
+
+        // Legacy client → legacy server and modern client → legacy server, side by side.
+        let r = e.call(
+            &s,
+            r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"old__echo","arguments":{"message":"m"}}}"#,
+        );
+        assert_eq!(r.json()["result"]["content"][0]["text"], "m");
+        let r = call(&e, "old__echo", r#"{"message":"m"}"#);
+        assert_eq!(r.json()["result"]["resultType"], "complete");
+
+        // The modern server's tools are in the merged catalog, for both eras.
+        let r = send(&e, "tools/list", None, &body(8, "tools/list", ""));
+        assert!(r.body.contains("new__twice") && r.body.contains("old__echo"));
+        drop(e);
+        drop(rt);
+    }
+}

@@ -213,7 +213,7 @@ pub fn result_edit(msg: &[u8], result: Span, hint: Option<CacheHint>) -> Option<
     Some((Span::new(at + 1, at + 1), Bytes::from(fields)))
 }
 
-/// Whether a result object already has a top-level `resultType` (a modern downstream's).
+/// Whether a result object already has a top-level `resultType` (a modern server's).
 pub fn has_result_type(msg: &[u8], result: Span) -> bool {
     let mut found = false;
     members(msg, result.start as usize, |k, escaped, _| {
@@ -243,4 +243,39 @@ pub fn error_edit(msg: &[u8], error: Span) -> (Option<Splice>, u16) {
         return (Some((span, fixed)), 400);
     }
     (None, status_for(code, 200))
+}
+
+/// Members a legacy client must not see in a modern server's result.
+const MODERN_ONLY: [&[u8]; 3] = [b"resultType", b"ttlMs", b"cacheScope"];
+
+/// The splices that remove the modern-only members from a result object (for a legacy client),
+/// and whether the result is `input_required` (which a legacy client cannot be given).
+pub fn legacy_view(msg: &[u8], result: Span, edits: &mut impl Extend<Splice>) -> bool {
+    // (member start, member end, drop?)
+    let mut found: smallvec::SmallVec<[(usize, usize, bool); 16]> = smallvec::SmallVec::new();
+    let mut input_required = false;
+    members(msg, result.start as usize, |k, escaped, v| {
+        let name = k.get(msg);
+        let drop = MODERN_ONLY.iter().any(|m| key_eq(name, escaped, m));
+        if drop && key_eq(name, escaped, b"resultType") {
+            input_required = v.get(msg) == b"\"input_required\"";
+        }
+        found.push((k.start as usize - 1, v.end as usize, drop));
+    });
+    let cut = |a: usize, b: usize| (Span::new(a, b), Bytes::new());
+    match found.iter().rposition(|m| !m.2) {
+        None if !found.is_empty() => edits.extend([cut(found[0].0, found[found.len() - 1].1)]),
+        None => {}
+        Some(k) => {
+            for pair in found[..=k].windows(2) {
+                if pair[0].2 {
+                    edits.extend([cut(pair[0].0, pair[1].0)]);
+                }
+            }
+            if k + 1 < found.len() {
+                edits.extend([cut(found[k].1, found[found.len() - 1].1)]);
+            }
+        }
+    }
+    input_required
 }

@@ -33,7 +33,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use answer::{
-    error_edit, has_result_type, result_edit, status_for, CacheHint, Reject, LEGACY_HINT,
+    error_edit, has_result_type, legacy_view, result_edit, status_for, CacheHint, Reject,
+    LEGACY_HINT,
 };
 pub use headers::{decode_value, RoutingHeaders};
 pub use meta::{declares_modern, log_level_of, required_capability_data, severity, RequestMeta};

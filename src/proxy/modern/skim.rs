@@ -3,10 +3,13 @@
 //! brackets outside strings.
 //!
 //! The modern path reads a few members of objects the envelope scan has already checked (the
-//! request's `_meta`, its `clientCapabilities`, a relayed result's top level); re-validating them
-//! would cost as much as the scan itself. On bytes that are not valid JSON the walk stops early
-//! (it never panics and never reads out of bounds); callers only use it on validated buffers.
+//! request's `_meta`, its `clientCapabilities`, a relayed result's top level); re-validating their
+//! structure would cost as much as the scan itself. Strings are skipped with the scanner's
+//! word-at-a-time string skip; structure is counted, not checked. On bytes that are not valid JSON
+//! the walk stops early (it never panics and never reads out of bounds); callers only use it on
+//! validated buffers.
 
+use crate::wire::scan::scan_string;
 use crate::wire::Span;
 
 fn skip_ws(buf: &[u8], mut i: usize) -> usize {
@@ -17,23 +20,9 @@ fn skip_ws(buf: &[u8], mut i: usize) -> usize {
 }
 
 /// End (exclusive) of the string token starting at `start` (its opening quote), and whether it
-/// holds escapes.
+/// holds escapes (the scanner's word-at-a-time string skip; its checks cost nothing extra).
 fn skip_string(buf: &[u8], start: usize) -> Option<(usize, bool)> {
-    let mut i = start + 1;
-    let mut escaped = false;
-    loop {
-        let rel = buf
-            .get(i..)?
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\')?;
-        i += rel;
-        if buf[i] == b'\\' {
-            escaped = true;
-            i += 2;
-        } else {
-            return Some((i + 1, escaped));
-        }
-    }
+    scan_string(buf, start).ok().map(|t| (t.end, t.escaped))
 }
 
 /// End (exclusive) of the value starting at `start`.

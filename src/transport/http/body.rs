@@ -25,6 +25,8 @@ use super::HttpError;
 
 /// Spare capacity requested for an ordinary read.
 const READ_RESERVE: usize = 8 * 1024;
+/// Spare room an idle connection's read buffer keeps while waiting for its next message.
+const IDLE_RESERVE: usize = 2 * 1024;
 /// Longest chunk-size line (size + extensions) accepted.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
 
@@ -52,7 +54,13 @@ pub(crate) async fn read_more_hint<S: AsyncReadRent>(
     buf: &mut BytesMut,
     want: usize,
 ) -> io::Result<usize> {
-    let want = want.max(READ_RESERVE / 8);
+    // An empty buffer is a connection waiting for its next message, possibly for a long time:
+    // it holds only a small buffer meanwhile (most MCP requests fit; larger ones read on).
+    let want = if buf.is_empty() {
+        IDLE_RESERVE
+    } else {
+        want.max(READ_RESERVE / 8)
+    };
     if buf.capacity() - buf.len() < want.min(READ_RESERVE) {
         buf.reserve(want);
     }
