@@ -2,9 +2,11 @@
 //! ready-to-use rustls configurations out.
 //!
 //! Key types: [`ClientTls`] (one `https://` downstream: trust roots, SNI name, ALPN) and
-//! [`FrontTls`] (the front listener's certificate chain and key). Both are built once per
-//! config load (on the thread that loads the config, never a worker's request path) and shared
-//! by `Arc`, so every pooled connection and every accepted client reuses one rustls config.
+//! [`FrontTls`] (the front listener's certificate chain and key); `front_tls` and
+//! `client_tls` are the validation steps for `[gateway.tls]` and `server.ca_file`. Both types
+//! are built once per config load (on the thread that loads the config, never on a worker's
+//! request path) and shared by `Arc`, so every pooled connection and every accepted client
+//! reuses one rustls config.
 //!
 //! Invariants: the crypto provider is always rustls' `ring` provider, installed explicitly
 //! ([`crypto_provider`]); nothing depends on a process-wide default. Only TLS 1.2 and 1.3 with
@@ -22,7 +24,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::RootCertStore;
 
-use super::Fnv1a;
+use super::raw::RawTls;
+use super::validate::{os_string, Env, Problems};
+use super::{Fnv1a, Scheme, Url};
 
 /// The only application protocol the gateway speaks over TLS.
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
@@ -230,6 +234,78 @@ impl Hash for FrontTls {
         self.cert_file.hash(state);
         self.key_file.hash(state);
         self.fingerprint.hash(state);
+    }
+}
+
+// Validation of the TLS keys (called from `validate`).
+
+/// `[gateway.tls]`: both files required, readable, parsable, and the key must match the leaf.
+pub(super) fn front_tls(raw: Option<RawTls>, env: Env<'_>, p: &mut Problems) -> Option<FrontTls> {
+    let raw = raw?;
+    const CERT: &str = "gateway.tls.cert_file";
+    const KEY: &str = "gateway.tls.key_file";
+    let cert = required_file(raw.cert_file, CERT, "the PEM certificate chain", env, p);
+    let key = required_file(raw.key_file, KEY, "the PEM private key", env, p);
+    match FrontTls::load(cert?, key?) {
+        Ok(tls) => Some(tls),
+        Err(problems) => {
+            for (key, why) in problems {
+                p.push(if key == FrontKey::Cert { CERT } else { KEY }, why);
+            }
+            None
+        }
+    }
+}
+
+/// A file path that must be given (expanded like other OS strings).
+fn required_file(
+    value: Option<String>,
+    path: &str,
+    what: &str,
+    env: Env<'_>,
+    p: &mut Problems,
+) -> Option<PathBuf> {
+    match value {
+        None => {
+            p.push(path, format!("missing; the path of {what}"));
+            None
+        }
+        Some(text) => os_string(&text, path, env, p).map(PathBuf::from),
+    }
+}
+
+/// Client TLS for an https url: webpki roots plus the optional `ca_file` (loaded and checked
+/// now); `ca_file` on an http url is an error rather than silently ignored.
+pub(super) fn client_tls(
+    url: Option<&Url>,
+    ca_file: Option<String>,
+    path: &str,
+    url_path: &str,
+    env: Env<'_>,
+    p: &mut Problems,
+) -> Option<ClientTls> {
+    let ca_path = format!("{path}.ca_file");
+    let ca_file = match ca_file {
+        None => None,
+        Some(text) => Some(PathBuf::from(os_string(&text, &ca_path, env, p)?)),
+    };
+    let url = url?;
+    if url.scheme != Scheme::Https {
+        if ca_file.is_some() {
+            p.push(ca_path, "only applies to https:// URLs");
+        }
+        return None;
+    }
+    match ClientTls::load(&url.host, ca_file) {
+        Ok(tls) => Some(tls),
+        Err((true, why)) => {
+            p.push(url_path, why);
+            None
+        }
+        Err((false, why)) => {
+            p.push(ca_path, why);
+            None
+        }
     }
 }
 

@@ -14,13 +14,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::expand::expand;
-use super::raw::{join, RawConfig, RawGateway, RawLimits, RawServer, RawTls};
-use super::tls::FrontKey;
+use super::raw::{join, RawConfig, RawGateway, RawLimits, RawServer};
+use super::tls::{client_tls, front_tls};
 use super::{
-    ClientTls, Config, ConfigError, FrontTls, GatewayConfig, Limits, Scheme, ServerConfig,
-    Transport, Url, DEFAULT_POOL_SIZE, DEFAULT_REQUIRED, DEFAULT_STATELESS, MAX_BYTES_CEILING,
-    MAX_HEADERS_CEILING, MAX_HEADER_BYTES_CEILING, MAX_JSON_DEPTH_CEILING, MAX_PAGE_SIZE,
-    MAX_POOL_SIZE, MAX_WORKERS, NAMESPACE_SEPARATOR,
+    Config, ConfigError, GatewayConfig, Limits, ServerConfig, Transport, Url, DEFAULT_POOL_SIZE,
+    DEFAULT_REQUIRED, DEFAULT_STATELESS, MAX_BYTES_CEILING, MAX_HEADERS_CEILING,
+    MAX_HEADER_BYTES_CEILING, MAX_JSON_DEPTH_CEILING, MAX_PAGE_SIZE, MAX_POOL_SIZE, MAX_WORKERS,
+    NAMESPACE_SEPARATOR,
 };
 
 /// Header names the gateway sets itself on downstream requests (framing, routing, MCP
@@ -44,7 +44,7 @@ const MANAGED_HEADERS: &[&str] = &[
 ];
 
 /// Environment lookup used for `${VAR}` expansion.
-type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(super) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The error collector: first error per path wins (see the module docs).
 #[derive(Debug, Default)]
@@ -131,41 +131,6 @@ fn gateway(mut raw: RawGateway, env: Env<'_>, p: &mut Problems) -> GatewayConfig
         unavailable: raw.unavailable,
         limits: limits(raw.limits, p),
         tls,
-    }
-}
-
-/// `[gateway.tls]`: both files required, readable, parsable, and the key must match the leaf.
-fn front_tls(raw: Option<RawTls>, env: Env<'_>, p: &mut Problems) -> Option<FrontTls> {
-    let raw = raw?;
-    const CERT: &str = "gateway.tls.cert_file";
-    const KEY: &str = "gateway.tls.key_file";
-    let cert = required_file(raw.cert_file, CERT, "the PEM certificate chain", env, p);
-    let key = required_file(raw.key_file, KEY, "the PEM private key", env, p);
-    match FrontTls::load(cert?, key?) {
-        Ok(tls) => Some(tls),
-        Err(problems) => {
-            for (key, why) in problems {
-                p.push(if key == FrontKey::Cert { CERT } else { KEY }, why);
-            }
-            None
-        }
-    }
-}
-
-/// A file path that must be given (expanded like other OS strings).
-fn required_file(
-    value: Option<String>,
-    path: &str,
-    what: &str,
-    env: Env<'_>,
-    p: &mut Problems,
-) -> Option<PathBuf> {
-    match value {
-        None => {
-            p.push(path, format!("missing; the path of {what}"));
-            None
-        }
-        Some(text) => os_string(&text, path, env, p).map(PathBuf::from),
     }
 }
 
@@ -500,41 +465,6 @@ fn remote_fields(
     server.headers = headers(raw.headers.unwrap_or_default(), path, env, p);
 }
 
-/// Client TLS for an https url: webpki roots plus the optional `ca_file` (loaded and checked
-/// now); `ca_file` on an http url is an error rather than silently ignored.
-fn client_tls(
-    url: Option<&Url>,
-    ca_file: Option<String>,
-    path: &str,
-    url_path: &str,
-    env: Env<'_>,
-    p: &mut Problems,
-) -> Option<ClientTls> {
-    let ca_path = format!("{path}.ca_file");
-    let ca_file = match ca_file {
-        None => None,
-        Some(text) => Some(PathBuf::from(os_string(&text, &ca_path, env, p)?)),
-    };
-    let url = url?;
-    if url.scheme != Scheme::Https {
-        if ca_file.is_some() {
-            p.push(ca_path, "only applies to https:// URLs");
-        }
-        return None;
-    }
-    match ClientTls::load(&url.host, ca_file) {
-        Ok(tls) => Some(tls),
-        Err((true, why)) => {
-            p.push(url_path, why);
-            None
-        }
-        Err((false, why)) => {
-            p.push(ca_path, why);
-            None
-        }
-    }
-}
-
 fn headers(
     map: BTreeMap<String, String>,
     path: &str,
@@ -624,7 +554,7 @@ fn stdio_fields(
 }
 
 /// Expands a value passed to the OS (program, directory): it must end up non-empty, NUL-free.
-fn os_string(text: &str, path: &str, env: Env<'_>, p: &mut Problems) -> Option<String> {
+pub(super) fn os_string(text: &str, path: &str, env: Env<'_>, p: &mut Problems) -> Option<String> {
     let value = expand_at(text, path, env, p)?;
     if value.is_empty() || value.contains('\0') {
         p.push(path, "must be non-empty and must not contain NUL");

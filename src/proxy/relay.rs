@@ -231,8 +231,10 @@ fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Bytes) -> Serv
         &why,
         None,
     ));
-    match ctx.modern {
-        Some(m) if needed != 0 && m.caps & needed == 0 => ServerAsk::Missing(needed),
+    match &ctx.modern {
+        Some(m) if needed != 0 && modern::capability_flags(&m.caps) & needed == 0 => {
+            ServerAsk::Missing(needed)
+        }
         _ => ServerAsk::Refused,
     }
 }
@@ -378,7 +380,7 @@ fn modernize(
 impl RelayCtx {
     /// An error ending this call, worded for the client's era.
     fn error_reply(&self, e: &GatewayError) -> Bytes {
-        match self.modern {
+        match &self.modern {
             Some(_) => Reject::from_gateway(e).to_jsonrpc(Some(&self.client_id)),
             None => e.to_jsonrpc(Some(&self.client_id)),
         }

@@ -132,19 +132,20 @@ impl TlsResponse {
 /// POSTs `body` to `/mcp` over TLS (rustls on a std socket, `Connection: close`).
 fn https_post(addr: SocketAddr, config: Arc<rustls::ClientConfig>, body: &str) -> TlsResponse {
     let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_nodelay(true).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let name = ServerName::try_from("localhost").unwrap();
     let conn = rustls::ClientConnection::new(config, name).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let sent = write!(
-        tls,
+    // One write: one TLS record, one segment (Nagle would hold a second small one back).
+    let request = format!(
         "POST /mcp HTTP/1.1\r\nhost: localhost:{}\r\nconnection: close\r\n\
          content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
          content-length: {}\r\n\r\n{body}",
         addr.port(),
         body.len()
-    )
-    .and_then(|()| tls.flush());
+    );
+    let sent = tls.write_all(request.as_bytes()).and_then(|()| tls.flush());
     if let Err(e) = sent {
         // The handshake runs on the first write: a refused certificate shows up here.
         return TlsResponse {

@@ -27,10 +27,9 @@ use crate::wire::{code, encode, method, Envelope, Span};
 pub struct RequestMeta {
     /// Raw token span of the protocol version value (any JSON type).
     pub version: Option<Span>,
-    /// Whether `clientCapabilities` is present.
-    pub has_caps: bool,
-    /// The declared capabilities as [`caps`] flags.
-    pub caps: u8,
+    /// Raw span of `clientCapabilities` (read only when a server request needs it:
+    /// [`capability_flags`]).
+    pub caps: Option<Span>,
     /// `logLevel` as a severity (0 = debug … 7 = emergency); `None`: send no log messages.
     pub log_level: Option<u8>,
     /// A reserved key appeared twice.
@@ -75,9 +74,7 @@ pub fn read(body: &[u8], env: &Envelope) -> RequestMeta {
         if is(key::PROTOCOL_VERSION) {
             m.duplicate |= m.version.replace(v).is_some();
         } else if is(key::CLIENT_CAPABILITIES) {
-            m.duplicate |= m.has_caps;
-            m.has_caps = true;
-            m.caps = capability_flags(body, v);
+            m.duplicate |= m.caps.replace(v).is_some();
         } else if is(key::LOG_LEVEL) {
             m.log_level = plain_string(v.get(body)).and_then(severity);
         }
@@ -85,14 +82,14 @@ pub fn read(body: &[u8], env: &Envelope) -> RequestMeta {
     m
 }
 
-/// The [`caps`] flags of a `clientCapabilities` object.
-fn capability_flags(body: &[u8], caps_span: Span) -> u8 {
-    let raw = caps_span.get(body);
+/// The [`caps`] flags of a (validated) `clientCapabilities` object.
+pub fn capability_flags(raw: &[u8]) -> u8 {
     if !is_object(raw) {
         return 0;
     }
+    let body = raw;
     let mut flags = 0;
-    members(body, caps_span.start as usize, |k, escaped, v| {
+    members(body, 0, |k, escaped, v| {
         let name = k.get(body);
         if key_eq(name, escaped, b"sampling") {
             flags |= caps::SAMPLING;
@@ -131,7 +128,7 @@ pub fn check(
     m: &RequestMeta,
     headers: Option<&RoutingHeaders<'_>>,
 ) -> Result<(), Reject> {
-    let (Some(version), true, false) = (m.version, m.has_caps, m.duplicate) else {
+    let (Some(version), Some(_), false) = (m.version, m.caps, m.duplicate) else {
         return Err(Reject::new(
             code::INVALID_PARAMS,
             "params._meta must be an object carrying 'io.modelcontextprotocol/protocolVersion' and 'io.modelcontextprotocol/clientCapabilities' (each once)",

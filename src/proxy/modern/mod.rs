@@ -37,7 +37,10 @@ pub use answer::{
     LEGACY_HINT,
 };
 pub use headers::{decode_value, RoutingHeaders};
-pub use meta::{declares_modern, log_level_of, required_capability_data, severity, RequestMeta};
+pub use meta::{
+    capability_flags, declares_modern, log_level_of, required_capability_data, severity,
+    RequestMeta,
+};
 pub use plan::{plan, surface, Plan};
 
 use super::{classify, one, record, Answer, Gateway, Inbound, Outcome, Target, Worker};
@@ -69,10 +72,11 @@ pub fn era_of(version: Option<&[u8]>, session: Option<&[u8]>) -> Era {
 }
 
 /// What a forwarded call needs to know about its modern client.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ModernCall {
-    /// The capabilities the request declared ([`crate::session::caps`] flags).
-    pub caps: u8,
+    /// The request's `clientCapabilities` object (a slice of the request body), read only if a
+    /// server request needs it.
+    pub caps: Bytes,
     /// Minimum severity of log messages to relay; `None`: relay none.
     pub log_level: Option<u8>,
     /// Cache hint to add to the result (`resources/read`), if the downstream gives none.
@@ -258,7 +262,7 @@ async fn execute(
     let id = env.id_raw(body).unwrap_or(b"null");
     let reject = |e: GatewayError| Reject::from_gateway(&e);
     let call = |hint| ModernCall {
-        caps: m.caps,
+        caps: m.caps.map(|c| body.slice(c.range())).unwrap_or_default(),
         log_level: m.log_level,
         hint,
     };
