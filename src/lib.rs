@@ -24,7 +24,7 @@ pub mod seal;
 pub mod session;
 /// Per-core histograms and counters, merged on scrape; Prometheus exposition.
 pub mod telemetry;
-/// Bytes on the wire: HTTP/1.1 server and client on monoio, listeners.
+/// Bytes on the wire: HTTP/1.1 server and client on monoio, TLS (rustls) both ways, listeners.
 pub mod transport;
 /// Downstream MCP servers: connection pools, handshake, catalog fetch, supervision.
 pub mod upstream;
