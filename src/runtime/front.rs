@@ -254,9 +254,23 @@ async fn get_stream<S: AsyncReadRent + AsyncWriteRent>(
     if conn.start_stream(200, &headers).await.is_err() {
         return false;
     }
-    let mut reg = w.streams.add(session.nonce);
-    let mut out = Vec::with_capacity(256);
-    sse::encode_comment(&mut out, "ringgate notification stream");
+    let mut opening = Vec::with_capacity(64);
+    sse::encode_comment(&mut opening, "ringgate notification stream");
+    let alive = pump_session_stream(w, conn, session.nonce, opening).await;
+    alive && conn.finish_stream().await.is_ok() && !w.draining.get()
+}
+
+/// Writes a session's notification stream (after its `opening` bytes) until the client goes
+/// away or the worker closes the stream; keep-alive comments show a vanished client. Returns
+/// whether the connection is still writable.
+pub(super) async fn pump_session_stream<S: AsyncReadRent + AsyncWriteRent>(
+    w: &Worker,
+    conn: &mut ServerConn<S>,
+    session: u64,
+    opening: Vec<u8>,
+) -> bool {
+    let mut reg = w.streams.add(session);
+    let mut out = opening;
     let mut alive = conn
         .write_chunk(&[Bytes::copy_from_slice(&out)])
         .await
@@ -274,7 +288,7 @@ async fn get_stream<S: AsyncReadRent + AsyncWriteRent>(
             .is_ok();
     }
     w.streams.remove(reg.key);
-    alive && conn.finish_stream().await.is_ok() && !w.draining.get()
+    alive
 }
 
 /// DELETE /mcp: ends the session; its id stops working on every worker.

@@ -11,10 +11,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
-use super::front::{media_accepted, reject, write_json, STREAM_KEEPALIVE};
+use super::front::{media_accepted, pump_session_stream, reject, write_json};
 use crate::error::{ErrorKind, GatewayError};
 use crate::proxy::{self, Gateway, Inbound, Outcome, Worker};
 use crate::session::versions;
@@ -60,31 +59,10 @@ pub async fn open_stream<S: AsyncReadRent + AsyncWriteRent>(
     if conn.start_stream(200, &headers).await.is_err() {
         return false;
     }
-    let mut reg = w.streams.add(session.nonce);
-    let mut out = Vec::with_capacity(256);
-    sse::encode_event(
-        &mut out,
-        Some("endpoint"),
-        None,
-        format!("{MESSAGES_PATH}?{SESSION_PARAM}={id}").as_bytes(),
-    );
-    let mut alive = conn
-        .write_chunk(&[Bytes::copy_from_slice(&out)])
-        .await
-        .is_ok();
-    while alive {
-        out.clear();
-        match monoio::time::timeout(STREAM_KEEPALIVE, reg.rx.recv()).await {
-            Ok(Some(msg)) => sse::encode_event(&mut out, Some("message"), None, &msg),
-            Ok(None) => break,
-            Err(_) => sse::encode_comment(&mut out, "keepalive"),
-        }
-        alive = conn
-            .write_chunk(&[Bytes::copy_from_slice(&out)])
-            .await
-            .is_ok();
-    }
-    w.streams.remove(reg.key);
+    let mut opening = Vec::with_capacity(256);
+    let endpoint = format!("{MESSAGES_PATH}?{SESSION_PARAM}={id}");
+    sse::encode_event(&mut opening, Some("endpoint"), None, endpoint.as_bytes());
+    let alive = pump_session_stream(w, conn, session.nonce, opening).await;
     // In this transport the stream is the session: when it goes, so does the session.
     crate::proxy::end_session(gw, w, &session);
     alive && conn.finish_stream().await.is_ok() && !w.draining.get()

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::io::{BufRead, Read, Write};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -32,7 +32,8 @@ pub async fn run(gw: Arc<Gateway>, inbox: async_channel::Receiver<WorkerMsg>) {
     };
     let session: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
     let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
-    monoio::spawn(serve_inbox(w.clone(), inbox, stop_tx));
+    // The same inbox handling as an HTTP worker: notifications, scrapes, cancels, warm, shutdown.
+    monoio::spawn(super::worker::handle_inbox(w.clone(), inbox, stop_tx));
     loop {
         let line = monoio::select! {
             l = lines.recv() => match l { Ok(line) => line, Err(_) => break },
@@ -45,11 +46,7 @@ pub async fn run(gw: Arc<Gateway>, inbox: async_channel::Receiver<WorkerMsg>) {
             w.inflight.set(w.inflight.get() - 1);
         });
     }
-    let deadline = Instant::now() + gw.snapshot.load().gateway.shutdown_timeout;
-    while w.inflight.get() > 0 && Instant::now() < deadline {
-        monoio::time::sleep(Duration::from_millis(5)).await;
-    }
-    w.pools.clear_all();
+    super::worker::drain(&w, gw.snapshot.load().gateway.shutdown_timeout).await;
 }
 
 /// The reader and writer threads. Lines over `max_line` bytes are answered with an error and dropped.
@@ -175,37 +172,4 @@ fn open_stream(gw: &Gateway, w: &Worker, out: &async_channel::Sender<Bytes>, ses
             }
         }
     });
-}
-
-/// Notifications, scrapes and shutdown from other threads.
-async fn serve_inbox(
-    w: Rc<Worker>,
-    inbox: async_channel::Receiver<WorkerMsg>,
-    stop: local_sync::oneshot::Sender<()>,
-) {
-    while let Ok(msg) = inbox.recv().await {
-        match msg {
-            WorkerMsg::Notify(m) => w.streams.broadcast(&m),
-            WorkerMsg::Cancel(session, id) => {
-                crate::proxy::cancel_here(&w, &w.snapshot(), session, &id);
-            }
-            WorkerMsg::ToSession(session, m) => {
-                w.streams.send_to_session(session, &m);
-            }
-            WorkerMsg::Scrape(reply) => {
-                let stats = w.stats.borrow().clone();
-                let _ = reply.try_send((stats, w.streams.len()));
-            }
-            WorkerMsg::Warm => {
-                // Pools of servers a reload removed or replaced close their idle connections.
-                let snap = w.snapshot();
-                w.pools
-                    .retain(|link| snap.servers.iter().any(|s| Arc::ptr_eq(&s.link, link)));
-            }
-            WorkerMsg::Shutdown => break,
-        }
-    }
-    w.draining.set(true);
-    w.streams.close_all();
-    let _ = stop.send(());
 }

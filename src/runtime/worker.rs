@@ -125,8 +125,8 @@ async fn warm(w: &Worker) {
     }
 }
 
-/// Serves the inbox until shutdown.
-async fn handle_inbox(
+/// Serves a worker's inbox until shutdown (HTTP workers and the stdio front alike).
+pub(super) async fn handle_inbox(
     w: Rc<Worker>,
     inbox: async_channel::Receiver<WorkerMsg>,
     stop: local_sync::oneshot::Sender<()>,
@@ -153,7 +153,7 @@ async fn handle_inbox(
 }
 
 /// Stops streams, waits for in-flight requests (bounded), closes downstream connections.
-async fn drain(w: &Worker, timeout: Duration) {
+pub(super) async fn drain(w: &Worker, timeout: Duration) {
     w.draining.set(true);
     w.streams.close_all();
     let deadline = Instant::now() + timeout;
