@@ -88,7 +88,7 @@ cwd = "/srv/time"
 prefix = "t"
 required = false
 call_timeout_ms = 1500
-stateless = true
+stateless = false
 
 [[server]]
 name = "search"
@@ -153,7 +153,7 @@ fn full_expected() -> Config {
         required: false,
         call_timeout: Duration::from_millis(1500),
         pool_size: DEFAULT_POOL_SIZE,
-        stateless: true,
+        stateless: false,
     };
     let search = ServerConfig {
         name: "search".into(),
@@ -688,6 +688,17 @@ fn url_parsing() {
         let err = Url::parse(bad).unwrap_err();
         assert!(err.contains(why), "{bad}: {err}");
     }
+}
+
+#[test]
+fn stateless_children_are_refused_not_ignored() {
+    let text =
+        "[[server]]\nname = \"t\"\ntransport = \"stdio\"\ncommand = \"x\"\nstateless = true\n";
+    let errors = parse_str(text, &|_| None).unwrap_err();
+    assert!(
+        errors.0.iter().any(|e| e.path == "server[0].stateless"),
+        "{errors}"
+    );
 }
 
 #[test]
