@@ -153,22 +153,35 @@ impl Demo {
 }
 
 async fn serve(demo: Rc<Demo>, listener: TcpListener, stop: async_channel::Receiver<()>) {
+    let open = Rc::new(Cell::new(0usize));
     loop {
         monoio::select! {
             accepted = listener.accept() => if let Ok((stream, _)) = accepted {
                 let _ = stream.set_nodelay(true);
-                let (demo, stop) = (demo.clone(), stop.clone());
+                let (demo, stop, open) = (demo.clone(), stop.clone(), open.clone());
+                open.set(open.get() + 1);
                 monoio::spawn(async move {
                     // A stopped server drops its connections at once, like a killed process.
                     monoio::select! {
                         _ = connection(demo, stream) => {},
                         _ = stop.recv() => {},
                     }
+                    open.set(open.get() - 1);
                 });
             },
-            _ = stop.recv() => return,
+            _ = stop.recv() => break,
         }
     }
+    // Let every connection task see the stop and close its socket before the runtime goes
+    // (tasks still pending when a runtime is dropped would keep their sockets open).
+    drop(listener);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while open.get() > 0 && std::time::Instant::now() < deadline {
+        monoio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    // A cancelled io_uring read completes (and its socket really closes) only when the runtime
+    // runs again: give it a turn before the runtime is dropped.
+    monoio::time::sleep(std::time::Duration::from_millis(20)).await;
 }
 
 async fn connection<S: AsyncReadRent + AsyncWriteRent>(demo: Rc<Demo>, stream: S) {

@@ -6,11 +6,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Cache};
 use bytes::Bytes;
 
+use super::modern::ParamIndex;
 use crate::catalog::Snapshot;
 use crate::session::downstream::ServerLink;
 use crate::session::relay_ids::RelayIds;
@@ -123,6 +125,8 @@ pub struct Worker {
     calls: RefCell<HashMap<(u64, Bytes), InFlight>>,
     next_id: Cell<u64>,
     cache: RefCell<Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>>,
+    /// `Mcp-Param-*` annotations of the snapshot last seen (by address and generation).
+    param_index: RefCell<Option<(usize, u64, Rc<ParamIndex>)>>,
 }
 
 impl Worker {
@@ -138,7 +142,21 @@ impl Worker {
             calls: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),
             cache: RefCell::new(Cache::new(gateway.snapshot.clone())),
+            param_index: RefCell::new(None),
         }
+    }
+
+    /// The `Mcp-Param-*` annotations of `snap`'s tools, read once per snapshot on this worker.
+    pub fn param_index(&self, snap: &Arc<Snapshot>) -> Rc<ParamIndex> {
+        let key = (Arc::as_ptr(snap) as usize, snap.generation);
+        if let Some((ptr, generation, index)) = &*self.param_index.borrow() {
+            if (*ptr, *generation) == key {
+                return index.clone();
+            }
+        }
+        let index = Rc::new(ParamIndex::build(snap));
+        *self.param_index.borrow_mut() = Some((key.0, key.1, index.clone()));
+        index
     }
 
     /// The snapshot in force (a per-worker cache: ~1 ns when unchanged, vs ~24 ns for a load).

@@ -1,12 +1,18 @@
 //! THE request path: one POSTed JSON-RPC message through the gateway, as named phases, top to bottom.
 //!
 //! ```text
-//! frame (transport) → envelope → session → authenticate → authorize → admit → route
+//! frame (transport) → era → envelope → session → authenticate → authorize → admit → route
 //!       → local answer | forward (pool → downstream) → map id back → respond → record
 //! ```
 //!
+//! Era, per request: a session id, `initialize` or a legacy `MCP-Protocol-Version` is the legacy
+//! path below; a modern version header (header-first) or a modern `_meta` (body-first) goes to
+//! [`modern`], which runs the same phases with the 2026-07-28 validation ladder, answers and
+//! statuses, and shares `forward` and the relay.
+//!
 //! Each phase is a function returning a value or a [`GatewayError`]; [`fail`] is the one place an
-//! error becomes a reply (JSON-RPC error body plus HTTP status). The snapshot is loaded once per
+//! error becomes a legacy reply (JSON-RPC error body plus HTTP status), `modern::Reject` the one
+//! place for the modern era. The snapshot is loaded once per
 //! request and kept to completion, so a concurrent reload never mixes two catalogs in one call.
 //!
 //! What is forwarded keeps its bytes: the client's id and the namespaced name are replaced by
@@ -414,31 +420,13 @@ async fn forward(
         .ok_or_else(|| GatewayError::new(ErrorKind::InvalidRequest, "request without id"))?;
     let route = Route::to(&entry.link, &w.pools).map_err(|e| e.for_client(&entry.link.name))?;
     let minted = w.mint_id();
-    let minted_bytes = Bytes::copy_from_slice(rewrite::format_u64_id(minted).as_bytes());
-    let mut edits: SmallVec<[(Span, Bytes); 3]> = SmallVec::new();
-    edits.push((id_span, minted_bytes.clone()));
-    if let Some(edit) = name_edit {
-        edits.push(edit);
-    }
-    // A stdio child is shared by every client: progress tokens are made unique there (the minted
-    // id serves), and the relay puts the client's own token back.
-    let (progress, client_token) = match (&route, env.progress_token) {
-        (Route::Mux(_), Some(span)) => {
-            edits.push((span, minted_bytes.clone()));
-            (
-                Some(minted_bytes),
-                Some(Bytes::copy_from_slice(span.get(body))),
-            )
-        }
-        (_, Some(span)) => (Some(Bytes::copy_from_slice(span.get(body))), None),
-        _ => (None, None),
-    };
-    edits.sort_by_key(|(s, _)| s.start);
+    let (spliced, progress, client_token) =
+        splice_call(body, env, id_span, minted, name_edit, &route);
     let limits = &snap.gateway.limits;
     let spec = CallSpec {
         route,
         link: entry.link.clone(),
-        body: rewrite::splice(body, &mut edits),
+        body: spliced,
         minted_id: minted,
         progress,
         retry_safe: matches!(method, method::RESOURCES_READ | method::COMPLETION_COMPLETE),
@@ -457,6 +445,8 @@ async fn forward(
         &entry.link,
         minted,
     );
+    // A modern client cancels by closing its response stream: the relay needs the route for that.
+    let cancel_on_drop = modern.is_some().then(|| spec.route.clone());
     let call = Call::start(spec).await;
     let ctx = relay::RelayCtx {
         link: entry.link.clone(),
@@ -468,13 +458,46 @@ async fn forward(
         session,
         accepts_sse: req.accepts_sse,
         modern,
+        cancel_on_drop,
     };
-    Relay::begin(gw, w, ctx, call, req.accepts_sse)
+    relay::CallRelay::begin(gw, w, ctx, call, req.accepts_sse)
         .await
         .map(|r| match r {
             relay::Begun::Done(msg, status) => Answer::Reply(status, msg),
             relay::Begun::Streaming(relay) => Answer::Relay(relay),
         })
+}
+
+/// The forwarded message: the minted id and the server's own name spliced in. Returns it with the
+/// progress token the downstream sees and, when that differs, the client's own token.
+fn splice_call(
+    body: &Bytes,
+    env: &Envelope,
+    id_span: Span,
+    minted: u64,
+    name_edit: Option<(Span, Bytes)>,
+    route: &Route,
+) -> (Pieces, Option<Bytes>, Option<Bytes>) {
+    let minted_bytes = Bytes::copy_from_slice(rewrite::format_u64_id(minted).as_bytes());
+    let mut edits: SmallVec<[(Span, Bytes); 3]> = SmallVec::new();
+    edits.push((id_span, minted_bytes.clone()));
+    if let Some(edit) = name_edit {
+        edits.push(edit);
+    }
+    // A stdio child is shared by every client: progress tokens are made unique there (the minted
+    // id serves), and the relay puts the client's own token back.
+    let (progress, client_token) = match (route, env.progress_token) {
+        (Route::Mux(_), Some(span)) => {
+            edits.push((span, minted_bytes.clone()));
+            (
+                Some(minted_bytes),
+                Some(Bytes::copy_from_slice(span.get(body))),
+            )
+        }
+        (_, Some(span)) => (Some(Bytes::copy_from_slice(span.get(body))), None),
+        _ => (None, None),
+    };
+    (rewrite::splice(body, &mut edits), progress, client_token)
 }
 
 /// A batch (2025-03-26 only): each element through the same phases; replies collected into one array.

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use smallvec::SmallVec;
 
 use super::context::{Gateway, Report, Worker};
-use super::modern::{self, ModernCall, Reject};
+use super::modern::{self, Listen, ModernCall, Reject};
 use super::{one, Pieces};
 use crate::error::GatewayError;
 use crate::session::downstream::ServerLink;
@@ -51,6 +51,9 @@ pub struct RelayCtx {
     pub accepts_sse: bool,
     /// The request's modern-era declarations; `None` for a legacy client.
     pub modern: Option<ModernCall>,
+    /// Where to send `notifications/cancelled` if the client goes away before the response (a
+    /// modern client cancels by closing its response stream; a legacy one may resume, so `None`).
+    pub cancel_on_drop: Option<Route>,
 }
 
 /// How a forwarded call began.
@@ -64,15 +67,44 @@ pub enum Begun {
     Streaming(Box<Relay>),
 }
 
+/// What the front transport streams to a client as SSE events: a forwarded call's notifications
+/// and then its response, or a modern `subscriptions/listen` stream. Always boxed.
+#[allow(clippy::large_enum_variant)]
+pub enum Relay {
+    /// A forwarded call.
+    Call(CallRelay),
+    /// A `subscriptions/listen` stream.
+    Listen(Listen),
+}
+
+impl Relay {
+    /// The next message to write on the stream; `None` once the stream is over.
+    pub async fn next(&mut self, gw: &Gateway, w: &Worker) -> Option<Bytes> {
+        match self {
+            Relay::Call(c) => c.next(gw, w).await,
+            Relay::Listen(l) => l.next().await,
+        }
+    }
+
+    /// Drains the stream to its last message (batches, where nothing streams).
+    pub async fn finish(mut self, gw: &Gateway, w: &Worker) -> Bytes {
+        let mut last = Bytes::new();
+        while let Some(m) = self.next(gw, w).await {
+            last = m;
+        }
+        last
+    }
+}
+
 /// A forwarded call being streamed to the client as SSE events.
-pub struct Relay {
+pub struct CallRelay {
     ctx: RelayCtx,
     call: Call,
     pending: Option<Bytes>,
     done: bool,
 }
 
-impl Relay {
+impl CallRelay {
     /// Reads the first event of a started call and decides between a JSON reply and a stream.
     pub async fn begin(
         gw: &Gateway,
@@ -114,12 +146,12 @@ impl Relay {
                 }
             };
             if accepts_sse {
-                return Ok(Begun::Streaming(Box::new(Relay {
+                return Ok(Begun::Streaming(Box::new(Relay::Call(CallRelay {
                     ctx,
                     call,
                     pending: Some(first),
                     done: false,
-                })));
+                }))));
             }
         }
     }
@@ -175,15 +207,6 @@ impl Relay {
         w.stats
             .borrow_mut()
             .record_request(self.ctx.class, ok, self.ctx.received.elapsed());
-    }
-
-    /// Drains the relay to its final response (batches, where nothing streams).
-    pub async fn finish(mut self, gw: &Gateway, w: &Worker) -> Bytes {
-        let mut last = Bytes::new();
-        while let Some(m) = self.next(gw, w).await {
-            last = m;
-        }
-        last
     }
 }
 
@@ -243,21 +266,39 @@ fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Bytes) -> Serv
 /// cancelled and the client gets -32021 with `data.requiredCapabilities`.
 fn missing_capability(w: &Worker, ctx: &RelayCtx, flag: u8) -> Reject {
     if let Ok(route) = Route::to(&ctx.link, &w.pools) {
-        let mut params = b"{\"requestId\":".to_vec();
-        params.extend_from_slice(rewrite::format_u64_id(ctx.minted).as_bytes());
-        params.extend_from_slice(b",\"reason\":\"the client lacks a required capability\"}");
-        let limits = ReplyLimits {
-            max_body: 64 * 1024,
-            max_event: 64 * 1024,
-        };
-        let note = encode::notification(method::CANCELLED, Some(&params));
-        route.send_detached(ctx.link.clone(), note, limits);
+        cancel_downstream(&route, ctx, "the client lacks a required capability");
     }
     Reject::new(
         code::MISSING_REQUIRED_CLIENT_CAPABILITY,
         "the server needs a client capability this request did not declare",
     )
     .with_data(modern::required_capability_data(flag))
+}
+
+/// Sends `notifications/cancelled` for this call's minted id (detached).
+fn cancel_downstream(route: &Route, ctx: &RelayCtx, reason: &str) {
+    let mut params = b"{\"requestId\":".to_vec();
+    params.extend_from_slice(rewrite::format_u64_id(ctx.minted).as_bytes());
+    params.extend_from_slice(b",\"reason\":");
+    encode::write_json_string(&mut params, reason);
+    params.push(b'}');
+    let limits = ReplyLimits {
+        max_body: 64 * 1024,
+        max_event: 64 * 1024,
+    };
+    let note = encode::notification(method::CANCELLED, Some(&params));
+    route.send_detached(ctx.link.clone(), note, limits);
+}
+
+impl Drop for CallRelay {
+    /// A modern client that closed its response stream before the response cancelled the call.
+    fn drop(&mut self) {
+        if !self.done {
+            if let Some(route) = self.ctx.cancel_on_drop.take() {
+                cancel_downstream(&route, &self.ctx, "the client closed its response stream");
+            }
+        }
+    }
 }
 
 /// A notification for the client, or `None` when it is not to be relayed (a modern client gets log
@@ -320,21 +361,9 @@ fn finish_response(
     };
     let mut edits: SmallVec<[Splice; 2]> = SmallVec::new();
     edits.push((span, ctx.client_id.clone()));
-    let from_modern = ctx.link.is_modern();
-    let status = match (&ctx.modern, env.result) {
-        (Some(m), _) => modernize(&msg, &env, m, from_modern, &mut edits),
-        (None, Some(result)) if from_modern => {
-            if modern::legacy_view(&msg, result, &mut edits) {
-                return Err(failed(
-                    gw,
-                    w,
-                    ctx,
-                    UpstreamError::Protocol("the server asked for client input (input_required), which the gateway cannot relay to a legacy client yet".into()),
-                ));
-            }
-            200
-        }
-        (None, _) => 200,
+    let status = match for_client_era(ctx, &msg, &env, &mut edits) {
+        Ok(status) => status,
+        Err(e) => return Err(failed(gw, w, ctx, e)),
     };
     let pieces = rewrite::splice(&msg, &mut edits);
     let total = ctx.received.elapsed();
@@ -350,6 +379,26 @@ fn finish_response(
         call.downstream_time,
     );
     Ok((pieces, status))
+}
+
+/// The splices that fit a response to the client's era (modern fields added for a modern client,
+/// removed for a legacy one); returns the HTTP status the response calls for.
+fn for_client_era(
+    ctx: &RelayCtx,
+    msg: &[u8],
+    env: &wire::Envelope,
+    edits: &mut SmallVec<[Splice; 2]>,
+) -> Result<u16, UpstreamError> {
+    let from_modern = ctx.link.is_modern();
+    match (&ctx.modern, env.result) {
+        (Some(m), _) => Ok(modernize(msg, env, m, from_modern, edits)),
+        (None, Some(result)) if from_modern && modern::legacy_view(msg, result, edits) => {
+            Err(UpstreamError::Protocol(
+                "the server asked for client input (input_required), which the gateway cannot relay to a legacy client yet".into(),
+            ))
+        }
+        (None, _) => Ok(200),
+    }
 }
 
 /// The splices that make a downstream response modern; returns the HTTP status it calls for.

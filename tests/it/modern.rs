@@ -342,6 +342,64 @@ fn legacy_clients_see_no_modern_fields() {
     assert_eq!(error_of(&r), (200, -32601));
 }
 
+#[test]
+fn listen_streams_acknowledged_then_tagged_list_changes() {
+    use std::io::{BufRead, BufReader, Write};
+    let e = env();
+    let listen = body(
+        11,
+        "subscriptions/listen",
+        r#""notifications":{"toolsListChanged":true,"resourceSubscriptions":["demo://a/readme"]}"#,
+    );
+    let mut s = std::net::TcpStream::connect(e.addr()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-protocol-version: {V}\r\nmcp-method: subscriptions/listen\r\ncontent-length: {}\r\n\r\n{listen}",
+        e.addr(),
+        listen.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut reader = BufReader::new(s);
+    let mut next_data = || loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "stream ended");
+        if let Some(d) = line.trim_end().strip_prefix("data: ") {
+            return serde_json::from_str::<Value>(d).unwrap();
+        }
+    };
+    let ack = next_data();
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(
+        ack["params"]["notifications"],
+        serde_json::json!({"toolsListChanged": true})
+    );
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        11
+    );
+
+    let r = call(&e, "alpha__set_extra_tools", r#"{"count":2}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let note = next_data();
+    assert_eq!(note["method"], "notifications/tools/list_changed");
+    assert_eq!(
+        note["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        11
+    );
+
+    // Without an SSE Accept there is no stream to listen on.
+    let h = [
+        ("mcp-protocol-version", V),
+        ("mcp-method", "subscriptions/listen"),
+        ("accept", "application/json"),
+    ];
+    assert_eq!(
+        post(e.addr(), &h, &body(12, "subscriptions/listen", "")).status,
+        406
+    );
+}
+
 /// A modern downstream: the official Rust SDK's Streamable HTTP server (dual-era), behind the
 /// gateway next to a legacy demo server.
 mod modern_back {
@@ -374,8 +432,7 @@ mod modern_back {
             _request: Option<PaginatedRequestParams>,
             _context: RequestContext<RoleServer>,
         ) -> Result<ListToolsResult, ErrorData> {
-            let schema =
-                json!({"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]});
+            let schema = json!({"type":"object","properties":{"n":{"type":"integer","x-mcp-header":"N"}},"required":["n"]});
             let serde_json::Value::Object(schema) = schema else {
                 unreachable!()
             };
@@ -456,15 +513,43 @@ mod modern_back {
         assert_eq!(era("old"), (json!("legacy"), json!("2025-11-25")));
         assert_eq!(era("new"), (json!("modern"), json!(V)));
 
+        // `twice` mirrors `n` into `Mcp-Param-N`: checked against the body.
+        let twice = |args: &str, param: Option<&str>| {
+            let b = body(
+                7,
+                "tools/call",
+                &format!(r#""name":"new__twice","arguments":{args}"#),
+            );
+            let mut h = vec![
+                ("mcp-protocol-version", V),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "new__twice"),
+            ];
+            if let Some(p) = param {
+                h.push(("mcp-param-n", p));
+            }
+            post(e.addr(), &h, &b)
+        };
+        let listed = send(&e, "tools/list", None, &body(8, "tools/list", ""));
+        assert!(listed.body.contains("x-mcp-header"), "{}", listed.body);
+        assert_eq!(error_of(&twice(r#"{"n":21}"#, None)), (400, -32020));
+        assert_eq!(error_of(&twice(r#"{"n":21}"#, Some("22"))), (400, -32020));
+        assert_eq!(error_of(&twice(r#"{}"#, Some("22"))), (400, -32020));
+        assert_eq!(
+            error_of(&twice(r#"{"n":21}"#, Some("=?base64?MjE?="))),
+            (400, -32020)
+        );
+        assert_eq!(twice(r#"{"n":21}"#, Some("21.0")).status, 200);
+
         // Modern client → modern server: one resultType, the server's answer.
-        let r = call(&e, "new__twice", r#"{"n":21}"#);
+        let r = twice(r#"{"n":21}"#, Some("21"));
         assert_eq!(r.status, 200, "{}", r.body);
         let v = r.json();
         assert_eq!(v["result"]["content"][0]["text"], "42");
         assert_eq!(v["result"]["resultType"], "complete");
         assert_eq!(r.body.matches("\"resultType\"").count(), 1, "{}", r.body);
         // A modern server's own error comes back as itself (its 4xx is a reply, not an outage).
-        let r = call(&e, "new__twice", r#"{"m":1}"#);
+        let r = twice(r#"{"m":1}"#, None);
         assert_eq!(r.json()["error"]["code"], -32602, "{}", r.body);
         assert_eq!(r.status, 400);
 

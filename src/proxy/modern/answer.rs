@@ -68,12 +68,19 @@ impl CacheHint {
     }
 }
 
+/// What one server contributes to a merged answer. A modern server's own list hints are not
+/// captured by the catalog fetch yet, so every source counts as [`LEGACY_HINT`] for now.
+fn source_hint(_server: &crate::catalog::ServerEntry) -> CacheHint {
+    LEGACY_HINT
+}
+
 /// The hint for answers merged from every available server.
 pub fn merged_hint(snap: &Snapshot) -> CacheHint {
     snap.servers
         .iter()
         .filter(|s| s.available)
-        .fold(LEGACY_HINT, |h, _| h.merge(LEGACY_HINT))
+        .map(source_hint)
+        .fold(LEGACY_HINT, CacheHint::merge)
 }
 
 /// A modern-era error: code, message, optional `data`, and the HTTP status its code calls for.

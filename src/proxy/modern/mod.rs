@@ -12,19 +12,21 @@
 //!
 //! Header-first: when the client sent `Mcp-Method` (every modern HTTP client must), the route and
 //! the policy verdict are decided from the headers before the body is parsed; nothing is acted on
-//! until the ladder ([`meta::check`]) has shown the body agrees, so the headers can never steer a
+//! until the ladder ([`verify`]) has shown the body agrees, so the headers can never steer a
 //! request elsewhere than its body says. Errors found early are reported only after the body's own
 //! errors, in the SDK's ladder order.
 //!
 //! What changes for a modern client: `server/discover` and list pages are answered with
-//! `resultType` and cache hints; forwarded results get `resultType` spliced in (see [`answer`]);
+//! `resultType` and cache hints; forwarded results get `resultType` spliced in (see [`result_edit`]);
 //! errors carry the era's HTTP statuses; server-to-client requests are never sent on the response
 //! stream (a capability the request did not declare ends the call with -32021); log messages are
 //! relayed only at or above the request's `logLevel`.
 
 mod answer;
 mod headers;
+mod listen;
 mod meta;
+mod params;
 mod plan;
 mod skim;
 
@@ -37,10 +39,12 @@ pub use answer::{
     LEGACY_HINT,
 };
 pub use headers::{decode_value, RoutingHeaders};
+pub use listen::Listen;
 pub use meta::{
     capability_flags, declares_modern, log_level_of, required_capability_data, severity,
     RequestMeta,
 };
+pub use params::ParamIndex;
 pub use plan::{plan, surface, Plan};
 
 use super::{classify, one, record, Answer, Gateway, Inbound, Outcome, Target, Worker};
@@ -70,6 +74,9 @@ pub fn era_of(version: Option<&[u8]>, session: Option<&[u8]>) -> Era {
         _ => Era::FromBody,
     }
 }
+
+/// The stream-hub key of listen streams (they belong to no session).
+const LISTEN_STREAM: u64 = 0;
 
 /// What a forwarded call needs to know about its modern client.
 #[derive(Debug, Clone)]
@@ -206,6 +213,14 @@ async fn phases(
     early: Option<Result<Plan, GatewayError>>,
 ) -> Result<Answer, Reject> {
     let m = verify(&req.body, env, h)?;
+    if let (Some(h), wire::method::TOOLS_CALL) = (h, method_name) {
+        let index = w.param_index(snap);
+        if !index.is_empty() {
+            if let Some(tool) = env.name_str(&req.body) {
+                params::check(&index, &tool, &req.body, env, h)?;
+            }
+        }
+    }
     let plan = match early {
         Some(decided) => decided,
         None => decide_from_body(snap, req, env, method_name),
@@ -274,10 +289,17 @@ async fn execute(
             return Ok(Answer::Reply(200, answer::list_pieces(&page, id, hint)));
         }
         Plan::Listen => {
-            return Err(Reject::new(
-                code::METHOD_NOT_FOUND,
-                "subscriptions/listen is not offered by this gateway yet",
-            ))
+            if !req.accepts_sse {
+                let mut r = Reject::new(
+                    code::INVALID_REQUEST,
+                    "subscriptions/listen answers with a stream: Accept must allow text/event-stream",
+                );
+                r.status = 406;
+                return Err(r);
+            }
+            let filter = listen::Filter::read(body, env);
+            let listen = Listen::open(w.streams.add(LISTEN_STREAM), id, filter);
+            return Ok(Answer::Relay(Box::new(super::Relay::Listen(listen))));
         }
         Plan::Complete => {
             let (server, edit) = super::by_reference(snap, body, env).map_err(reject)?;
