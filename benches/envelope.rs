@@ -125,24 +125,6 @@ fn bench_encode(c: &mut Criterion) {
     g.finish();
 }
 
-/// Finding a downstream reply's id: the non-validating locator the relay uses vs the validating
-/// envelope parse, on a 10 KB reply with `id` last (as the TypeScript SDK writes it).
-fn bench_reply_id(c: &mut Criterion) {
-    let text = "x".repeat(10_000);
-    let reply = format!(
-        r#"{{"result":{{"content":[{{"type":"text","text":"{text}"}}],"isError":false}},"jsonrpc":"2.0","id":123456}}"#
-    );
-    let mut g = c.benchmark_group("reply_id_10KB");
-    g.throughput(Throughput::Bytes(reply.len() as u64));
-    g.bench_function("locate (relay)", |b| {
-        b.iter(|| ringgate::wire::locate::response_id(black_box(reply.as_bytes())))
-    });
-    g.bench_function("wire::parse (validating)", |b| {
-        b.iter(|| ringgate::wire::parse(black_box(reply.as_bytes())).map(|e| e.id))
-    });
-    g.finish();
-}
-
 fn benches(c: &mut Criterion) {
     assert_eq!(
         SMALL.len(),
@@ -155,7 +137,6 @@ fn benches(c: &mut Criterion) {
     bench_parse(c, "large_10KB", big.as_bytes());
     bench_rewrite(c);
     bench_encode(c);
-    bench_reply_id(c);
 }
 
 criterion_group!(envelope, benches);

@@ -20,7 +20,6 @@
 pub mod encode;
 /// One-pass JSON-RPC envelope scan: kind, id, method, params spans, MCP routing fields.
 pub mod envelope;
-pub mod locate;
 /// Protocol constants: method names, error codes, envelope keys.
 pub mod names;
 /// Splice edits into a message as zero-copy pieces.
