@@ -50,6 +50,8 @@ pub struct Gateway {
     pub dir: PathBuf,
     /// How it was pinned: "taskset", "sched_setaffinity", or "no".
     pub pinned_with: &'static str,
+    /// The config text it was started with (the reload storm derives its variants from it).
+    pub config: String,
 }
 
 /// The binary next to this executable (`target/release/ringgate` beside the load test).
@@ -113,7 +115,8 @@ impl Gateway {
         let dir = std::env::temp_dir().join(format!("ringgate-loadtest-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let config_path = dir.join("ringgate.toml");
-        std::fs::write(&config_path, config_text(spec, listen, admin))
+        let config = config_text(spec, listen, admin);
+        std::fs::write(&config_path, &config)
             .map_err(|e| format!("{}: {e}", config_path.display()))?;
         let log_path = dir.join("ringgate.log");
         let log =
@@ -167,6 +170,7 @@ impl Gateway {
             log_path,
             dir,
             pinned_with,
+            config,
         })
     }
 
@@ -278,14 +282,24 @@ fn log_tail(path: &Path) -> String {
 
 /// `GET path` on an admin listener; returns status and body.
 pub async fn admin_get(addr: SocketAddr, path: &str) -> Result<(u16, Bytes), String> {
+    admin_request(addr, "GET", path, None).await
+}
+
+async fn admin_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Bytes>,
+) -> Result<(u16, Bytes), String> {
     let fut = async {
         let mut conn = ringgate::transport::http::connect(addr)
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
         let host = addr.to_string();
-        conn.send_request("GET", path, &host, &[("connection", b"close")], &[])
+        let body: Vec<Bytes> = body.into_iter().collect();
+        conn.send_request(method, path, &host, &[("connection", b"close")], &body)
             .await
-            .map_err(|e| format!("GET {path}: {e}"))?;
+            .map_err(|e| format!("{method} {path}: {e}"))?;
         let head = conn
             .read_response_head()
             .await

@@ -23,6 +23,7 @@ mod load;
 mod relay;
 mod report;
 mod stdio;
+mod storm;
 mod sys;
 
 #[cfg(test)]
@@ -563,6 +564,26 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
             .fold((0, 0, 0), |a, c| (a.0 + c.0, a.1 + c.1, a.2 + c.2))
     };
     let before = count(&benches);
+    let storm = std::sync::Arc::new(storm::Storm::default());
+    let mut storm_thread = None;
+    let every = Duration::from_millis(a.reload_storm_ms);
+    if a.reload_storm_ms > 0 {
+        match (&spawned, downstreams.first()) {
+            (Some(g), Some((_, url))) => {
+                let variants = storm::variants(&g.config, url);
+                storm_thread = Some(
+                    storm::start(storm.clone(), g.admin, variants, every)
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            _ => {
+                return Err(
+                    "--reload-storm needs a gateway this load test spawns (not --gateway-url)"
+                        .into(),
+                )
+            }
+        }
+    }
     let started = std::time::Instant::now();
     match a.mode {
         Mode::Open => {
@@ -571,6 +592,10 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
         Mode::Saturate => load::run_saturate(&paths, &plan).await,
     }
 
+    storm.stop();
+    if let Some(t) = storm_thread {
+        let _ = t.join();
+    }
     let after = count(&benches);
     let bench_counts = (!benches.is_empty()).then(|| report::BenchCounts {
         connections_before: before.0,
@@ -681,6 +706,9 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
         idle: idle_facts,
     };
     print!("{}", report.text());
+    if a.reload_storm_ms > 0 {
+        println!("  {}", storm.summary(every));
+    }
     if !a.slow.is_zero() {
         print_slow(&paths, started, a.slow);
     }
@@ -700,5 +728,9 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
             eprintln!("gateway config and log kept in {}", g.dir.display());
         }
     }
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(if failed == 0 && storm.failed() == 0 {
+        0
+    } else {
+        1
+    })
 }
