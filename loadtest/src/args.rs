@@ -40,6 +40,10 @@ pub enum Scenario {
     /// `tools/call` to a stdio downstream: the gateway spawns `ringgate-loadtest downstream
     /// --stdio`; the direct path talks to a second such child of the load test.
     Stdio,
+    /// `tools/call` in the 2026-07-28 era through the gateway (no handshake; `_meta` and the
+    /// `Mcp-Method`/`Mcp-Name` headers on every request), bridged to the legacy bench server;
+    /// direct and relay send the same call in the legacy era.
+    Modern,
 }
 
 impl Scenario {
@@ -50,15 +54,13 @@ impl Scenario {
             Scenario::List => "list",
             Scenario::Sse => "sse",
             Scenario::Stdio => "stdio",
+            Scenario::Modern => "modern",
         }
     }
 }
 
 /// Scenarios of issue 6 that this load test does not run yet, and why.
-pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[(
-    "modern",
-    "2026-07-28 era requests (Mcp-Method/Mcp-Name headers, _meta): not in the load test yet (the gateway speaks the era; see tests/it/modern.rs)",
-)];
+pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[];
 
 /// A CPU choice: automatic, none, or a given CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +172,7 @@ USAGE:
 
 LOAD OPTIONS:
   --mode open|saturate     open loop at --rate (default), or closed loop max throughput
-  --scenario S             call (default) | call-10k | list | sse | stdio
+  --scenario S             call (default) | call-10k | list | sse | stdio | modern
   --rate N                 requests/s per path during its slices (default 5000)
   --duration D             measured time, all paths together (default 10s; each path gets D/paths)
   --warmup D               unrecorded warm-up, same interleaving (default 1s)
@@ -317,6 +319,7 @@ pub fn parse(items: Vec<String>) -> Result<Command, String> {
                             "list" => Scenario::List,
                             "sse" => Scenario::Sse,
                             "stdio" => Scenario::Stdio,
+                            "modern" => Scenario::Modern,
                             other => {
                                 if let Some((_, why)) =
                                     NOT_IMPLEMENTED.iter().find(|(n, _)| *n == other)
@@ -326,7 +329,7 @@ pub fn parse(items: Vec<String>) -> Result<Command, String> {
                                     ));
                                 }
                                 return Err(format!(
-                                    "--scenario: '{v}' (call, call-10k, list, sse or stdio)"
+                                    "--scenario: '{v}' (call, call-10k, list, sse, stdio or modern)"
                                 ));
                             }
                         }

@@ -42,6 +42,8 @@ pub struct Target {
     pub path: String,
     /// A stdio child instead of an HTTP endpoint (`addr`, `authority` and `path` are unused).
     pub stdio: Option<Rc<StdioLink>>,
+    /// Speak the 2026-07-28 era to this target: no handshake, `_meta` and routing headers.
+    pub modern: bool,
 }
 
 impl Target {
@@ -73,6 +75,7 @@ impl Target {
             authority: authority.to_string(),
             path: path.to_string(),
             stdio: None,
+            modern: false,
         })
     }
 
@@ -85,6 +88,7 @@ impl Target {
             authority: String::new(),
             path: String::new(),
             stdio: Some(link),
+            modern: false,
         }
     }
 
@@ -100,11 +104,16 @@ impl Target {
     }
 }
 
+/// The protocol revision of modern-era requests.
+pub const MODERN_VERSION: &str = "2026-07-28";
+
 /// One request body as pieces around its id: `{"jsonrpc":"2.0","id":` ID `,"method":...}`.
 #[derive(Debug, Clone)]
 pub struct RequestTemplate {
     prefix: Bytes,
     suffix: Bytes,
+    /// The routing headers a 2026-07-28 request carries (`Mcp-Method`, `Mcp-Name`).
+    modern: Option<(String, String)>,
 }
 
 impl RequestTemplate {
@@ -117,7 +126,23 @@ impl RequestTemplate {
         RequestTemplate {
             prefix: full.slice(..head.len()),
             suffix: full.slice(head.len() + 1..),
+            modern: None,
         }
+    }
+
+    /// A 2026-07-28 `tools/call` of `tool`: `_meta` with the version and capabilities, plus the
+    /// routing headers.
+    pub fn modern_tools_call(tool: &str) -> RequestTemplate {
+        let mut params = Vec::with_capacity(160 + tool.len());
+        params.extend_from_slice(b"{\"name\":");
+        encode::write_json_string(&mut params, tool);
+        params.extend_from_slice(b",\"arguments\":{\"text\":\"hello\"},\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"");
+        params.extend_from_slice(MODERN_VERSION.as_bytes());
+        params.extend_from_slice(b"\",\"io.modelcontextprotocol/clientCapabilities\":{}}}");
+        let params = String::from_utf8(params).expect("ASCII JSON");
+        let mut t = RequestTemplate::new("tools/call", Some(&params));
+        t.modern = Some(("tools/call".into(), tool.into()));
+        t
     }
 
     /// A `tools/call` of `tool` with a small text argument.
@@ -207,6 +232,8 @@ pub struct McpConn {
     session: Option<Bytes>,
     version: Bytes,
     next_id: u64,
+    /// Routing headers of the request being sent (modern era), from its template.
+    routing: Option<(String, String)>,
 }
 
 impl McpConn {
@@ -227,6 +254,7 @@ impl McpConn {
                 session: None,
                 version,
                 next_id: 0,
+                routing: None,
             });
         }
         let conn = connect(target.addr)
@@ -238,7 +266,13 @@ impl McpConn {
             session: None,
             version,
             next_id: 1,
+            routing: None,
         };
+        if me.target.modern {
+            // The modern era has no handshake: every request carries its own version.
+            me.version = Bytes::from_static(MODERN_VERSION.as_bytes());
+            return Ok(me);
+        }
         let params = initialize_params();
         let init = encode::request(b"0", "initialize", Some(params.as_bytes()));
         let (reply, session) = me.exchange(&[init], Some(b"0")).await?;
@@ -279,6 +313,7 @@ impl McpConn {
             check_response(&reply, &id_bytes)?;
             return Ok(reply.len());
         }
+        self.routing = tpl.modern.clone();
         let (reply, _) = self.exchange(&body, Some(&id_bytes)).await?;
         reply
             .map(|r| r.len())
@@ -298,6 +333,11 @@ impl McpConn {
         if let Some(s) = &self.session {
             headers.push(("mcp-session-id", s));
             headers.push(("mcp-protocol-version", &self.version));
+        }
+        if let Some((method, name)) = &self.routing {
+            headers.push(("mcp-protocol-version", &self.version));
+            headers.push(("mcp-method", method.as_bytes()));
+            headers.push(("mcp-name", name.as_bytes()));
         }
         let t = &self.target;
         let Wire::Http(conn) = &mut self.wire else {

@@ -332,7 +332,9 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
     let gateway_target = if !want("gateway") {
         None
     } else if let Some(url) = &a.gateway_url {
-        Some(Target::new("gateway", url)?)
+        let mut t = Target::new("gateway", url)?;
+        t.modern = scenario == Scenario::Modern;
+        Some(t)
     } else {
         let bin = match &a.gateway_bin {
             Some(b) => b.clone(),
@@ -382,7 +384,8 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
         monoio::time::sleep(Duration::from_millis(200)).await;
         facts.rss_idle_kib = g.rss_kib();
         admin = Some(g.admin);
-        let t = Target::new("gateway", &g.url())?;
+        let mut t = Target::new("gateway", &g.url())?;
+        t.modern = scenario == Scenario::Modern;
         spawned = Some(g);
         Some(t)
     };
@@ -413,6 +416,7 @@ async fn run_async(a: Args, place: Placement) -> Result<i32, String> {
         .unwrap_or_else(|| format!("{}__echo", downstreams[0].0));
     let template = |through_gateway: bool| match scenario {
         Scenario::List => RequestTemplate::new("tools/list", None),
+        Scenario::Modern if through_gateway => RequestTemplate::modern_tools_call(&gateway_tool),
         _ if through_gateway => RequestTemplate::tools_call(&gateway_tool),
         _ => RequestTemplate::tools_call("echo"),
     };
