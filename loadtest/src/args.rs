@@ -535,8 +535,9 @@ mod tests {
             &["--paths", "nope"],
             &["--bogus", "1"],
             &["--rate"],
-            &["--scenario", "modern"],
+            &["--scenario", "nonsense"],
             &["--idle-sessions", "10", "--paths", "direct,relay"],
+            &["--reload-storm", "x"],
             &[
                 "--scenario",
                 "stdio",
