@@ -17,7 +17,7 @@ use crate::catalog::Snapshot;
 use crate::session::downstream::ServerLink;
 use crate::session::relay_ids::RelayIds;
 use crate::session::streams::StreamHub;
-use crate::session::SessionCodec;
+use crate::session::{FrontSession, SessionCodec};
 use crate::telemetry::CoreStats;
 use crate::upstream::pool::WorkerPools;
 use crate::upstream::route::Route;
@@ -103,6 +103,9 @@ impl Gateway {
     }
 }
 
+/// Session ids a worker keeps opened (about 100 bytes each).
+pub const MAX_OPENED_SESSIONS: usize = 16 * 1024;
+
 /// A forwarded call in flight: the route and server it went to, and the id the server knows.
 pub type InFlight = (Route, Arc<ServerLink>, u64);
 
@@ -123,6 +126,9 @@ pub struct Worker {
     /// Forwarded calls in flight on this worker, by (session nonce, client's raw id), so a client's
     /// `notifications/cancelled` can be sent on to the server with the id the server knows.
     calls: RefCell<HashMap<(u64, Bytes), InFlight>>,
+    /// Session ids this worker opened recently: opening a sealed id costs ~290 ns (AEAD), a hit
+    /// here ~30 ns. Revocation is still checked on every use; the cache is cleared when full.
+    opened: RefCell<HashMap<Box<[u8]>, FrontSession>>,
     next_id: Cell<u64>,
     cache: RefCell<Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>>,
     /// `Mcp-Param-*` annotations of the snapshot last seen (by address and generation).
@@ -140,6 +146,7 @@ impl Worker {
             inflight: Cell::new(0),
             draining: Cell::new(false),
             calls: RefCell::new(HashMap::new()),
+            opened: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),
             cache: RefCell::new(Cache::new(gateway.snapshot.clone())),
             param_index: RefCell::new(None),
@@ -162,6 +169,20 @@ impl Worker {
     /// The snapshot in force (a per-worker cache: ~1 ns when unchanged, vs ~24 ns for a load).
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.cache.borrow_mut().load().clone()
+    }
+
+    /// Opens a session id through this worker's cache of recently opened ids.
+    pub fn open_session(&self, gw: &Gateway, header: &[u8]) -> Option<FrontSession> {
+        if let Some(s) = self.opened.borrow().get(header).copied() {
+            return (!gw.sessions.is_revoked(&s)).then_some(s);
+        }
+        let session = gw.sessions.open(header)?;
+        let mut opened = self.opened.borrow_mut();
+        if opened.len() >= MAX_OPENED_SESSIONS {
+            opened.clear();
+        }
+        opened.insert(header.into(), session);
+        Some(session)
     }
 
     /// Remembers a forwarded call so the client can cancel it.

@@ -230,7 +230,7 @@ async fn run_phases(
     env: &Envelope,
     method: &str,
 ) -> Result<Answer, GatewayError> {
-    let session = session_phase(gw, req, env, method)?;
+    let session = session_phase(gw, w, req, env, method)?;
     let facts = RequestFacts {
         method,
         target: env.name.or(env.uri).map(|s| s.get(body)),
@@ -255,6 +255,7 @@ fn policy(
 /// and, if sent, a supported `MCP-Protocol-Version`.
 fn session_phase(
     gw: &Gateway,
+    w: &Worker,
     req: &Inbound<'_>,
     env: &Envelope,
     method: &str,
@@ -276,8 +277,7 @@ fn session_phase(
             "Mcp-Session-Id header is required",
         )
     })?;
-    gw.sessions
-        .open(header)
+    w.open_session(gw, header)
         .map(Some)
         .ok_or_else(|| GatewayError::new(ErrorKind::SessionNotFound, "unknown or ended session"))
 }

@@ -140,6 +140,11 @@ impl SessionCodec {
         Some(session)
     }
 
+    /// Whether a session has ended (one `ArcSwap` load and a hash lookup).
+    pub fn is_revoked(&self, session: &FrontSession) -> bool {
+        self.revoked.load().contains_key(&session.nonce)
+    }
+
     /// Ends a session (DELETE). Later opens of its id fail. Rare; copies the set.
     pub fn revoke(&self, session: &FrontSession) {
         self.revoked.rcu(|old| {
