@@ -203,11 +203,7 @@ async fn stream_relay<S: AsyncReadRent + AsyncWriteRent>(
     conn: &mut ServerConn<S>,
     mut relay: Box<Relay>,
 ) -> bool {
-    let headers = [
-        ("content-type", &b"text/event-stream"[..]),
-        ("cache-control", b"no-cache"),
-    ];
-    if conn.start_stream(200, &headers).await.is_err() {
+    if !start_sse(conn).await {
         return false;
     }
     let mut event = Vec::with_capacity(512);
@@ -247,17 +243,22 @@ async fn get_stream<S: AsyncReadRent + AsyncWriteRent>(
         Ok(s) => s,
         Err(e) => return reject(w, conn, &e).await,
     };
-    let headers = [
-        ("content-type", &b"text/event-stream"[..]),
-        ("cache-control", b"no-cache"),
-    ];
-    if conn.start_stream(200, &headers).await.is_err() {
+    if !start_sse(conn).await {
         return false;
     }
     let mut opening = Vec::with_capacity(64);
     sse::encode_comment(&mut opening, "ringgate notification stream");
     let alive = pump_session_stream(w, conn, session.nonce, opening).await;
     alive && conn.finish_stream().await.is_ok() && !w.draining.get()
+}
+
+/// Starts a `text/event-stream` response (chunked, uncached); `false` if the client is gone.
+pub(super) async fn start_sse<S: AsyncReadRent + AsyncWriteRent>(conn: &mut ServerConn<S>) -> bool {
+    let headers = [
+        ("content-type", &b"text/event-stream"[..]),
+        ("cache-control", b"no-cache"),
+    ];
+    conn.start_stream(200, &headers).await.is_ok()
 }
 
 /// Writes a session's notification stream (after its `opening` bytes) until the client goes

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
-use super::front::{media_accepted, pump_session_stream, reject, write_json};
+use super::front::{media_accepted, pump_session_stream, reject, start_sse, write_json};
 use crate::error::{ErrorKind, GatewayError};
 use crate::proxy::{self, Gateway, Inbound, Outcome, Worker};
 use crate::session::versions;
@@ -52,11 +52,7 @@ pub async fn open_stream<S: AsyncReadRent + AsyncWriteRent>(
         let e = GatewayError::new(ErrorKind::Internal, "could not mint a session id");
         return reject(w, conn, &e).await;
     };
-    let headers = [
-        ("content-type", &b"text/event-stream"[..]),
-        ("cache-control", b"no-cache"),
-    ];
-    if conn.start_stream(200, &headers).await.is_err() {
+    if !start_sse(conn).await {
         return false;
     }
     let mut opening = Vec::with_capacity(256);
