@@ -21,6 +21,7 @@
 //!
 //! Performance: no locks; allocation is the spliced piece list (inline `SmallVec`) and the reply.
 
+mod batch;
 mod client_msgs;
 pub mod context;
 mod local;
@@ -134,7 +135,7 @@ async fn legacy(gw: &Gateway, w: &Worker, snap: &Arc<Snapshot>, req: &Inbound<'_
     match envelope(&req.body) {
         Err((e, id)) => fail(&e, id.map(|s| s.get(&req.body))),
         Ok(Message::Single(env)) => single(gw, w, snap, req, env).await,
-        Ok(Message::Batch(spans)) => batch(gw, w, snap, req, &spans).await,
+        Ok(Message::Batch(spans)) => batch::batch(gw, w, snap, req, &spans).await,
     }
 }
 
@@ -159,7 +160,7 @@ async fn from_body(
                 single(gw, w, snap, req, env).await
             }
         }
-        Ok(Message::Batch(spans)) => batch(gw, w, snap, req, &spans).await,
+        Ok(Message::Batch(spans)) => batch::batch(gw, w, snap, req, &spans).await,
     }
 }
 
@@ -498,76 +499,6 @@ fn splice_call(
         _ => (None, None),
     };
     (rewrite::splice(body, &mut edits), progress, client_token)
-}
-
-/// A batch (2025-03-26 only): each element through the same phases; replies collected into one array.
-async fn batch(
-    gw: &Gateway,
-    w: &Worker,
-    snap: &Arc<Snapshot>,
-    req: &Inbound<'_>,
-    spans: &[Span],
-) -> Outcome {
-    let allowed = req
-        .session
-        .and_then(|s| gw.sessions.open(s))
-        .is_some_and(|s| versions::allows_batches(s.version));
-    if !allowed {
-        let e = GatewayError::new(
-            ErrorKind::InvalidRequest,
-            "batches are only accepted on 2025-03-26 sessions",
-        );
-        return fail(&e, None);
-    }
-    let mut replies: Vec<Bytes> = Vec::with_capacity(spans.len());
-    for span in spans {
-        // Each element is forwarded on its own: its bytes, its spans (batches never go downstream).
-        let element = req.body.slice(span.start as usize..span.end as usize);
-        let body = &element;
-        let env = match wire::parse(body) {
-            Ok(env) => env,
-            Err(e) => {
-                let err = GatewayError::new(ErrorKind::InvalidRequest, e.reason());
-                replies.push(err.to_jsonrpc(e.id().map(|(s, _)| s.get(body))));
-                continue;
-            }
-        };
-        let method = env.method(body).unwrap_or("");
-        if method == method::INITIALIZE {
-            let err =
-                GatewayError::new(ErrorKind::InvalidRequest, "initialize must not be batched");
-            replies.push(err.to_jsonrpc(env.id_raw(body)));
-            continue;
-        }
-        let class = classify(method, env.kind);
-        match run_phases(gw, w, snap, req, body, &env, method).await {
-            Ok(Answer::Message(m) | Answer::Reply(_, m)) => replies.push(rewrite::concat(&m)),
-            Ok(Answer::Initialized(m, _)) => replies.push(m),
-            Ok(Answer::Relay(r)) => replies.push(r.finish(gw, w).await),
-            Ok(Answer::Nothing) => {}
-            Err(e) => {
-                record(w, class, false, req.received);
-                replies.push(e.to_jsonrpc(env.id_raw(body)));
-            }
-        }
-    }
-    if replies.is_empty() {
-        return Outcome::Accepted;
-    }
-    let mut out = Vec::with_capacity(replies.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
-    out.push(b'[');
-    for (i, r) in replies.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(r);
-    }
-    out.push(b']');
-    Outcome::Json {
-        status: 200,
-        body: one(Bytes::from(out)),
-        session: None,
-    }
 }
 
 /// A reply of one piece.
