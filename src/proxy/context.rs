@@ -59,6 +59,8 @@ pub struct Gateway {
     pub sessions: SessionCodec,
     /// Seals and opens the ids of server-to-client requests relayed to clients.
     pub relay_ids: RelayIds,
+    /// Sealed task ids and the owners of tasks created through the gateway (experimental tasks).
+    pub tasks: crate::session::tasks::Tasks,
     /// Which sessions watch which resources (reference-counted per downstream).
     pub subscriptions: super::subscriptions::Subscriptions,
     /// Reports to the control thread (never blocks: unbounded).
@@ -87,6 +89,12 @@ impl Gateway {
                 let _ = w.try_send(WorkerMsg::ToSession(session, message.clone()));
             }
         }
+    }
+
+    /// A downstream's `notifications/tasks/status` outside any call: to the session that created
+    /// the task, with its sealed id (see `proxy::tasks`).
+    pub fn task_status(&self, slot: usize, message: &Bytes) {
+        super::tasks::status_outside_call(self, slot, message);
     }
 
     /// Delivers a message to a session's streams wherever they live: this worker's hub first,

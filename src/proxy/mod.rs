@@ -21,6 +21,7 @@
 //!
 //! Performance: no locks; allocation is the spliced piece list (inline `SmallVec`) and the reply.
 
+mod asks;
 mod batch;
 mod client_msgs;
 pub mod context;
@@ -29,6 +30,7 @@ pub mod modern;
 mod relay;
 mod routing;
 pub mod subscriptions;
+mod tasks;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -365,6 +367,13 @@ async fn route(
             }
         }
         method::COMPLETION_COMPLETE => by_reference(snap, body, env)?,
+        method::TASKS_GET | method::TASKS_RESULT | method::TASKS_CANCEL => {
+            tasks::route(gw, snap, body, env, session)?
+        }
+        method::TASKS_LIST => {
+            let list = tasks::list(gw, w, snap, body, env, session).await?;
+            return Ok(Answer::Message(one(list)));
+        }
         _ => {
             return Err(GatewayError::new(
                 ErrorKind::MethodNotFound,
@@ -460,6 +469,8 @@ async fn forward(
         accepts_sse: req.accepts_sse,
         modern,
         cancel_on_drop,
+        task_ids: tasks::carries_task_ids(&entry.link, body, env, method),
+        asked: Default::default(),
     };
     relay::CallRelay::begin(gw, w, ctx, call, req.accepts_sse)
         .await

@@ -15,6 +15,7 @@ pub mod downstream;
 pub mod modern;
 pub mod relay_ids;
 pub mod streams;
+pub mod tasks;
 pub mod versions;
 
 use std::collections::HashMap;

@@ -11,4 +11,5 @@ mod resilience;
 mod rmcp_peers;
 mod sse;
 mod stdio;
+mod tasks;
 mod tls;
