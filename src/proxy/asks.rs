@@ -21,7 +21,9 @@ use smallvec::SmallVec;
 use super::context::Gateway;
 use super::relay::RelayCtx;
 use super::tasks;
-use crate::wire::{self, method, rewrite};
+use crate::wire::names::meta;
+use crate::wire::scan::path;
+use crate::wire::{self, key, method, rewrite, Envelope, Span, Splice};
 
 /// The server requests a call relayed to its client: (server's raw id, sealed token the client saw).
 #[derive(Default)]
@@ -49,6 +51,30 @@ impl Asked {
     }
 }
 
+/// The splices relaying a server request to the client: its id → `token` (remembered for the
+/// server's cancellation), and a `related-task` id sealed as the client knows that task.
+pub fn request_edits(
+    gw: &Gateway,
+    ctx: &RelayCtx,
+    msg: &[u8],
+    env: &Envelope,
+    id: Span,
+    token: Bytes,
+) -> SmallVec<[Splice; 2]> {
+    ctx.asked.note(id.get(msg), &token);
+    let mut edits: SmallVec<[Splice; 2]> = SmallVec::new();
+    edits.push((id, token));
+    let related = env
+        .params
+        .and_then(|p| path(msg, p, &[key::META, meta::RELATED_TASK, key::TASK_ID]));
+    if let (Some(task), Some(s)) = (related, ctx.session) {
+        if let Some(sealed) = gw.tasks.token(ctx.link.slot, s.nonce, task.get(msg)) {
+            edits.push((task, sealed));
+        }
+    }
+    edits
+}
+
 /// A notification from the call's server, as the client should get it (`None`: not for it).
 pub fn on_call_stream(gw: &Gateway, ctx: &RelayCtx, n: Bytes) -> Option<Bytes> {
     let Ok(env) = wire::parse(&n) else {
@@ -64,7 +90,7 @@ pub fn on_call_stream(gw: &Gateway, ctx: &RelayCtx, n: Bytes) -> Option<Bytes> {
             let slot = ctx.link.slot;
             let id = env
                 .params
-                .and_then(|p| tasks::member(&n, p, crate::wire::key::TASK_ID))?;
+                .and_then(|p| crate::wire::scan::member(&n, p, key::TASK_ID))?;
             let owner = gw.tasks.owner(slot, id.get(&n));
             match (owner, ctx.session) {
                 (Some(o), Some(s)) if o == s.nonce => {

@@ -45,6 +45,7 @@ pub use relay::Relay;
 use crate::catalog::{ListKind, Snapshot};
 use crate::error::{ErrorKind, GatewayError};
 use crate::policy::{Decision, Principal, RequestFacts};
+use crate::session::origin::Origin;
 use crate::session::{versions, FrontSession};
 use crate::telemetry::MethodClass;
 use crate::upstream::call::{Call, CallSpec};
@@ -430,6 +431,10 @@ async fn forward(
         .ok_or_else(|| GatewayError::new(ErrorKind::InvalidRequest, "request without id"))?;
     let route = Route::to(&entry.link, &w.pools).map_err(|e| e.for_client(&entry.link.name))?;
     let minted = w.mint_id();
+    let origin = Origin {
+        session: session.map_or(0, |s| s.nonce),
+        task: tasks::task_of(method, name_edit.as_ref()),
+    };
     let (spliced, progress, client_token) =
         splice_call(body, env, id_span, minted, name_edit, &route);
     let limits = &snap.gateway.limits;
@@ -446,6 +451,7 @@ async fn forward(
             max_event: limits.max_sse_event_bytes,
         },
         client_name: snap.server_name.clone(),
+        origin,
     };
     let client_id = Bytes::copy_from_slice(id_span.get(body));
     w.calls_begin(

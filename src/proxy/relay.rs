@@ -246,11 +246,8 @@ fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Bytes) -> Serv
         .then(|| gw.relay_ids.seal(ctx.link.slot, id_span.get(&msg)))
         .flatten();
     if let Some(token) = token {
-        ctx.asked.note(id_span.get(&msg), &token);
-        return ServerAsk::Send(rewrite::concat(&rewrite::splice(
-            &msg,
-            &mut [(id_span, token)],
-        )));
+        let mut edits = super::asks::request_edits(gw, ctx, &msg, &env, id_span, token);
+        return ServerAsk::Send(rewrite::concat(&rewrite::splice(&msg, &mut edits)));
     }
     let why = format!("the client of this call cannot take '{name}' (capability not declared, or no stream to send it on)");
     call.reply_downstream(encode::error_response(

@@ -29,33 +29,11 @@ use crate::session::FrontSession;
 use crate::upstream::exchange::ReplyLimits;
 use crate::upstream::route::Route;
 use crate::wire::names::meta;
-use crate::wire::{self, encode, key, method, rewrite, scan, Envelope, Span, Splice};
+use crate::wire::scan::{self, member, path};
+use crate::wire::{self, encode, key, method, rewrite, Envelope, Span, Splice};
 
 /// Pages of a downstream's `tasks/list` the gateway follows at most per request.
 pub const MAX_LIST_PAGES: usize = 16;
-
-/// The value of member `name` of the object whose value span is `at`, if it is an object member.
-pub fn member(buf: &[u8], at: Span, name: &[u8]) -> Option<Span> {
-    let start = at.start as usize;
-    if buf.get(start) != Some(&b'{') {
-        return None;
-    }
-    let mut found = None;
-    scan::for_each_member(buf, start, |k, escaped, v| {
-        if found.is_none() && scan::key_eq(k.get(buf), escaped, name) {
-            found = Some(v);
-        }
-    })
-    .ok()?;
-    found
-}
-
-/// The value at a path of object members.
-pub fn path(buf: &[u8], at: Span, names: &[&[u8]]) -> Option<Span> {
-    names
-        .iter()
-        .try_fold(at, |span, name| member(buf, span, name))
-}
 
 /// Whether a downstream's advertised capabilities include `tasks` (with `sub`, if given).
 pub fn offers(link: &ServerLink, sub: Option<&[u8]>) -> bool {
@@ -82,6 +60,16 @@ pub fn carries_task_ids(link: &ServerLink, body: &[u8], env: &Envelope, name: &s
                     .is_some_and(|p| member(body, p, key::TASK).is_some())
         }
         _ => false,
+    }
+}
+
+/// The downstream task a forwarded `tasks/*` request concerns (its spliced-in own id).
+pub fn task_of(name: &str, edit: Option<&(Span, Bytes)>) -> Option<Bytes> {
+    match name {
+        method::TASKS_GET | method::TASKS_RESULT | method::TASKS_CANCEL => {
+            edit.map(|(_, id)| id.clone())
+        }
+        _ => None,
     }
 }
 

@@ -13,6 +13,7 @@
 
 pub mod downstream;
 pub mod modern;
+pub mod origin;
 pub mod relay_ids;
 pub mod streams;
 pub mod tasks;
