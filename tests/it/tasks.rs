@@ -128,3 +128,32 @@ fn cancel_works_and_the_status_reaches_the_owning_session_only() {
     let again = task_request(&e, &mine, "tasks/cancel", &task);
     assert_eq!(again["error"]["code"], -32602, "{again}");
 }
+
+#[test]
+fn tasks_of_a_stdio_server_are_sealed_and_scoped_the_same_way() {
+    let toml = format!(
+        "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
+         [[server]]\nname = \"kid\"\ntransport = \"stdio\"\ncommand = \"{}\"\nargs = [\"demo-server\", \"--transport\", \"stdio\", \"--name\", \"kid\"]\n",
+        env!("CARGO_BIN_EXE_ringgate")
+    );
+    let e = Env::with_config(vec![], &toml);
+    let (mine, other) = (e.session(VERSION), e.session(VERSION));
+    let mut my_stream = Stream::open(e.addr(), &mine);
+    let body = r#"{"jsonrpc":"2.0","id":"t","method":"tools/call","params":{"name":"kid__sleep","arguments":{"ms":60000},"task":{}}}"#;
+    let v = e.call(&mine, body).json();
+    let task = v["result"]["task"]["taskId"].as_str().unwrap().to_string();
+    assert!(task.starts_with("k1."), "{v}");
+    assert_eq!(listed(&e, &mine), vec![task.clone()]);
+    assert!(listed(&e, &other).is_empty());
+    let refused = task_request(&e, &other, "tasks/cancel", &task);
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    let cancelled = task_request(&e, &mine, "tasks/cancel", &task);
+    assert_eq!(cancelled["result"]["status"], "cancelled", "{cancelled}");
+    let note = my_stream
+        .next_data(Duration::from_secs(5))
+        .expect("the owner hears the status from the child");
+    assert!(
+        note.contains("notifications/tasks/status") && note.contains(&task),
+        "{note}"
+    );
+}
