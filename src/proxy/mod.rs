@@ -475,7 +475,7 @@ async fn forward(
         accepts_sse: req.accepts_sse,
         modern,
         cancel_on_drop,
-        task_ids: tasks::carries_task_ids(&entry.link, body, env, method),
+        task_ids: tasks::carries_task_ids(w, snap, server, (body, env), method),
         asked: Default::default(),
     };
     relay::CallRelay::begin(gw, w, ctx, call, req.accepts_sse)

@@ -16,6 +16,7 @@
 //! server's small `capabilities` object) and, only for a server that offers tasks, a scan of the
 //! params for `task`. Everything else here runs for task traffic only.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,26 +36,35 @@ use crate::wire::{self, encode, key, method, rewrite, Envelope, Span, Splice};
 /// Pages of a downstream's `tasks/list` the gateway follows at most per request.
 pub const MAX_LIST_PAGES: usize = 16;
 
-/// Whether a downstream's advertised capabilities include `tasks` (with `sub`, if given).
-pub fn offers(link: &ServerLink, sub: Option<&[u8]>) -> bool {
+/// Whether a downstream's advertised capabilities have `tasks` with the member at `sub`.
+pub fn offers(link: &ServerLink, sub: &[&[u8]]) -> bool {
     let Some(session) = link.session.load_full() else {
         return false;
     };
     let caps = &session.capabilities;
-    let whole = Span::new(0, caps.len());
-    match member(caps, whole, b"tasks") {
-        Some(tasks) => sub.is_none_or(|s| member(caps, tasks, s).is_some()),
-        None => false,
-    }
+    let tasks = member(caps, Span::new(0, caps.len()), b"tasks");
+    tasks.is_some_and(|t| path(caps, t, sub).is_some())
+}
+
+/// Whether a downstream takes task-augmented `tools/call`s (`tasks.requests.tools.call`).
+pub fn takes_task_calls(link: &ServerLink) -> bool {
+    offers(link, &[b"requests", b"tools", b"call"])
 }
 
 /// Whether this forwarded request's reply may carry downstream task ids to seal: a `tasks/*`
-/// request, or a task-augmented `tools/call` to a server that offers tasks.
-pub fn carries_task_ids(link: &ServerLink, body: &[u8], env: &Envelope, name: &str) -> bool {
+/// request, or a task-augmented `tools/call` to a server that takes them (known per snapshot on
+/// the worker: a plain call pays no capability scan).
+pub fn carries_task_ids(
+    w: &Worker,
+    snap: &Arc<Snapshot>,
+    server: usize,
+    (body, env): (&[u8], &Envelope),
+    name: &str,
+) -> bool {
     match name {
         method::TASKS_GET | method::TASKS_RESULT | method::TASKS_CANCEL => true,
         method::TOOLS_CALL => {
-            offers(link, None)
+            w.takes_tasks(snap, server)
                 && env
                     .params
                     .is_some_and(|p| member(body, p, key::TASK).is_some())
@@ -214,7 +224,7 @@ pub async fn list(
     let mut out = b"{\"tasks\":[".to_vec();
     let mut first = true;
     for entry in snap.servers.iter().filter(|s| {
-        s.available && s.link.is_up() && !s.link.is_modern() && offers(&s.link, Some(b"list"))
+        s.available && s.link.is_up() && !s.link.is_modern() && offers(&s.link, &[b"list"])
     }) {
         let Ok(route) = Route::to(&entry.link, &w.pools) else {
             continue;
