@@ -26,6 +26,7 @@ use super::context::{Gateway, Worker, WorkerMsg};
 use crate::catalog::Snapshot;
 use crate::error::{ErrorKind, GatewayError};
 use crate::session::downstream::ServerLink;
+use crate::session::tasks::Tasks;
 use crate::session::FrontSession;
 use crate::upstream::exchange::ReplyLimits;
 use crate::upstream::route::Route;
@@ -81,6 +82,31 @@ pub fn task_of(name: &str, edit: Option<&(Span, Bytes)>) -> Option<Bytes> {
         }
         _ => None,
     }
+}
+
+/// A client's answer to a relayed server request names the task it belongs to by the gateway's id
+/// (`result._meta` `related-task`): the splice putting back the server's own id, when that id is
+/// a genuine one for this server.
+pub fn unseal_related(
+    tasks: &Tasks,
+    slot: usize,
+    body: &[u8],
+    env: &Envelope,
+) -> SmallVec<[Splice; 2]> {
+    let mut edits = SmallVec::new();
+    let related = env
+        .result
+        .and_then(|r| path(body, r, &[key::META, meta::RELATED_TASK, key::TASK_ID]));
+    let content = related.and_then(|s| {
+        let raw = s.get(body);
+        raw.strip_prefix(b"\"")?.strip_suffix(b"\"")
+    });
+    if let (Some(span), Some(task)) = (related, content.and_then(|c| tasks.open(c))) {
+        if task.slot == slot {
+            edits.push((span, task.downstream));
+        }
+    }
+    edits
 }
 
 /// Task not found (forged, expired, or another session's): the spec's -32602.
@@ -336,5 +362,29 @@ mod tests {
         assert_eq!(related.get(doc), b"\"t-2\"");
         assert!(path(doc, whole, &[b"result", b"missing"]).is_none());
         assert!(member(doc, id, b"x").is_none(), "not an object");
+    }
+
+    #[test]
+    fn a_clients_answer_gets_the_servers_own_related_task_id_back() {
+        let tasks = Tasks::new().unwrap();
+        let sealed = tasks.create(3, b"\"t-7\"", 9, None).unwrap();
+        let sealed = std::str::from_utf8(&sealed).unwrap();
+        let answer = format!(
+            r#"{{"jsonrpc":"2.0","id":"x","result":{{"action":"accept","_meta":{{"io.modelcontextprotocol/related-task":{{"taskId":{sealed}}}}}}}}}"#
+        );
+        let body = Bytes::from(answer);
+        let env = wire::parse(&body).unwrap();
+        let mut edits = unseal_related(&tasks, 3, &body, &env);
+        let out = rewrite::concat(&rewrite::splice(&body, &mut edits));
+        assert!(std::str::from_utf8(&out)
+            .unwrap()
+            .contains(r#""taskId":"t-7""#));
+        assert!(
+            unseal_related(&tasks, 4, &body, &env).is_empty(),
+            "another server's id"
+        );
+        let forged = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"x","result":{"_meta":{"io.modelcontextprotocol/related-task":{"taskId":"k1.AAAA"}}}}"#);
+        let env = wire::parse(&forged).unwrap();
+        assert!(unseal_related(&tasks, 3, &forged, &env).is_empty());
     }
 }
