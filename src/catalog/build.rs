@@ -223,6 +223,18 @@ fn capabilities(servers: &[ServerEntry]) -> Bytes {
     if any("completions") {
         out.push_str(r#","completions":{}"#);
     }
+    // Experimental tasks: the gateway lists and cancels tasks itself (per session) and forwards
+    // task-augmented tool calls when any server takes them.
+    let task_calls = parsed.iter().any(|v| {
+        v.get("tasks")
+            .and_then(|t| t.get("requests"))
+            .and_then(|r| r.get("tools"))
+            .and_then(|t| t.get("call"))
+            .is_some()
+    });
+    if task_calls {
+        out.push_str(r#","tasks":{"list":{},"cancel":{},"requests":{"tools":{"call":{}}}}"#);
+    }
     out.push('}');
     Bytes::from(out)
 }

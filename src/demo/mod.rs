@@ -9,6 +9,7 @@
 
 mod sampling;
 mod stdio;
+mod tasks;
 mod tools;
 
 pub use stdio::run_stdio;
@@ -138,6 +139,7 @@ pub struct Demo {
     extra_tools: Cell<usize>,
     streams: StreamHub,
     asks: sampling::Asks,
+    tasks: tasks::Table,
 }
 
 impl Demo {
@@ -148,6 +150,7 @@ impl Demo {
             sessions: RefCell::new(HashSet::new()),
             streams: StreamHub::default(),
             asks: sampling::Asks::default(),
+            tasks: tasks::Table::default(),
         }
     }
 }

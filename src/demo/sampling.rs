@@ -69,11 +69,22 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
     if conn.write_chunk(&[Bytes::from(out)]).await.is_err() {
         return false;
     }
-    let text = match monoio::time::timeout(ANSWER_TIMEOUT, rx).await {
+    let cancel_after = cancel_after(body, env);
+    let text = match monoio::time::timeout(cancel_after.unwrap_or(ANSWER_TIMEOUT), rx).await {
         Ok(Ok(answer)) => answer_text(&answer),
         _ => {
             asks.pending.borrow_mut().remove(&ask_id);
-            "the client did not answer".to_string()
+            if cancel_after.is_some() {
+                // The server gives up on its own request and tells the client so.
+                let mut out = Vec::new();
+                sse::encode_event(&mut out, Some("message"), None, &cancelled(&ask_id));
+                if conn.write_chunk(&[Bytes::from(out)]).await.is_err() {
+                    return false;
+                }
+                "the server cancelled its request".to_string()
+            } else {
+                "the client did not answer".to_string()
+            }
         }
     };
     let id = env.id_raw(body).unwrap_or(b"null");
@@ -88,6 +99,56 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
         &encode::result_response(id, &result),
     );
     conn.write_chunk(&[Bytes::from(out)]).await.is_ok() && conn.finish_stream().await.is_ok()
+}
+
+/// `arguments.cancel_after_ms`: wait that long for the answer, then cancel the request.
+fn cancel_after(body: &[u8], env: &Envelope) -> Option<Duration> {
+    let mut scratch = env.params?.get(body).to_vec();
+    let params = simd_json::to_owned_value(&mut scratch).ok()?;
+    let ms = params.get("arguments")?.get("cancel_after_ms")?.as_u64()?;
+    Some(Duration::from_millis(ms.min(60_000)))
+}
+
+/// The server's `notifications/cancelled` for its own request `ask_id`.
+fn cancelled(ask_id: &[u8]) -> Bytes {
+    let mut params = b"{\"requestId\":".to_vec();
+    params.extend_from_slice(ask_id);
+    params.extend_from_slice(b",\"reason\":\"no answer in time\"}");
+    encode::notification(method::CANCELLED, Some(&params))
+}
+
+/// `sample` over stdio: the request is a stdout line, the answer arrives on stdin (handed over by
+/// [`take_answer`]); the same `cancel_after_ms` behaviour as over HTTP.
+pub async fn call_lines(asks: &Asks, body: &[u8], env: &Envelope, write: impl Fn(&[u8])) {
+    let n = asks.next.get();
+    asks.next.set(n + 1);
+    let ask_id = Bytes::from(format!("\"demo-ask-{n}\""));
+    let (tx, rx) = local_sync::oneshot::channel();
+    asks.pending.borrow_mut().insert(ask_id.clone(), tx);
+    let params = br#"{"messages":[{"role":"user","content":{"type":"text","text":"Say hello"}}],"maxTokens":20}"#;
+    write(&encode::request(
+        &ask_id,
+        method::SAMPLING_CREATE_MESSAGE,
+        Some(params),
+    ));
+    let cancel_after = cancel_after(body, env);
+    let text = match monoio::time::timeout(cancel_after.unwrap_or(ANSWER_TIMEOUT), rx).await {
+        Ok(Ok(answer)) => answer_text(&answer),
+        _ => {
+            asks.pending.borrow_mut().remove(&ask_id);
+            if cancel_after.is_some() {
+                write(&cancelled(&ask_id));
+            }
+            "the client did not answer".to_string()
+        }
+    };
+    let mut result = b"{\"content\":[{\"type\":\"text\",\"text\":".to_vec();
+    encode::write_json_string(&mut result, &format!("sampled: {text}"));
+    result.extend_from_slice(b"}]}");
+    write(&encode::result_response(
+        env.id_raw(body).unwrap_or(b"null"),
+        &result,
+    ));
 }
 
 /// The text of a sampling result, or the error message.

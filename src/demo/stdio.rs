@@ -61,7 +61,11 @@ async fn handle_line(demo: &Demo, line: Bytes) {
         Err(e) => return write_line(&encode::error_response(None, e.code(), e.reason(), None)),
     };
     if env.kind != Kind::Request {
+        super::sampling::take_answer(&demo.asks, &line, &env);
         return;
+    }
+    if super::sampling::is_sample_call(&line, &env) {
+        return super::sampling::call_lines(&demo.asks, &line, &env, write_line).await;
     }
     let m = env.method(&line).unwrap_or("");
     if m == method::INITIALIZE {

@@ -30,7 +30,7 @@ pub fn initialize_result(demo: &Demo, body: &[u8], env: &Envelope) -> Bytes {
         crate::session::versions::LATEST.to_string()
     };
     let mut r = format!(
-        r#"{{"protocolVersion":"{version}","capabilities":{{"tools":{{"listChanged":true}},"resources":{{"subscribe":true}},"prompts":{{}},"completions":{{}},"logging":{{}}}},"serverInfo":{{"name":"#
+        r#"{{"protocolVersion":"{version}","capabilities":{{"tools":{{"listChanged":true}},"resources":{{"subscribe":true}},"prompts":{{}},"completions":{{}},"logging":{{}},"tasks":{{"list":{{}},"cancel":{{}},"requests":{{"tools":{{"call":{{}}}}}}}}}},"serverInfo":{{"name":"#
     );
     let mut name = Vec::new();
     encode::write_json_string(&mut name, &demo.opts.name);
@@ -79,6 +79,9 @@ pub async fn handle(demo: &Demo, body: &[u8], env: &Envelope) -> Bytes {
         method::PROMPTS_LIST => Ok(br#"{"prompts":[{"name":"greet","description":"Greets someone.","arguments":[{"name":"name","required":true}]}]}"#.to_vec()),
         method::PROMPTS_GET => prompt(p.as_ref()),
         method::COMPLETION_COMPLETE => Ok(complete(p.as_ref())),
+        method::TASKS_GET | method::TASKS_RESULT | method::TASKS_LIST | method::TASKS_CANCEL => {
+            super::tasks::handle(demo, m, p.as_ref()).await
+        }
         _ => Err((code::METHOD_NOT_FOUND, format!("Method not found: {m}"))),
     };
     match result {
@@ -145,6 +148,9 @@ async fn call(demo: &Demo, p: Option<&OwnedValue>) -> Result<Vec<u8>, (i32, Stri
         "now" => Ok(text_result(&utc_now(), false)),
         "sleep" => {
             let ms = arg("ms").and_then(|v| v.as_u64()).unwrap_or(0).min(600_000);
+            if p.get("task").is_some() {
+                return Ok(super::tasks::create(demo, ms, p));
+            }
             monoio::time::sleep(Duration::from_millis(ms)).await;
             Ok(text_result(&format!("slept {ms} ms"), false))
         }
@@ -282,7 +288,7 @@ fn complete(p: Option<&OwnedValue>) -> Vec<u8> {
 }
 
 /// Current UTC time as RFC 3339, without a date library.
-fn utc_now() -> String {
+pub(super) fn utc_now() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -55,7 +55,9 @@ pub fn response(
             )
         })?;
     let route = Route::to(&entry.link, &w.pools).map_err(|e| e.for_client(&entry.link.name))?;
-    let answer = rewrite::concat(&rewrite::splice(body, &mut [(span, server_id)]));
+    let mut edits = super::tasks::unseal_related(&gw.tasks, slot, body, env);
+    edits.push((span, server_id));
+    let answer = rewrite::concat(&rewrite::splice(body, &mut edits));
     route.send_detached(entry.link.clone(), answer, limits(snap));
     Ok(())
 }

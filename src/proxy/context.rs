@@ -59,6 +59,8 @@ pub struct Gateway {
     pub sessions: SessionCodec,
     /// Seals and opens the ids of server-to-client requests relayed to clients.
     pub relay_ids: RelayIds,
+    /// Sealed task ids and the owners of tasks created through the gateway (experimental tasks).
+    pub tasks: crate::session::tasks::Tasks,
     /// Which sessions watch which resources (reference-counted per downstream).
     pub subscriptions: super::subscriptions::Subscriptions,
     /// Reports to the control thread (never blocks: unbounded).
@@ -89,6 +91,12 @@ impl Gateway {
         }
     }
 
+    /// A downstream's `notifications/tasks/status` outside any call: to the session that created
+    /// the task, with its sealed id (see `proxy::tasks`).
+    pub fn task_status(&self, slot: usize, message: &Bytes) {
+        super::tasks::status_outside_call(self, slot, message);
+    }
+
     /// Delivers a message to a session's streams wherever they live: this worker's hub first,
     /// else every other worker (the one holding the stream delivers it).
     pub fn to_session(&self, here: &Worker, session: u64, message: Bytes) {
@@ -108,6 +116,9 @@ pub const MAX_OPENED_SESSIONS: usize = 16 * 1024;
 
 /// A forwarded call in flight: the route and server it went to, and the id the server knows.
 pub type InFlight = (Route, Arc<ServerLink>, u64);
+
+/// A value computed from one snapshot (identified by its address and generation).
+type PerSnapshot<T> = (usize, u64, T);
 
 /// One worker's own state.
 pub struct Worker {
@@ -133,6 +144,9 @@ pub struct Worker {
     cache: RefCell<Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>>,
     /// `Mcp-Param-*` annotations of the snapshot last seen (by address and generation).
     param_index: RefCell<Option<(usize, u64, Rc<ParamIndex>)>>,
+    /// Which servers of the snapshot last seen take task-augmented tool calls (by address and
+    /// generation), so a plain `tools/call` pays no capability scan.
+    task_servers: RefCell<Option<PerSnapshot<Rc<[bool]>>>>,
 }
 
 impl Worker {
@@ -150,6 +164,7 @@ impl Worker {
             next_id: Cell::new(1),
             cache: RefCell::new(Cache::new(gateway.snapshot.clone())),
             param_index: RefCell::new(None),
+            task_servers: RefCell::new(None),
         }
     }
 
@@ -164,6 +179,25 @@ impl Worker {
         let index = Rc::new(ParamIndex::build(snap));
         *self.param_index.borrow_mut() = Some((key.0, key.1, index.clone()));
         index
+    }
+
+    /// Whether server `index` of `snap` takes task-augmented `tools/call`s (read once per
+    /// snapshot on this worker).
+    pub fn takes_tasks(&self, snap: &Arc<Snapshot>, index: usize) -> bool {
+        let key = (Arc::as_ptr(snap) as usize, snap.generation);
+        if let Some((ptr, generation, servers)) = &*self.task_servers.borrow() {
+            if (*ptr, *generation) == key {
+                return servers.get(index).copied().unwrap_or(false);
+            }
+        }
+        let servers: Rc<[bool]> = snap
+            .servers
+            .iter()
+            .map(|s| super::tasks::takes_task_calls(&s.link))
+            .collect();
+        let takes = servers.get(index).copied().unwrap_or(false);
+        *self.task_servers.borrow_mut() = Some((key.0, key.1, servers));
+        takes
     }
 
     /// The snapshot in force (a per-worker cache: ~1 ns when unchanged, vs ~24 ns for a load).

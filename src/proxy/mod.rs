@@ -21,6 +21,7 @@
 //!
 //! Performance: no locks; allocation is the spliced piece list (inline `SmallVec`) and the reply.
 
+mod asks;
 mod batch;
 mod client_msgs;
 pub mod context;
@@ -29,6 +30,7 @@ pub mod modern;
 mod relay;
 mod routing;
 pub mod subscriptions;
+mod tasks;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +45,7 @@ pub use relay::Relay;
 use crate::catalog::{ListKind, Snapshot};
 use crate::error::{ErrorKind, GatewayError};
 use crate::policy::{Decision, Principal, RequestFacts};
+use crate::session::origin::Origin;
 use crate::session::{versions, FrontSession};
 use crate::telemetry::MethodClass;
 use crate::upstream::call::{Call, CallSpec};
@@ -365,6 +368,13 @@ async fn route(
             }
         }
         method::COMPLETION_COMPLETE => by_reference(snap, body, env)?,
+        method::TASKS_GET | method::TASKS_RESULT | method::TASKS_CANCEL => {
+            tasks::route(gw, snap, body, env, session)?
+        }
+        method::TASKS_LIST => {
+            let list = tasks::list(gw, w, snap, body, env, session).await?;
+            return Ok(Answer::Message(one(list)));
+        }
         _ => {
             return Err(GatewayError::new(
                 ErrorKind::MethodNotFound,
@@ -421,6 +431,10 @@ async fn forward(
         .ok_or_else(|| GatewayError::new(ErrorKind::InvalidRequest, "request without id"))?;
     let route = Route::to(&entry.link, &w.pools).map_err(|e| e.for_client(&entry.link.name))?;
     let minted = w.mint_id();
+    let origin = Origin {
+        session: session.map_or(0, |s| s.nonce),
+        task: tasks::task_of(method, name_edit.as_ref()),
+    };
     let (spliced, progress, client_token) =
         splice_call(body, env, id_span, minted, name_edit, &route);
     let limits = &snap.gateway.limits;
@@ -437,6 +451,7 @@ async fn forward(
             max_event: limits.max_sse_event_bytes,
         },
         client_name: snap.server_name.clone(),
+        origin,
     };
     let client_id = Bytes::copy_from_slice(id_span.get(body));
     w.calls_begin(
@@ -460,6 +475,8 @@ async fn forward(
         accepts_sse: req.accepts_sse,
         modern,
         cancel_on_drop,
+        task_ids: tasks::carries_task_ids(w, snap, server, (body, env), method),
+        asked: Default::default(),
     };
     relay::CallRelay::begin(gw, w, ctx, call, req.accepts_sse)
         .await

@@ -54,6 +54,10 @@ pub struct RelayCtx {
     /// Where to send `notifications/cancelled` if the client goes away before the response (a
     /// modern client cancels by closing its response stream; a legacy one may resume, so `None`).
     pub cancel_on_drop: Option<Route>,
+    /// Whether replies may carry downstream task ids to seal (`tasks/*`, task-augmented calls).
+    pub task_ids: bool,
+    /// Server requests relayed to the client, for the server's cancellation of them.
+    pub asked: super::asks::Asked,
 }
 
 /// How a forwarded call began.
@@ -124,7 +128,7 @@ impl CallRelay {
                     return finish_response(gw, w, &ctx, &call, msg)
                         .map(|(p, s)| Begun::Done(p, s));
                 }
-                Ok(CallEvent::Notification(n)) => match relayable(&ctx, n) {
+                Ok(CallEvent::Notification(n)) => match relayable(gw, &ctx, n) {
                     Some(n) => n,
                     None => continue,
                 },
@@ -166,7 +170,7 @@ impl CallRelay {
         }
         loop {
             return match self.call.next().await {
-                Ok(CallEvent::Notification(n)) => match relayable(&self.ctx, n) {
+                Ok(CallEvent::Notification(n)) => match relayable(gw, &self.ctx, n) {
                     Some(n) => Some(n),
                     None => continue,
                 },
@@ -242,10 +246,8 @@ fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Bytes) -> Serv
         .then(|| gw.relay_ids.seal(ctx.link.slot, id_span.get(&msg)))
         .flatten();
     if let Some(token) = token {
-        return ServerAsk::Send(rewrite::concat(&rewrite::splice(
-            &msg,
-            &mut [(id_span, token)],
-        )));
+        let mut edits = super::asks::request_edits(gw, ctx, &msg, &env, id_span, token);
+        return ServerAsk::Send(rewrite::concat(&rewrite::splice(&msg, &mut edits)));
     }
     let why = format!("the client of this call cannot take '{name}' (capability not declared, or no stream to send it on)");
     call.reply_downstream(encode::error_response(
@@ -303,7 +305,8 @@ impl Drop for CallRelay {
 
 /// A notification for the client, or `None` when it is not to be relayed (a modern client gets log
 /// messages only at or above the level its request asked for).
-fn relayable(ctx: &RelayCtx, n: Bytes) -> Option<Bytes> {
+fn relayable(gw: &Gateway, ctx: &RelayCtx, n: Bytes) -> Option<Bytes> {
+    let n = super::asks::on_call_stream(gw, ctx, n)?;
     if let Some(m) = &ctx.modern {
         if let Ok(env) = wire::parse(&n) {
             if env.method(&n) == Some(method::MESSAGE) {
@@ -365,6 +368,9 @@ fn finish_response(
         Ok(status) => status,
         Err(e) => return Err(failed(gw, w, ctx, e)),
     };
+    if let (true, Some(s)) = (ctx.task_ids, ctx.session) {
+        super::tasks::seal_reply(gw, ctx.link.slot, s.nonce, &msg, &env, &mut edits);
+    }
     let pieces = rewrite::splice(&msg, &mut edits);
     let total = ctx.received.elapsed();
     let mut stats = w.stats.borrow_mut();

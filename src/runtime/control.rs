@@ -551,6 +551,8 @@ fn on_downstream_message(
         }
         // Only the sessions subscribed to that URI hear about it.
         Some(wire::method::RESOURCES_UPDATED) => gw.resource_updated(slot, msg),
+        // Only the session that created the task hears about it (experimental tasks).
+        Some(wire::method::TASKS_STATUS) => gw.task_status(slot, msg),
         // Anything else outside a call belongs to no client in particular.
         other => log::debug!("server slot {slot}: unsolicited {other:?} dropped"),
     }

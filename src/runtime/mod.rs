@@ -141,6 +141,7 @@ pub fn start_with(config: Config, front: Front) -> io::Result<Running> {
         snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
         sessions: SessionCodec::new().map_err(no_random)?,
         relay_ids: crate::session::relay_ids::RelayIds::new().map_err(no_random)?,
+        tasks: crate::session::tasks::Tasks::new().map_err(no_random)?,
         subscriptions: Default::default(),
         reports: reports_tx.clone(),
         workers: std::sync::OnceLock::new(),

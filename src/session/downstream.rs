@@ -50,6 +50,8 @@ pub enum MuxMsg {
         progress: Option<Bytes>,
         /// Where notifications and the response go.
         events: async_channel::Sender<MuxEvent>,
+        /// Who the request is for (attributes the server's own requests to a session).
+        origin: super::origin::Origin,
     },
     /// Write a message that expects no reply (notifications, responses to the server's requests).
     Send(Bytes),

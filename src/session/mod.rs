@@ -13,8 +13,10 @@
 
 pub mod downstream;
 pub mod modern;
+pub mod origin;
 pub mod relay_ids;
 pub mod streams;
+pub mod tasks;
 pub mod versions;
 
 use std::collections::HashMap;

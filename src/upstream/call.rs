@@ -46,6 +46,8 @@ pub struct CallSpec {
     pub limits: ReplyLimits,
     /// The gateway's client name, for a re-initialization.
     pub client_name: Arc<str>,
+    /// Who the call is for (a multiplexed server's requests are attributed by it).
+    pub origin: crate::session::origin::Origin,
 }
 
 /// Something the downstream sent for this call.
@@ -122,6 +124,7 @@ impl Call {
             id: self.minted(),
             progress: self.spec.progress.clone(),
             events,
+            origin: self.spec.origin.clone(),
         };
         child
             .tx

@@ -74,6 +74,7 @@ impl Route {
                         id,
                         progress: None,
                         events,
+                        origin: crate::session::origin::Origin::GATEWAY,
                     };
                     child.tx.send(msg).await.map_err(|_| {
                         UpstreamError::Unreachable("the server process is gone".into())

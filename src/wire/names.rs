@@ -71,6 +71,16 @@ pub mod method {
     pub const ROOTS_LIST: &str = "roots/list";
     /// Client notification: its roots changed.
     pub const ROOTS_LIST_CHANGED: &str = "notifications/roots/list_changed";
+    /// A task's state (experimental tasks, 2025-11-25).
+    pub const TASKS_GET: &str = "tasks/get";
+    /// A task's final result (blocks until the task ends).
+    pub const TASKS_RESULT: &str = "tasks/result";
+    /// The requestor's tasks.
+    pub const TASKS_LIST: &str = "tasks/list";
+    /// Cancels a task.
+    pub const TASKS_CANCEL: &str = "tasks/cancel";
+    /// A task's status changed.
+    pub const TASKS_STATUS: &str = "notifications/tasks/status";
 }
 
 /// JSON-RPC error codes: the standard ones, MCP's, and the gateway's own.
@@ -153,6 +163,14 @@ pub mod key {
     pub const TYPE: &[u8] = b"type";
     /// `params.requestId`: the cancelled request (`notifications/cancelled`).
     pub const REQUEST_ID: &[u8] = b"requestId";
+    /// `taskId`: a task (experimental tasks).
+    pub const TASK_ID: &[u8] = b"taskId";
+    /// `params.task` (a task-augmented request) / `result.task` (`CreateTaskResult`).
+    pub const TASK: &[u8] = b"task";
+    /// `result.tasks` (`tasks/list`).
+    pub const TASKS: &[u8] = b"tasks";
+    /// `result.nextCursor`.
+    pub const NEXT_CURSOR: &[u8] = b"nextCursor";
 }
 
 /// Reserved `_meta` keys of the 2026-07-28 era (per-request protocol fields).
@@ -167,6 +185,8 @@ pub mod meta {
     pub const LOG_LEVEL: &[u8] = b"io.modelcontextprotocol/logLevel";
     /// Result `_meta`: the server's `Implementation`.
     pub const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+    /// The task a request, notification or result belongs to (`{"taskId": ...}`).
+    pub const RELATED_TASK: &[u8] = b"io.modelcontextprotocol/related-task";
     /// Notification `_meta` on a listen stream: the subscription it belongs to.
     pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 }

@@ -539,5 +539,29 @@ pub fn key_eq(raw: &[u8], escaped: bool, lit: &[u8]) -> bool {
     }
 }
 
+/// The value span of member `name` of the object at `at` (`None` if `at` is not an object, or
+/// the member is absent). Validates the object's members on the way (no allocation).
+pub fn member(buf: &[u8], at: Span, name: &[u8]) -> Option<Span> {
+    let start = at.start as usize;
+    if buf.get(start) != Some(&b'{') {
+        return None;
+    }
+    let mut found = None;
+    for_each_member(buf, start, |k, escaped, v| {
+        if found.is_none() && key_eq(k.get(buf), escaped, name) {
+            found = Some(v);
+        }
+    })
+    .ok()?;
+    found
+}
+
+/// The value span at a path of object members from `at` (e.g. `result` → `task` → `taskId`).
+pub fn path(buf: &[u8], at: Span, names: &[&[u8]]) -> Option<Span> {
+    names
+        .iter()
+        .try_fold(at, |span, name| member(buf, span, name))
+}
+
 #[cfg(test)]
 pub(crate) mod tests;

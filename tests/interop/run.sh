@@ -815,6 +815,14 @@ print(*[s["pid"] for s in doc.get("servers", []) if s.get("transport") == "stdio
   fi
 }
 
+# Experimental tasks (2025-11-25) with server-everything's task-required tool: sealed task ids,
+# polling, result, and another session can neither list nor reach the task (tasks_client.py).
+c_tasks_everything() {
+  REASON="$(timeout 60 "$PY" "$HERE/tasks_client.py" "$GW_URL" "$S_EV" 2>>"$WORK/checks.err")" && return 0
+  [ -n "$REASON" ] || REASON="tasks_client.py failed without a message (timeout or crash; see checks.err)"
+  return 1
+}
+
 # ---------------------------------------------------------------- run
 say "checks (peers: everything=$P_EV everything-sse=$P_EVS pysdk=$P_PY demo=$P_DEMO; gateway=$P_GW admin=$P_ADM; paged=$P_GW3 admin=$P_ADM3; matrix=$P_GWX admin=$P_ADMX, stdio admin=$P_ADMS)"
 CHECKS_START=$SECONDS
@@ -828,6 +836,7 @@ check unknown-session-404 c_unknown_session
 check bad-origin-403 c_bad_origin
 check malformed-json-400 c_malformed_json
 check oversized-body-413 c_oversized_body
+check tasks-scoped-per-session c_tasks_everything
 check dead-downstream-isolated c_dead_downstream
 check metrics-per-server c_metrics
 check metrics-no-duplicate-series c_metrics_unique

@@ -9,6 +9,8 @@ mod modern;
 mod reload;
 mod resilience;
 mod rmcp_peers;
+mod server_requests;
 mod sse;
 mod stdio;
+mod tasks;
 mod tls;

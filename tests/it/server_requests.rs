@@ -1,0 +1,140 @@
+//! Requests a downstream sends to clients: its cancellation of them reaches the client with the id
+//! the client saw, and on a multiplexed (stdio) server they are attributed to the one session with
+//! calls in flight, or refused when calls of several sessions make it ambiguous.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::*;
+use ringgate::demo::DemoOptions;
+
+fn stdio_config() -> String {
+    format!(
+        "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
+         [[server]]\nname = \"kid\"\ntransport = \"stdio\"\ncommand = \"{}\"\nargs = [\"demo-server\", \"--transport\", \"stdio\", \"--name\", \"kid\"]\n",
+        env!("CARGO_BIN_EXE_ringgate")
+    )
+}
+
+fn sampling_session(e: &Env) -> String {
+    let body = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{}},"clientInfo":{"name":"t","version":"1"}}}"#;
+    post(e.addr(), &[], body)
+        .header("mcp-session-id")
+        .expect("session id")
+        .to_string()
+}
+
+/// POSTs a call and returns the open reply, to read as SSE events.
+fn open_call(addr: SocketAddr, session: &str, body: &str) -> BufReader<TcpStream> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let mut status = String::new();
+    r.read_line(&mut status).unwrap();
+    assert!(status.contains(" 200 "), "{status}");
+    r
+}
+
+fn next_event(r: &mut BufReader<TcpStream>) -> Value {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0, "stream ended");
+        if let Some(d) = line.trim_end().strip_prefix("data: ") {
+            return serde_json::from_str(d).unwrap();
+        }
+    }
+}
+
+fn sample(tool: &str, args: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#
+    )
+}
+
+/// The server asks, gets no answer, cancels its request: the client hears the cancellation for
+/// the sealed id it was given, then the call's result.
+fn cancellation_reaches_the_client(e: &Env, tool: &str) {
+    let s = sampling_session(e);
+    let mut reply = open_call(e.addr(), &s, &sample(tool, r#"{"cancel_after_ms":200}"#));
+    let ask = next_event(&mut reply);
+    assert_eq!(ask["method"], "sampling/createMessage", "{ask}");
+    let token = ask["id"].as_str().expect("a sealed id").to_string();
+    assert!(token.starts_with("k1."), "{token}");
+    let note = next_event(&mut reply);
+    assert_eq!(note["method"], "notifications/cancelled", "{note}");
+    assert_eq!(note["params"]["requestId"], token.as_str(), "{note}");
+    let done = next_event(&mut reply);
+    assert_eq!(done["id"], "c1", "{done}");
+}
+
+#[test]
+fn a_servers_cancellation_of_its_request_reaches_the_client_over_http() {
+    let e = Env::start(vec![DemoOptions::new("a")], "");
+    cancellation_reaches_the_client(&e, "alpha__sample");
+}
+
+#[test]
+fn a_servers_cancellation_of_its_request_reaches_the_client_over_stdio() {
+    let e = Env::with_config(vec![], &stdio_config());
+    cancellation_reaches_the_client(&e, "kid__sample");
+}
+
+/// A `sleep` call on the stdio server that is surely in flight (its first progress was read).
+fn sleeping(e: &Env, session: &str) -> BufReader<TcpStream> {
+    let body = r#"{"jsonrpc":"2.0","id":"z","method":"tools/call","params":{"name":"kid__sleep","arguments":{"ms":3000,"steps":30},"_meta":{"progressToken":"p"}}}"#;
+    let mut r = open_call(e.addr(), session, body);
+    let first = next_event(&mut r);
+    assert_eq!(first["method"], "notifications/progress", "{first}");
+    r
+}
+
+#[test]
+fn on_stdio_a_server_request_reaches_the_one_session_with_calls_in_flight() {
+    let e = Env::with_config(vec![], &stdio_config());
+    let s = sampling_session(&e);
+    let _busy = sleeping(&e, &s);
+    let mut reply = open_call(e.addr(), &s, &sample("kid__sample", "{}"));
+    let ask = next_event(&mut reply);
+    assert_eq!(ask["method"], "sampling/createMessage", "{ask}");
+    let token = ask["id"].as_str().unwrap();
+    let answer = format!(
+        r#"{{"jsonrpc":"2.0","id":"{token}","result":{{"role":"assistant","content":{{"type":"text","text":"hi"}},"model":"m"}}}}"#
+    );
+    assert_eq!(e.call(&s, &answer).status, 202);
+    let done = next_event(&mut reply);
+    assert_eq!(
+        done["result"]["content"][0]["text"], "sampled: hi",
+        "{done}"
+    );
+}
+
+#[test]
+fn on_stdio_a_server_request_is_refused_when_several_sessions_have_calls_in_flight() {
+    let e = Env::with_config(vec![], &stdio_config());
+    let (busy, asking) = (sampling_session(&e), sampling_session(&e));
+    let mut busy_reply = sleeping(&e, &busy);
+    let v = e.call(&asking, &sample("kid__sample", "{}")).json();
+    let text = v["result"]["content"][0]["text"].as_str().unwrap_or("");
+    assert!(
+        text.starts_with("sampled: error"),
+        "refused to the server: {v}"
+    );
+    // The busy session never saw the request: its stream carries only progress and its result.
+    loop {
+        let ev = next_event(&mut busy_reply);
+        assert_ne!(ev["method"], "sampling/createMessage", "{ev}");
+        if ev.get("id").is_some() {
+            break;
+        }
+    }
+}
