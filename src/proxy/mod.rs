@@ -437,6 +437,7 @@ async fn forward(
             max_event: limits.max_sse_event_bytes,
         },
         client_name: snap.server_name.clone(),
+        params: crate::upstream::call::mirrored_params(snap, &entry.link, body, env),
     };
     let client_id = Bytes::copy_from_slice(id_span.get(body));
     w.calls_begin(
