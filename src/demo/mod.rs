@@ -11,7 +11,7 @@ mod sampling;
 mod stdio;
 mod tools;
 
-pub use stdio::run_stdio;
+pub use stdio::{run_stdio, run_stdio_modern};
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;

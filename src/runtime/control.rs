@@ -34,7 +34,7 @@ use crate::session::downstream::{MuxChannel, ServerLink};
 use crate::upstream::exchange::ReplyLimits;
 use crate::upstream::pool::WorkerPools;
 use crate::upstream::route::Route;
-use crate::upstream::watch::{watch, WatchEnd};
+use crate::upstream::watch::{listen, watch, WatchEnd};
 use crate::upstream::{child, fetch, handshake, sse_session, UpstreamError};
 use crate::wire::{self, encode};
 
@@ -75,6 +75,9 @@ pub struct Control {
     cursors: Arc<CursorCodec>,
     pub(super) pools: WorkerPools,
     tasks: local_sync::mpsc::unbounded::Tx<Task>,
+    /// Per slot: reopens a modern server's listen stream when its subscribed URIs change.
+    #[allow(clippy::type_complexity)]
+    relisten: RefCell<HashMap<usize, (async_channel::Sender<()>, async_channel::Receiver<()>)>>,
 }
 
 impl Control {
@@ -107,6 +110,7 @@ impl Control {
             cursors,
             pools: WorkerPools::default(),
             tasks,
+            relisten: RefCell::new(HashMap::new()),
         }
     }
 
@@ -171,8 +175,9 @@ impl Control {
                     link.health().transport
                 );
                 // Plain Streamable HTTP needs its GET stream for notifications; a multiplexed
-                // server (stdio, HTTP+SSE) already delivers them on its one stream.
-                if link.mux.load().is_none() {
+                // legacy server (stdio, HTTP+SSE) already delivers them on its one stream; a
+                // modern server needs its `subscriptions/listen` stream (upstream::watch).
+                if link.mux.load().is_none() || link.is_modern() {
                     self.spawn_watch(slot);
                 }
                 true
@@ -365,9 +370,23 @@ impl Control {
             {
                 let gw = me.gw.clone();
                 let notified = |msg: Bytes| on_downstream_message(&gw, &tasks, slot, &msg);
-                let end = monoio::select! {
-                    end = watch(&pool, me.limits(), notified) => end,
-                    _ = stop.recv() => return,
+                let end = if link.is_modern() {
+                    let (Ok(route), relisten) = (Route::to(&link, &me.pools), me.relisten(slot))
+                    else {
+                        return;
+                    };
+                    let uris = me.gw.subscriptions.uris(slot);
+                    monoio::select! {
+                        end = listen(&route, &link, me.limits(), &uris, notified) => end,
+                        // The subscribed URIs changed: listen again at once with the new set.
+                        _ = relisten.recv() => continue,
+                        _ = stop.recv() => return,
+                    }
+                } else {
+                    monoio::select! {
+                        end = watch(&pool, me.limits(), notified) => end,
+                        _ = stop.recv() => return,
+                    }
                 };
                 match end {
                     WatchEnd::NotOffered => return,
@@ -382,6 +401,17 @@ impl Control {
                 delay = (delay * 2).min(MAX_BACKOFF);
             }
         });
+    }
+
+    /// The signal that makes a slot's listen stream reopen (its subscribed URIs changed).
+    fn relisten(&self, slot: usize) -> async_channel::Receiver<()> {
+        let mut map = self.relisten.borrow_mut();
+        let (tx, rx) = map
+            .entry(slot)
+            .or_insert_with(async_channel::unbounded)
+            .clone();
+        drop(tx);
+        rx
     }
 
     /// Runs one scheduled task. Tasks for a retired or discarded slot do nothing.
@@ -426,6 +456,11 @@ impl Control {
     /// Handles a worker's report (about live servers only: a retiring one is not reconnected).
     fn on_report(self: &Rc<Self>, report: Report) {
         match report {
+            Report::ResourceSubscriptions { slot } => {
+                if let Some((tx, _)) = self.relisten.borrow().get(&slot) {
+                    let _ = tx.try_send(());
+                }
+            }
             Report::ServerFailed { slot, why } => {
                 if self.slot_state(slot) == Some(SlotState::Live)
                     && self.link(slot).is_some_and(|l| l.is_up())
