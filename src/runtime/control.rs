@@ -56,6 +56,9 @@ pub enum Task {
     Connect(usize),
 }
 
+/// A slot's relisten signal (both ends: the sender for reports, the receiver for the watcher).
+type Relisten = (async_channel::Sender<()>, async_channel::Receiver<()>);
+
 /// The control thread's state (lives on its own monoio runtime; `Rc`, never shared).
 pub struct Control {
     /// Shared gateway state (snapshot cell, session codec).
@@ -76,8 +79,7 @@ pub struct Control {
     pub(super) pools: WorkerPools,
     tasks: local_sync::mpsc::unbounded::Tx<Task>,
     /// Per slot: reopens a modern server's listen stream when its subscribed URIs change.
-    #[allow(clippy::type_complexity)]
-    relisten: RefCell<HashMap<usize, (async_channel::Sender<()>, async_channel::Receiver<()>)>>,
+    relisten: RefCell<HashMap<usize, Relisten>>,
 }
 
 impl Control {

@@ -119,8 +119,11 @@ impl Drop for Modern {
     }
 }
 
+/// A request as read: HTTP method, headers (names lowercased), body.
+type Request = (String, Vec<(String, String)>, Vec<u8>);
+
 /// Reads one request (head + content-length body); `None` at EOF.
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
     let mut line = String::new();
     if r.read_line(&mut line).ok()? == 0 {
         return None;
