@@ -56,9 +56,6 @@ pub enum Task {
     Connect(usize),
 }
 
-/// A slot's relisten signal (both ends: the sender for reports, the receiver for the watcher).
-type Relisten = (async_channel::Sender<()>, async_channel::Receiver<()>);
-
 /// The control thread's state (lives on its own monoio runtime; `Rc`, never shared).
 pub struct Control {
     /// Shared gateway state (snapshot cell, session codec).
@@ -78,8 +75,6 @@ pub struct Control {
     cursors: Arc<CursorCodec>,
     pub(super) pools: WorkerPools,
     tasks: local_sync::mpsc::unbounded::Tx<Task>,
-    /// Per slot: reopens a modern server's listen stream when its subscribed URIs change.
-    relisten: RefCell<HashMap<usize, Relisten>>,
 }
 
 impl Control {
@@ -112,7 +107,6 @@ impl Control {
             cursors,
             pools: WorkerPools::default(),
             tasks,
-            relisten: RefCell::new(HashMap::new()),
         }
     }
 
@@ -373,7 +367,8 @@ impl Control {
                 let gw = me.gw.clone();
                 let notified = |msg: Bytes| on_downstream_message(&gw, &tasks, slot, &msg);
                 let end = if link.is_modern() {
-                    let (Ok(route), relisten) = (Route::to(&link, &me.pools), me.relisten(slot))
+                    let relisten = me.with_slot(slot, |s| s.relisten.1.clone());
+                    let (Ok(route), Some(relisten)) = (Route::to(&link, &me.pools), relisten)
                     else {
                         return;
                     };
@@ -403,17 +398,6 @@ impl Control {
                 delay = (delay * 2).min(MAX_BACKOFF);
             }
         });
-    }
-
-    /// The signal that makes a slot's listen stream reopen (its subscribed URIs changed).
-    fn relisten(&self, slot: usize) -> async_channel::Receiver<()> {
-        let mut map = self.relisten.borrow_mut();
-        let (tx, rx) = map
-            .entry(slot)
-            .or_insert_with(async_channel::unbounded)
-            .clone();
-        drop(tx);
-        rx
     }
 
     /// Runs one scheduled task. Tasks for a retired or discarded slot do nothing.
@@ -459,9 +443,7 @@ impl Control {
     fn on_report(self: &Rc<Self>, report: Report) {
         match report {
             Report::ResourceSubscriptions { slot } => {
-                if let Some((tx, _)) = self.relisten.borrow().get(&slot) {
-                    let _ = tx.try_send(());
-                }
+                self.with_slot(slot, |s| s.relisten.0.try_send(()));
             }
             Report::ServerFailed { slot, why } => {
                 if self.slot_state(slot) == Some(SlotState::Live)
