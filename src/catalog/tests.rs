@@ -163,46 +163,44 @@ fn hinted(cfg: &Config, slot: usize, up: bool, hint: Option<CacheHint>) -> Serve
 
 #[test]
 fn merged_list_hints_take_the_least_ttl_and_private_if_any_source_is() {
-    let public = |ttl_ms| {
-        Some(CacheHint {
-            ttl_ms,
-            private: false,
-        })
+    let public = |ttl_ms| CacheHint {
+        ttl_ms,
+        private: false,
     };
     let cfg = config("", &[("a", None), ("b", None), ("c", None)]);
     let gw = Arc::new(cfg.gateway.clone());
     let two_modern = [
-        hinted(&cfg, 0, true, public(60_000)),
-        hinted(&cfg, 1, true, public(30_000)),
+        hinted(&cfg, 0, true, Some(public(60_000))),
+        hinted(&cfg, 1, true, Some(public(30_000))),
     ];
     let snap = build(1, gw.clone(), &two_modern, codec());
-    assert_eq!(snap.list_hint(ListKind::Tools), public(30_000).unwrap());
+    assert_eq!(snap.list_hint(ListKind::Tools), public(30_000));
     // A list nobody captured a hint for (legacy) is immediately stale and private.
     assert_eq!(snap.list_hint(ListKind::Resources), LEGACY_HINT);
     assert_eq!(snap.merged_hint(), LEGACY_HINT);
-    let private = Some(CacheHint {
+    let private = CacheHint {
         ttl_ms: 45_000,
         private: true,
-    });
+    };
     let with_private = [
-        hinted(&cfg, 0, true, public(60_000)),
-        hinted(&cfg, 1, true, private),
+        hinted(&cfg, 0, true, Some(public(60_000))),
+        hinted(&cfg, 1, true, Some(private)),
     ];
     let snap = build(2, gw.clone(), &with_private, codec());
-    assert_eq!(snap.list_hint(ListKind::Tools), private.unwrap());
+    assert_eq!(snap.list_hint(ListKind::Tools), private);
     let with_legacy = [
-        hinted(&cfg, 0, true, public(60_000)),
+        hinted(&cfg, 0, true, Some(public(60_000))),
         hinted(&cfg, 1, true, None),
     ];
     let snap = build(3, gw.clone(), &with_legacy, codec());
     assert_eq!(snap.list_hint(ListKind::Tools), LEGACY_HINT);
     // An unavailable server contributes nothing.
     let one_down = [
-        hinted(&cfg, 0, true, public(60_000)),
+        hinted(&cfg, 0, true, Some(public(60_000))),
         hinted(&cfg, 1, false, None),
     ];
     let snap = build(4, gw, &one_down, codec());
-    assert_eq!(snap.list_hint(ListKind::Tools), public(60_000).unwrap());
+    assert_eq!(snap.list_hint(ListKind::Tools), public(60_000));
 }
 
 #[test]
