@@ -58,12 +58,16 @@ pub fn answer_server_request(msg: &[u8], env: &wire::Envelope) -> Option<Bytes> 
 /// A request for a multiplexed modern server (stdio): with the modern `_meta` the era requires
 /// (HTTP servers get it, and their headers, in [`exchange::post`]). Anything else is unchanged.
 pub fn for_mux(route: &route::Route, link: &ServerLink, body: Bytes) -> Bytes {
+    // One relaxed load for a legacy server; the session decides for a modern one.
+    if !link.is_modern() || !matches!(route, route::Route::Mux(_)) {
+        return body;
+    }
     let modern = link
         .session
         .load()
         .as_ref()
         .is_some_and(|s| crate::session::versions::is_modern(&s.protocol_version));
-    if modern && matches!(route, route::Route::Mux(_)) {
+    if modern {
         wire::concat(&crate::session::modern::outbound(&[body]).body)
     } else {
         body
