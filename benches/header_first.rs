@@ -50,6 +50,7 @@ fn snapshot() -> Arc<Snapshot> {
             Target {
                 server: 0,
                 original,
+                params: None,
             },
         );
     }

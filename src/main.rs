@@ -99,9 +99,10 @@ fn run_demo_server(
     match transport {
         "http" => demo::run_foreground(opts),
         "stdio" => demo::run_stdio(opts),
+        "stdio-modern" => demo::run_stdio_modern(opts),
         other => {
             return Err(format!(
-                "demo-server transport '{other}' is not available (use http or stdio)"
+                "demo-server transport '{other}' is not available (use http, stdio or stdio-modern)"
             ))
         }
     }

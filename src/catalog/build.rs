@@ -13,6 +13,7 @@ use simd_json::prelude::*;
 use simd_json::OwnedValue;
 
 use super::cursor::CursorCodec;
+use super::hint::{CacheHint, LEGACY_HINT};
 use super::{ListKind, Routes, ServerEntry, Snapshot, Target};
 use crate::config::{GatewayConfig, Unavailable};
 use crate::policy::Policy;
@@ -24,6 +25,9 @@ use crate::wire::encode::write_json_string;
 pub struct ServerLists {
     /// Items per kind, as the downstream sent them (names not yet namespaced).
     pub items: [Vec<OwnedValue>; 4],
+    /// Cache hints per kind as a modern server sent them (merged over its pages); `None` for a
+    /// legacy server or a list it does not offer.
+    pub hints: [Option<CacheHint>; 4],
 }
 
 /// One server as the builder sees it: its link and its last known lists.
@@ -44,6 +48,7 @@ pub fn build(
 ) -> Snapshot {
     let mut routes = Routes::default();
     let mut merged: [Vec<OwnedValue>; 4] = Default::default();
+    let mut hints: [Option<CacheHint>; 4] = [None; 4];
     let mut servers = Vec::with_capacity(views.len());
     for (index, view) in views.iter().enumerate() {
         let available = view.link.is_up();
@@ -60,11 +65,15 @@ pub fn build(
             }
         }
         view.link.set_tools(tools);
+        let offers = ListKind::ALL.map(|k| super::offers(&view.link, k));
+        if available {
+            merge_hints(&mut hints, &offers, view.lists.as_deref());
+        }
         servers.push(ServerEntry {
             link: view.link.clone(),
             available,
             tools,
-            offers: ListKind::ALL.map(|k| super::offers(&view.link, k)),
+            offers,
         });
     }
     routes
@@ -82,8 +91,26 @@ pub fn build(
         servers,
         routes,
         pages,
+        hints: hints.map(|h| h.unwrap_or(LEGACY_HINT)),
         policy: Policy::default(),
         cursors,
+    }
+}
+
+/// Folds one available server's hints into the merged ones: each list it offers contributes its
+/// captured hint, or [`LEGACY_HINT`] when none was captured (a legacy server).
+fn merge_hints(
+    hints: &mut [Option<CacheHint>; 4],
+    offers: &[bool; 4],
+    lists: Option<&ServerLists>,
+) {
+    for kind in ListKind::ALL {
+        let k = kind as usize;
+        if !offers[k] {
+            continue;
+        }
+        let own = lists.and_then(|l| l.hints[k]).unwrap_or(LEGACY_HINT);
+        hints[k] = Some(hints[k].map_or(own, |h| h.merge(own)));
     }
 }
 
@@ -95,6 +122,9 @@ fn add_item(
     link: &ServerLink,
     item: &OwnedValue,
 ) -> Option<OwnedValue> {
+    let params = (kind == ListKind::Tools)
+        .then(|| super::params::of_tool(item).map(Arc::from))
+        .flatten();
     let mut item = item.clone();
     let obj = item.as_object_mut()?;
     match kind {
@@ -122,6 +152,7 @@ fn add_item(
                 Target {
                     server: index,
                     original,
+                    params,
                 },
             );
             obj.insert("name".into(), OwnedValue::from(namespaced));

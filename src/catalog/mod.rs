@@ -14,6 +14,8 @@
 
 mod build;
 pub mod cursor;
+pub mod hint;
+pub mod params;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use crate::policy::Policy;
 use crate::session::downstream::ServerLink;
 
 pub use build::{build, ServerLists, ServerView};
+pub use hint::{CacheHint, LEGACY_HINT};
 
 /// The four mergeable lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,6 +104,9 @@ pub struct Target {
     pub server: usize,
     /// The name the downstream knows, JSON-escaped as it appears inside a string literal.
     pub original: Bytes,
+    /// Tools only: the arguments its schema marks `x-mcp-header`, mirrored into `Mcp-Param-*`
+    /// headers when the call goes to a modern HTTP downstream (read once, at list fetch).
+    pub params: Option<Arc<[params::Param]>>,
 }
 
 /// A server as this snapshot sees it.
@@ -144,6 +150,8 @@ pub struct Snapshot {
     pub routes: Routes,
     /// Pre-encoded list result pages, per [`ListKind`].
     pub pages: [Vec<Bytes>; 4],
+    /// Cache hints of the merged lists, per [`ListKind`] (see [`hint`]).
+    pub hints: [CacheHint; 4],
     /// The `capabilities` object the gateway advertises at `initialize` (raw JSON).
     pub capabilities: Bytes,
     /// Merged downstream instructions, if any.
@@ -206,6 +214,21 @@ impl Snapshot {
     /// The server owning a resource template (for completions).
     pub fn template_owner(&self, uri_template: &str) -> Option<usize> {
         self.routes.template_exact.get(uri_template).copied()
+    }
+
+    /// The cache hint of a merged list: the minimum `ttlMs` of the servers contributing to it,
+    /// `private` if any is.
+    pub fn list_hint(&self, kind: ListKind) -> CacheHint {
+        self.hints[kind as usize]
+    }
+
+    /// The cache hint of an answer drawn from every list (`server/discover`).
+    pub fn merged_hint(&self) -> CacheHint {
+        self.hints
+            .iter()
+            .copied()
+            .reduce(CacheHint::merge)
+            .unwrap_or(LEGACY_HINT)
     }
 
     /// Page `page` of a merged list, if it exists.

@@ -151,3 +151,76 @@ fn the_empty_catalog_still_answers() {
         .unwrap()
         .contains("\"tools\""));
 }
+
+/// `view` with the tools list's cache hint set as a modern server's fetch records it.
+fn hinted(cfg: &Config, slot: usize, up: bool, hint: Option<CacheHint>) -> ServerView {
+    let mut v = view(cfg, slot, up, &["t"]);
+    let mut lists = (*v.lists.take().unwrap()).clone();
+    lists.hints[ListKind::Tools as usize] = hint;
+    v.lists = Some(Arc::new(lists));
+    v
+}
+
+#[test]
+fn merged_list_hints_take_the_least_ttl_and_private_if_any_source_is() {
+    let public = |ttl_ms| CacheHint {
+        ttl_ms,
+        private: false,
+    };
+    let cfg = config("", &[("a", None), ("b", None), ("c", None)]);
+    let gw = Arc::new(cfg.gateway.clone());
+    let two_modern = [
+        hinted(&cfg, 0, true, Some(public(60_000))),
+        hinted(&cfg, 1, true, Some(public(30_000))),
+    ];
+    let snap = build(1, gw.clone(), &two_modern, codec());
+    assert_eq!(snap.list_hint(ListKind::Tools), public(30_000));
+    // A list nobody captured a hint for (legacy) is immediately stale and private.
+    assert_eq!(snap.list_hint(ListKind::Resources), LEGACY_HINT);
+    assert_eq!(snap.merged_hint(), LEGACY_HINT);
+    let private = CacheHint {
+        ttl_ms: 45_000,
+        private: true,
+    };
+    let with_private = [
+        hinted(&cfg, 0, true, Some(public(60_000))),
+        hinted(&cfg, 1, true, Some(private)),
+    ];
+    let snap = build(2, gw.clone(), &with_private, codec());
+    assert_eq!(snap.list_hint(ListKind::Tools), private);
+    let with_legacy = [
+        hinted(&cfg, 0, true, Some(public(60_000))),
+        hinted(&cfg, 1, true, None),
+    ];
+    let snap = build(3, gw.clone(), &with_legacy, codec());
+    assert_eq!(snap.list_hint(ListKind::Tools), LEGACY_HINT);
+    // An unavailable server contributes nothing.
+    let one_down = [
+        hinted(&cfg, 0, true, Some(public(60_000))),
+        hinted(&cfg, 1, false, None),
+    ];
+    let snap = build(4, gw, &one_down, codec());
+    assert_eq!(snap.list_hint(ListKind::Tools), public(60_000));
+}
+
+#[test]
+fn tool_routes_carry_their_x_mcp_header_arguments() {
+    let cfg = config("", &[("a", None)]);
+    let mut v = view(&cfg, 0, true, &[]);
+    let mut lists = (*v.lists.take().unwrap()).clone();
+    lists.items[ListKind::Tools as usize] = vec![
+        item(
+            r#"{"name":"geo","inputSchema":{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"}}}}"#,
+        ),
+        item(r#"{"name":"plain","inputSchema":{"type":"object"}}"#),
+        item(
+            r#"{"name":"bad","inputSchema":{"properties":{"r":{"type":"array","x-mcp-header":"R"}}}}"#,
+        ),
+    ];
+    v.lists = Some(Arc::new(lists));
+    let snap = build(1, Arc::new(cfg.gateway.clone()), &[v], codec());
+    let geo = snap.tool("a__geo").unwrap().params.clone().unwrap();
+    assert_eq!((&*geo[0].token, geo[0].path.len()), ("Region", 1));
+    assert!(snap.tool("a__plain").unwrap().params.is_none());
+    assert!(snap.tool("a__bad").unwrap().params.is_none());
+}

@@ -47,7 +47,7 @@ COMMANDS:
     demo-server [--transport http] [--listen ADDR] [--name NAME]
         Run a single demo MCP server (the same one the demo uses), e.g. as a
         downstream for your own config.
-            --transport T    how to serve it (default: http)
+            --transport T    http, stdio or stdio-modern (default: http)
             --listen ADDR    IP:PORT to listen on (http)
             --name NAME      serverInfo.name it reports
 

@@ -12,7 +12,7 @@ mod stdio;
 mod tasks;
 mod tools;
 
-pub use stdio::run_stdio;
+pub use stdio::{run_stdio, run_stdio_modern};
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;

@@ -1,17 +1,33 @@
 //! The demo server over stdio (`ringgate demo-server --transport stdio`): newline-delimited JSON-RPC
 //! on stdin/stdout, logs on stderr. Stdin is read by a plain thread (it is not a socket) and each
 //! message is handled on the runtime; every line written to stdout is one whole message.
+//!
+//! `--transport stdio-modern` serves the 2026-07-28 era only: it answers `server/discover`,
+//! refuses `initialize` (-32601) and any request without the era's `_meta` protocol version
+//! (-32602), and acknowledges `subscriptions/listen` (list changes then flow on stdout). The
+//! plain stdio demo is legacy: it answers `server/discover` with -32601.
 
+use std::cell::Cell;
 use std::io::{BufRead, Write};
 use std::rc::Rc;
 
 use bytes::Bytes;
 
 use super::{tools, Demo, DemoOptions};
-use crate::wire::{self, encode, method, Kind};
+use crate::wire::names::meta::PROTOCOL_VERSION;
+use crate::wire::{self, code, encode, method, Kind};
 
 /// Serves one demo server on this process's stdin/stdout until stdin closes.
 pub fn run_stdio(opts: DemoOptions) -> std::io::Result<()> {
+    serve(opts, false)
+}
+
+/// Serves one modern-only (2026-07-28) demo server on stdin/stdout until stdin closes.
+pub fn run_stdio_modern(opts: DemoOptions) -> std::io::Result<()> {
+    serve(opts, true)
+}
+
+fn serve(opts: DemoOptions, modern: bool) -> std::io::Result<()> {
     let (tx, rx) = async_channel::unbounded::<Bytes>();
     std::thread::Builder::new()
         .name("demo-stdin".into())
@@ -24,13 +40,17 @@ pub fn run_stdio(opts: DemoOptions) -> std::io::Result<()> {
         })?;
     crate::runtime::worker::block_on(async move {
         let demo = Rc::new(Demo::new(opts));
-        forward_list_changed(&demo);
+        // A modern client hears of changes only once it listens (`subscriptions/listen`).
+        let listening = Rc::new(Cell::new(!modern));
+        forward_list_changed(&demo, listening.clone());
         let inflight = Rc::new(std::cell::Cell::new(0usize));
         while let Ok(line) = rx.recv().await {
-            let (demo, inflight) = (demo.clone(), inflight.clone());
+            let (demo, inflight, listening) = (demo.clone(), inflight.clone(), listening.clone());
             inflight.set(inflight.get() + 1);
             monoio::spawn(async move {
-                handle_line(&demo, line).await;
+                if !modern || !modern_answer(&demo, &line, &listening) {
+                    handle_line(&demo, line).await;
+                }
                 inflight.set(inflight.get() - 1);
             });
         }
@@ -42,12 +62,14 @@ pub fn run_stdio(opts: DemoOptions) -> std::io::Result<()> {
     })
 }
 
-/// The demo's list_changed notifications go straight to stdout.
-fn forward_list_changed(demo: &Rc<Demo>) {
+/// The demo's list_changed notifications go straight to stdout (while someone listens).
+fn forward_list_changed(demo: &Rc<Demo>, listening: Rc<Cell<bool>>) {
     let mut reg = demo.streams.add(0);
     monoio::spawn(async move {
         while let Some(msg) = reg.rx.recv().await {
-            write_line(&msg);
+            if listening.get() {
+                write_line(&msg);
+            }
         }
     });
 }
@@ -79,6 +101,49 @@ async fn handle_line(demo: &Demo, line: Bytes) {
         .await;
     }
     write_line(&tools::handle(demo, &line, &env).await);
+}
+
+/// The modern-only answers; `true` when the line was answered here.
+fn modern_answer(demo: &Demo, line: &Bytes, listening: &Cell<bool>) -> bool {
+    let Ok(env) = wire::parse(line) else {
+        return false;
+    };
+    let (Kind::Request, Some((id, _))) = (env.kind, env.id) else {
+        return false;
+    };
+    let id = id.get(line);
+    let has_version = env.meta.is_some_and(|m| {
+        let meta = m.get(line);
+        meta.windows(PROTOCOL_VERSION.len())
+            .any(|w| w == PROTOCOL_VERSION)
+    });
+    let reply = match env.method(line).unwrap_or("") {
+        method::INITIALIZE => {
+            encode::error_response(Some(id), code::METHOD_NOT_FOUND, "modern-only server", None)
+        }
+        _ if !has_version => encode::error_response(
+            Some(id),
+            code::INVALID_PARAMS,
+            "missing _meta io.modelcontextprotocol/protocolVersion",
+            None,
+        ),
+        method::SERVER_DISCOVER => {
+            let mut r = br#"{"supportedVersions":["2026-07-28"],"capabilities":{"tools":{"listChanged":true},"resources":{},"prompts":{}},"ttlMs":0,"cacheScope":"public","resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"#.to_vec();
+            encode::write_json_string(&mut r, &demo.opts.name);
+            r.extend_from_slice(br#","version":"1.0.0"}}}"#);
+            encode::result_response(id, &r)
+        }
+        method::SUBSCRIPTIONS_LISTEN => {
+            listening.set(true);
+            let mut p = br#"{"notifications":{"toolsListChanged":true},"_meta":{"io.modelcontextprotocol/subscriptionId":"#.to_vec();
+            p.extend_from_slice(id);
+            p.extend_from_slice(b"}}");
+            encode::notification(method::SUBSCRIPTIONS_ACKNOWLEDGED, Some(&p))
+        }
+        _ => return false,
+    };
+    write_line(&reply);
+    true
 }
 
 fn write_line(msg: &[u8]) {

@@ -122,6 +122,11 @@ pub fn subscription(
     } else {
         gw.subscriptions.unsubscribe(slot, &uri, session.nonce)
     };
+    // A modern server has no resources/subscribe: its listen stream carries the URIs instead.
+    if edge != Edge::None && snap.servers[server].link.is_modern() {
+        gw.report(crate::proxy::Report::ResourceSubscriptions { slot });
+        return Ok(None);
+    }
     Ok((edge != Edge::None).then_some(server))
 }
 
@@ -134,6 +139,10 @@ pub fn end_session(gw: &Gateway, w: &Worker, session: &FrontSession) {
         let Some(entry) = snap.servers.iter().find(|s| s.link.slot == slot) else {
             continue;
         };
+        if entry.link.is_modern() {
+            gw.report(crate::proxy::Report::ResourceSubscriptions { slot });
+            continue;
+        }
         let Ok(route) = Route::to(&entry.link, &w.pools) else {
             continue;
         };

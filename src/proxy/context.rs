@@ -32,6 +32,12 @@ pub enum Report {
         /// Why, for `/v1/servers`.
         why: String,
     },
+    /// The URIs the gateway's clients subscribe to on a modern server changed: its
+    /// `subscriptions/listen` stream must be reopened with the new set.
+    ResourceSubscriptions {
+        /// The server's slot.
+        slot: usize,
+    },
 }
 
 /// Messages a worker accepts from other threads.

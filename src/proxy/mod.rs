@@ -452,6 +452,7 @@ async fn forward(
         },
         client_name: snap.server_name.clone(),
         origin,
+        params: crate::upstream::call::mirrored_params(snap, &entry.link, body, env),
     };
     let client_id = Bytes::copy_from_slice(id_span.get(body));
     w.calls_begin(

@@ -73,6 +73,22 @@ impl Subscriptions {
             .unwrap_or_default()
     }
 
+    /// The URIs someone is subscribed to on server `slot` (sorted).
+    pub fn uris(&self, slot: usize) -> Vec<String> {
+        let mut uris: Vec<String> = self
+            .table
+            .lock()
+            .map(|t| {
+                t.keys()
+                    .filter(|(s, _)| *s == slot)
+                    .map(|(_, u)| u.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        uris.sort();
+        uris
+    }
+
     /// Drops every subscription of an ended session; returns the (slot, URI)s nobody watches now.
     pub fn end_session(&self, session: u64) -> Vec<(usize, String)> {
         let Ok(mut t) = self.table.lock() else {

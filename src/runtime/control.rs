@@ -34,7 +34,7 @@ use crate::session::downstream::{MuxChannel, ServerLink};
 use crate::upstream::exchange::ReplyLimits;
 use crate::upstream::pool::WorkerPools;
 use crate::upstream::route::Route;
-use crate::upstream::watch::{watch, WatchEnd};
+use crate::upstream::watch::{listen, watch, WatchEnd};
 use crate::upstream::{child, fetch, handshake, sse_session, UpstreamError};
 use crate::wire::{self, encode};
 
@@ -171,8 +171,9 @@ impl Control {
                     link.health().transport
                 );
                 // Plain Streamable HTTP needs its GET stream for notifications; a multiplexed
-                // server (stdio, HTTP+SSE) already delivers them on its one stream.
-                if link.mux.load().is_none() {
+                // legacy server (stdio, HTTP+SSE) already delivers them on its one stream; a
+                // modern server needs its `subscriptions/listen` stream (upstream::watch).
+                if link.mux.load().is_none() || link.is_modern() {
                     self.spawn_watch(slot);
                 }
                 true
@@ -365,9 +366,24 @@ impl Control {
             {
                 let gw = me.gw.clone();
                 let notified = |msg: Bytes| on_downstream_message(&gw, &tasks, slot, &msg);
-                let end = monoio::select! {
-                    end = watch(&pool, me.limits(), notified) => end,
-                    _ = stop.recv() => return,
+                let end = if link.is_modern() {
+                    let relisten = me.with_slot(slot, |s| s.relisten.1.clone());
+                    let (Ok(route), Some(relisten)) = (Route::to(&link, &me.pools), relisten)
+                    else {
+                        return;
+                    };
+                    let uris = me.gw.subscriptions.uris(slot);
+                    monoio::select! {
+                        end = listen(&route, &link, me.limits(), &uris, notified) => end,
+                        // The subscribed URIs changed: listen again at once with the new set.
+                        _ = relisten.recv() => continue,
+                        _ = stop.recv() => return,
+                    }
+                } else {
+                    monoio::select! {
+                        end = watch(&pool, me.limits(), notified) => end,
+                        _ = stop.recv() => return,
+                    }
                 };
                 match end {
                     WatchEnd::NotOffered => return,
@@ -426,6 +442,9 @@ impl Control {
     /// Handles a worker's report (about live servers only: a retiring one is not reconnected).
     fn on_report(self: &Rc<Self>, report: Report) {
         match report {
+            Report::ResourceSubscriptions { slot } => {
+                self.with_slot(slot, |s| s.relisten.0.try_send(()));
+            }
             Report::ServerFailed { slot, why } => {
                 if self.slot_state(slot) == Some(SlotState::Live)
                     && self.link(slot).is_some_and(|l| l.is_up())

@@ -53,6 +53,9 @@ pub struct Slot {
     /// Closed when the slot is retired or discarded: ends its notification watch.
     pub(super) stop: async_channel::Sender<()>,
     pub(super) stopped: async_channel::Receiver<()>,
+    /// Signalled when the URIs clients subscribe to on this (modern) server change: its listen
+    /// stream reopens with the new set.
+    pub(super) relisten: (async_channel::Sender<()>, async_channel::Receiver<()>),
 }
 
 impl Slot {
@@ -68,6 +71,7 @@ impl Slot {
             exits: None,
             stop,
             stopped,
+            relisten: async_channel::unbounded(),
         }
     }
 }

@@ -18,11 +18,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use smallvec::SmallVec;
 
-use super::exchange::{post, Reply, ReplyLimits, SseReply};
+use super::exchange::{post, post_with, Reply, ReplyLimits, SseReply};
 use super::handshake;
 use super::pool::{Conn, Pool};
 use super::route::Route;
 use super::UpstreamError;
+use crate::catalog::params::Param;
+use crate::catalog::Snapshot;
 use crate::session::downstream::{DownSession, MuxChannel, MuxEvent, MuxMsg, ServerLink};
 use crate::wire::{self, encode, method, rewrite, Kind};
 
@@ -48,6 +50,24 @@ pub struct CallSpec {
     pub client_name: Arc<str>,
     /// Who the call is for (a multiplexed server's requests are attributed by it).
     pub origin: crate::session::origin::Origin,
+    /// A `tools/call` whose tool marks arguments `x-mcp-header`: what a modern HTTP server gets
+    /// mirrored into `Mcp-Param-*` headers ([`mirrored_params`]).
+    pub params: Option<Arc<[Param]>>,
+}
+
+/// The `x-mcp-header` arguments of the tool a `tools/call` names, when the call goes to a modern
+/// server (the snapshot captured them at list fetch: no schema walk here). `None`, after one
+/// relaxed load, for anything else.
+pub fn mirrored_params(
+    snap: &Snapshot,
+    link: &ServerLink,
+    body: &[u8],
+    env: &wire::Envelope,
+) -> Option<Arc<[Param]>> {
+    if !link.is_modern() || env.method(body) != Some(method::TOOLS_CALL) {
+        return None;
+    }
+    snap.tool(&env.name_str(body)?)?.params.clone()
 }
 
 /// Something the downstream sent for this call.
@@ -119,8 +139,9 @@ impl Call {
 
     async fn send_to_child(&mut self, child: &MuxChannel) -> Result<(), UpstreamError> {
         let (events, rx) = async_channel::unbounded();
+        let body = rewrite::concat(&self.spec.body);
         let msg = MuxMsg::Request {
-            body: rewrite::concat(&self.spec.body),
+            body: super::for_mux(&self.spec.route, &self.spec.link, body),
             id: self.minted(),
             progress: self.spec.progress.clone(),
             events,
@@ -157,12 +178,13 @@ impl Call {
             let started = Instant::now();
             let sent = monoio::time::timeout(
                 self.remaining(),
-                post(
+                post_with(
                     &mut conn,
                     &self.spec.link,
                     Some(&session),
                     &self.spec.body,
                     self.spec.limits,
+                    self.spec.params.as_deref(),
                 ),
             )
             .await;

@@ -13,6 +13,7 @@ use smallvec::SmallVec;
 
 use super::pool::Conn;
 use super::UpstreamError;
+use crate::catalog::params::Param;
 use crate::session::downstream::{DownSession, ServerLink};
 use crate::session::versions;
 use crate::transport::http::client::{BodyState, ResponseHead};
@@ -54,6 +55,19 @@ pub async fn post(
     body: &[Bytes],
     limits: ReplyLimits,
 ) -> Result<(Reply, Option<Bytes>), UpstreamError> {
+    post_with(conn, link, session, body, limits, None).await
+}
+
+/// [`post`], for a `tools/call` whose tool marks arguments `x-mcp-header`: a modern server also
+/// gets them mirrored into `Mcp-Param-*` headers.
+pub async fn post_with(
+    conn: &mut Conn,
+    link: &ServerLink,
+    session: Option<&DownSession>,
+    body: &[Bytes],
+    limits: ReplyLimits,
+    params: Option<&[Param]>,
+) -> Result<(Reply, Option<Bytes>), UpstreamError> {
     let url = link
         .config
         .url
@@ -62,6 +76,10 @@ pub async fn post(
     // A modern (2026-07-28) server: `_meta` in the body and the routing headers (session::modern).
     let modern = session.is_some_and(|s| versions::is_modern(&s.protocol_version));
     let outbound = modern.then(|| crate::session::modern::outbound(body));
+    let mirrored = match (&outbound, params) {
+        (Some(out), Some(params)) => mirror(&out.body, params),
+        _ => Vec::new(),
+    };
     let mut headers: SmallVec<[(&str, &[u8]); 8]> = SmallVec::new();
     headers.push(("content-type", APPLICATION_JSON.as_bytes()));
     headers.push(("accept", ACCEPT_BOTH));
@@ -83,6 +101,9 @@ pub async fn post(
         }
         None => body,
     };
+    for (k, v) in &mirrored {
+        headers.push((k.as_str(), v.as_bytes()));
+    }
     for (k, v) in &link.config.headers {
         headers.push((k.as_str(), v.as_bytes()));
     }
@@ -92,6 +113,15 @@ pub async fn post(
     let head = conn.read_response_head().await.map_err(http_failure)?;
     let session_id = head.header("mcp-session-id").map(Bytes::copy_from_slice);
     Ok((classify(conn, head, limits, modern).await?, session_id))
+}
+
+/// The `Mcp-Param-*` headers of the message in `pieces` (a `tools/call`).
+fn mirror(pieces: &[Bytes], params: &[Param]) -> Vec<(String, String)> {
+    let msg = crate::wire::concat(pieces);
+    match crate::wire::parse(&msg).ok().and_then(|env| env.params) {
+        Some(span) => crate::catalog::params::header_values(&msg, span, params),
+        None => Vec::new(),
+    }
 }
 
 /// Reads the JSON-RPC response out of a reply, skipping any notifications before it (control-plane

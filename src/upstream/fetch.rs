@@ -1,7 +1,9 @@
 //! List fan-in for the catalog: every list a server offers, every page, following `nextCursor`.
 //!
 //! Runs on the control thread. Downstream cursors are followed here and never reach a client (the
-//! gateway mints its own). A server that paginates forever is cut off at [`MAX_PAGES`].
+//! gateway mints its own). A server that paginates forever is cut off at [`MAX_PAGES`]. A modern
+//! server's pages also carry cache hints (`ttlMs`, `cacheScope`): they are captured here, merged
+//! over the pages of each list, for the snapshot to merge across servers (`catalog::hint`).
 
 use simd_json::prelude::*;
 use simd_json::OwnedValue;
@@ -13,7 +15,7 @@ use bytes::Bytes;
 use super::exchange::ReplyLimits;
 use super::route::Route;
 use super::UpstreamError;
-use crate::catalog::{offers, ListKind, ServerLists};
+use crate::catalog::{offers, CacheHint, ListKind, ServerLists};
 use crate::session::downstream::ServerLink;
 use crate::wire::encode;
 
@@ -33,20 +35,24 @@ pub async fn fetch_lists(
     let mut lists = ServerLists::default();
     for kind in ListKind::ALL {
         if offers(link, kind) {
-            lists.items[kind as usize] = fetch_list(route, link, kind, limits).await?;
+            let (items, hint) = fetch_list(route, link, kind, limits).await?;
+            lists.items[kind as usize] = items;
+            lists.hints[kind as usize] = link.is_modern().then_some(hint);
         }
     }
     Ok(lists)
 }
 
-/// Fetches all pages of one list.
+/// Fetches all pages of one list; returns its items and the merged cache hint of its pages
+/// (meaningful for a modern server only).
 pub async fn fetch_list(
     route: &Route,
     link: &ServerLink,
     kind: ListKind,
     limits: ReplyLimits,
-) -> Result<Vec<OwnedValue>, UpstreamError> {
+) -> Result<(Vec<OwnedValue>, CacheHint), UpstreamError> {
     let mut items = Vec::new();
+    let mut hint: Option<CacheHint> = None;
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let params = cursor.as_ref().map(|c| {
@@ -61,13 +67,18 @@ pub async fn fetch_list(
             "\"ringgate-list-{}\"",
             NEXT_ID.fetch_add(1, Ordering::Relaxed)
         );
-        let req = encode::request(id.as_bytes(), kind.method(), params.as_deref());
+        let req = super::for_mux(
+            route,
+            link,
+            encode::request(id.as_bytes(), kind.method(), params.as_deref()),
+        );
         let body = route.request(link, req, Bytes::from(id), limits).await?;
-        let (mut page_items, next) = parse_page(&body, kind)?;
+        let (mut page_items, next, page_hint) = parse_page(&body, kind)?;
         items.append(&mut page_items);
+        hint = Some(hint.map_or(page_hint, |h| h.merge(page_hint)));
         match next {
             Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
-            _ => return Ok(items),
+            _ => return Ok((items, hint.unwrap_or(crate::catalog::LEGACY_HINT))),
         }
     }
     log::warn!(
@@ -75,14 +86,14 @@ pub async fn fetch_list(
         link.name,
         kind.method()
     );
-    Ok(items)
+    Ok((items, hint.unwrap_or(crate::catalog::LEGACY_HINT)))
 }
 
-/// Splits one list reply into its items and its `nextCursor`.
+/// Splits one list reply into its items, its `nextCursor` and its cache hint.
 pub fn parse_page(
     body: &[u8],
     kind: ListKind,
-) -> Result<(Vec<OwnedValue>, Option<String>), UpstreamError> {
+) -> Result<(Vec<OwnedValue>, Option<String>, CacheHint), UpstreamError> {
     let mut scratch = body.to_vec();
     let mut v = simd_json::to_owned_value(&mut scratch).map_err(|e| {
         UpstreamError::Protocol(format!("{} reply is not JSON: {e}", kind.method()))
@@ -105,6 +116,7 @@ pub fn parse_page(
         .get("nextCursor")
         .and_then(|c| c.as_str())
         .map(str::to_string);
+    let hint = CacheHint::from_fields(result.get("ttlMs"), result.get("cacheScope"));
     let items = match result.remove(kind.result_key()) {
         Some(OwnedValue::Array(a)) => *a,
         _ => {
@@ -115,7 +127,7 @@ pub fn parse_page(
             )))
         }
     };
-    Ok((items, next))
+    Ok((items, next, hint))
 }
 
 #[cfg(test)]
@@ -125,9 +137,13 @@ mod tests {
     #[test]
     fn pages_split_into_items_and_cursor() {
         let body = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b"}],"nextCursor":"c2"}}"#;
-        let (items, next) = parse_page(body, ListKind::Tools).unwrap();
+        let (items, next, hint) = parse_page(body, ListKind::Tools).unwrap();
         assert_eq!(items.len(), 2);
         assert_eq!(next.as_deref(), Some("c2"));
+        assert_eq!(hint, crate::catalog::LEGACY_HINT);
+        let modern = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"resultType":"complete","ttlMs":900,"cacheScope":"public"}}"#;
+        let (_, _, hint) = parse_page(modern, ListKind::Tools).unwrap();
+        assert_eq!((hint.ttl_ms, hint.private), (900, false));
         let bad = br#"{"jsonrpc":"2.0","id":1,"result":{"prompts":[]}}"#;
         assert!(parse_page(bad, ListKind::Tools).is_err());
     }

@@ -1,16 +1,18 @@
 //! Meeting a downstream: era detection, then the `initialize` handshake for a legacy server, run
 //! before any call needs the session.
 //!
-//! Era detection (Streamable HTTP servers): the gateway first sends `server/discover` at the newest
-//! modern version. A `DiscoverResult` naming a version the gateway speaks makes the server modern:
-//! its capabilities and instructions become the link's [`DownSession`] (no session id; the version
-//! is the modern one, which makes every later exchange carry `_meta` and the routing headers).
-//! Any other answer (an error of any code or HTTP status, garbage, a timeout) means legacy, and the
-//! `initialize` handshake follows: real legacy servers answer the probe in many ways
-//! (server-everything: HTTP 400 -32000 "Server not initialized"), so nothing is read into it. Only
-//! an unreachable server is an outage rather than an era verdict. The era is cached on the link
-//! (`/v1/servers` shows it) and probed again whenever the server reconnects after being down, so a
-//! server upgraded in place is noticed. stdio and HTTP+SSE servers are met with `initialize`.
+//! Era detection (Streamable HTTP and stdio servers): the gateway first sends `server/discover` at
+//! the newest modern version. A `DiscoverResult` naming a version the gateway speaks makes the
+//! server modern: its capabilities and instructions become the link's [`DownSession`] (no session
+//! id; the version is the modern one, which makes every later exchange carry `_meta`, and on HTTP
+//! the routing headers). Any other answer (an error of any code or HTTP status, garbage, a timeout)
+//! means legacy, and the `initialize` handshake follows: real legacy servers answer the probe in
+//! many ways (server-everything: HTTP 400 -32000 "Server not initialized", stdio -32601), so
+//! nothing is read into it. Only an unreachable server (or, on stdio, a child that exited) is an
+//! outage rather than an era verdict. The era is cached on the link (`/v1/servers` shows it) and
+//! probed again whenever the server reconnects after being down (an HTTP server after an outage, a
+//! stdio child after every restart), so a server upgraded in place is noticed. HTTP+SSE servers
+//! are legacy by transport and are met with `initialize` directly.
 //!
 //! The legacy handshake introduces the gateway as a client named after `gateway.server_name`, asks
 //! for the newest legacy version, records what the server agreed to ([`DownSession`]) and confirms
@@ -27,7 +29,8 @@ use super::exchange::{collect_response, post, Reply, ReplyLimits};
 use super::pool::Pool;
 use super::route::Route;
 use super::UpstreamError;
-use crate::session::downstream::{DownSession, ServerLink};
+use crate::config::Transport;
+use crate::session::downstream::{DownSession, MuxMsg, ServerLink};
 use crate::session::versions;
 use crate::wire::{encode, method};
 
@@ -71,24 +74,34 @@ pub async fn initialize(
     client_name: &str,
     limits: ReplyLimits,
 ) -> Result<Arc<DownSession>, UpstreamError> {
-    if let Route::Http(pool) = route {
-        // A link that is up and legacy is re-initializing an expired session: its era is known.
-        if !link.is_up() || link.is_modern() {
-            let probe = monoio::time::timeout(PROBE_TIMEOUT, discover(pool, limits)).await;
-            match probe.unwrap_or(Err(UpstreamError::Timeout)) {
-                Ok(mut session) => {
-                    session.epoch = link.next_epoch();
-                    let session = Arc::new(session);
-                    link.set_era(true);
-                    link.session.store(Some(session.clone()));
-                    return Ok(session);
-                }
-                Err(e @ UpstreamError::Unreachable(_)) => return Err(e),
-                Err(e) => log::debug!(
-                    "server '{}': no modern answer to server/discover ({e}); using initialize",
-                    link.name
-                ),
+    let probes = match route {
+        Route::Http(_) => true,
+        Route::Mux(_) => link.config.transport == Transport::Stdio,
+    };
+    // A link that is up and legacy is re-initializing an expired session: its era is known.
+    if probes && (!link.is_up() || link.is_modern()) {
+        let probe = monoio::time::timeout(PROBE_TIMEOUT, discover(route, link, limits)).await;
+        if probe.is_err() {
+            if let Route::Mux(mux) = route {
+                // Nobody waits for a late answer any more.
+                let _ = mux
+                    .tx
+                    .try_send(MuxMsg::Forget(Bytes::from_static(DISCOVER_ID)));
             }
+        }
+        match probe.unwrap_or(Err(UpstreamError::Timeout)) {
+            Ok(mut session) => {
+                session.epoch = link.next_epoch();
+                let session = Arc::new(session);
+                link.set_era(true);
+                link.session.store(Some(session.clone()));
+                return Ok(session);
+            }
+            Err(e @ UpstreamError::Unreachable(_)) => return Err(e),
+            Err(e) => log::debug!(
+                "server '{}': no modern answer to server/discover ({e}); using initialize",
+                link.name
+            ),
         }
     }
     let session = initialize_legacy(route, link, client_name, limits).await?;
@@ -96,8 +109,33 @@ pub async fn initialize(
     Ok(session)
 }
 
-/// The `server/discover` probe at the newest modern version, on a fresh connection.
-async fn discover(pool: &Pool, limits: ReplyLimits) -> Result<DownSession, UpstreamError> {
+/// The `server/discover` request, with the modern `_meta` every request of the era carries.
+fn discover_request() -> Bytes {
+    let mut params = b"{".to_vec();
+    params.extend_from_slice(&crate::session::modern::meta_param());
+    params.push(b'}');
+    encode::request(DISCOVER_ID, method::SERVER_DISCOVER, Some(&params))
+}
+
+/// The `server/discover` probe at the newest modern version: over HTTP on a fresh connection,
+/// over a multiplexed stream (stdio) as one request.
+async fn discover(
+    route: &Route,
+    link: &ServerLink,
+    limits: ReplyLimits,
+) -> Result<DownSession, UpstreamError> {
+    let body = match route {
+        Route::Http(pool) => discover_http(pool, limits).await?,
+        Route::Mux(_) => {
+            let id = Bytes::from_static(DISCOVER_ID);
+            route.request(link, discover_request(), id, limits).await?
+        }
+    };
+    parse_discover_result(&body)
+}
+
+/// The probe over HTTP: the reply body.
+async fn discover_http(pool: &Pool, limits: ReplyLimits) -> Result<Bytes, UpstreamError> {
     let link = pool.link().clone();
     let mut conn = pool.open().await?;
     let probe = DownSession {
@@ -108,16 +146,19 @@ async fn discover(pool: &Pool, limits: ReplyLimits) -> Result<DownSession, Upstr
         server_info: Bytes::from_static(b"{}"),
         epoch: 0,
     };
-    let mut params = b"{".to_vec();
-    params.extend_from_slice(&crate::session::modern::meta_param());
-    params.push(b'}');
-    let req = encode::request(DISCOVER_ID, method::SERVER_DISCOVER, Some(&params));
-    let (reply, _) = post(&mut conn, &link, Some(&probe), &[req], limits).await?;
+    let (reply, _) = post(
+        &mut conn,
+        &link,
+        Some(&probe),
+        &[discover_request()],
+        limits,
+    )
+    .await?;
     let body = collect_response(&mut conn, reply).await?;
     if conn.is_reusable() {
         pool.release(conn);
     }
-    parse_discover_result(&body)
+    Ok(body)
 }
 
 /// Reads a `DiscoverResult`: it must name a modern version the gateway speaks.

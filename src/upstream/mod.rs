@@ -11,8 +11,10 @@
 //! are opened when a worker starts. A worker re-initializes only when the downstream says the session
 //! expired. One bad server never affects another: every failure is confined to its own link and pool.
 //!
-//! Today the back end speaks Streamable HTTP in the legacy era; stdio, HTTP+SSE and the modern era
-//! join as further variants of the same call shape.
+//! Eras: a Streamable HTTP or stdio server is probed with `server/discover` and spoken to in the
+//! modern era (2026-07-28: `_meta` on every request, no session; on HTTP also the routing and
+//! `Mcp-Param-*` headers) when it answers, else in the legacy era ([`handshake`]). HTTP+SSE is a
+//! legacy-only transport: a server reached that way is legacy, and is never probed.
 //!
 //! [`ServerLink`]: crate::session::downstream::ServerLink
 
@@ -32,6 +34,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::session::downstream::ServerLink;
 use crate::wire::{self, encode, method};
 
 /// The gateway's own answer to a request a downstream sent it: `ping` gets its empty result;
@@ -50,6 +53,25 @@ pub fn answer_server_request(msg: &[u8], env: &wire::Envelope) -> Option<Bytes> 
             None,
         )
     })
+}
+
+/// A request for a multiplexed modern server (stdio): with the modern `_meta` the era requires
+/// (HTTP servers get it, and their headers, in [`exchange::post`]). Anything else is unchanged.
+pub fn for_mux(route: &route::Route, link: &ServerLink, body: Bytes) -> Bytes {
+    // One relaxed load for a legacy server; the session decides for a modern one.
+    if !link.is_modern() || !matches!(route, route::Route::Mux(_)) {
+        return body;
+    }
+    let modern = link
+        .session
+        .load()
+        .as_ref()
+        .is_some_and(|s| crate::session::versions::is_modern(&s.protocol_version));
+    if modern {
+        wire::concat(&crate::session::modern::outbound(&[body]).body)
+    } else {
+        body
+    }
 }
 
 /// Why a downstream exchange failed, before it is worded for a client.

@@ -39,6 +39,13 @@ if __name__ == "__main__":
     if ns.transport == "stdio":
         mcp.run()
     elif ns.transport == "http":
-        mcp.run(transport="streamable-http", host="127.0.0.1", port=ns.port)
+        # A client's subscriptions/listen stream (the gateway keeps one to every modern server) stays
+        # open as long as the client wants: uvicorn's graceful shutdown would wait for it forever,
+        # so it is bounded (the suite stops peers with SIGTERM).
+        import uvicorn
+
+        app = mcp.streamable_http_app(host="127.0.0.1")
+        config = uvicorn.Config(app, host="127.0.0.1", port=ns.port, timeout_graceful_shutdown=1)
+        uvicorn.Server(config).run()
     else:
         mcp.run(transport="sse", host="127.0.0.1", port=ns.port)

@@ -6,6 +6,7 @@ mod bad_input;
 mod catalog;
 mod layering;
 mod modern;
+mod modern_back;
 mod reload;
 mod resilience;
 mod rmcp_peers;

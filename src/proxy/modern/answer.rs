@@ -32,55 +32,12 @@ use crate::wire::names::meta;
 use crate::wire::scan::{key_eq, skip_ws};
 use crate::wire::{code, encode, Span, Splice};
 
-/// How long, and how widely, a client may cache a result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CacheHint {
-    /// `ttlMs`.
-    pub ttl_ms: u64,
-    /// `cacheScope: "private"` (else `"public"`).
-    pub private: bool,
-}
+pub use crate::catalog::hint::{CacheHint, LEGACY_HINT};
 
-/// What a legacy downstream's contribution is worth: immediately stale, private.
-pub const LEGACY_HINT: CacheHint = CacheHint {
-    ttl_ms: 0,
-    private: true,
-};
-
-impl CacheHint {
-    /// The hint of a merged answer: the minimum ttl, private if either is.
-    pub fn merge(self, other: CacheHint) -> CacheHint {
-        CacheHint {
-            ttl_ms: self.ttl_ms.min(other.ttl_ms),
-            private: self.private || other.private,
-        }
-    }
-
-    /// `"ttlMs":N,"cacheScope":"…"` (no braces, no trailing comma).
-    pub fn write(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"\"ttlMs\":");
-        out.extend_from_slice(crate::wire::format_u64_id(self.ttl_ms).as_bytes());
-        out.extend_from_slice(if self.private {
-            b",\"cacheScope\":\"private\""
-        } else {
-            b",\"cacheScope\":\"public\""
-        });
-    }
-}
-
-/// What one server contributes to a merged answer. A modern server's own list hints are not
-/// captured by the catalog fetch yet, so every source counts as [`LEGACY_HINT`] for now.
-fn source_hint(_server: &crate::catalog::ServerEntry) -> CacheHint {
-    LEGACY_HINT
-}
-
-/// The hint for answers merged from every available server.
+/// The hint for answers merged from every list (`server/discover`): captured from modern servers
+/// at list fetch and merged when the snapshot was built (`catalog::hint`).
 pub fn merged_hint(snap: &Snapshot) -> CacheHint {
-    snap.servers
-        .iter()
-        .filter(|s| s.available)
-        .map(source_hint)
-        .fold(LEGACY_HINT, CacheHint::merge)
+    snap.merged_hint()
 }
 
 /// A modern-era error: code, message, optional `data`, and the HTTP status its code calls for.

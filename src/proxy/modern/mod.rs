@@ -285,7 +285,7 @@ async fn execute(
         Plan::Discover => return Ok(Answer::Reply(200, one(answer::discover(snap, id)))),
         Plan::List(kind) => {
             let page = super::local::list_result(snap, body, env, kind).map_err(reject)?;
-            let hint = answer::merged_hint(snap);
+            let hint = snap.list_hint(kind);
             return Ok(Answer::Reply(200, answer::list_pieces(&page, id, hint)));
         }
         Plan::Listen => {

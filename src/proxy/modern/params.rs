@@ -17,30 +17,14 @@
 use std::collections::HashMap;
 
 use simd_json::prelude::*;
-use simd_json::OwnedValue;
 
 use super::answer::Reject;
 use super::headers::{decode_value, RoutingHeaders};
 use super::skim::members;
+use crate::catalog::params::{annotations, Param, Type};
 use crate::catalog::{ListKind, Snapshot};
 use crate::wire::scan::key_eq;
 use crate::wire::{code, Envelope, Span};
-
-/// The type an annotated property declares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Type {
-    String,
-    Integer,
-    Boolean,
-}
-
-/// One annotated property: its `properties` path, the header token, its type.
-#[derive(Debug, Clone)]
-struct Param {
-    path: Vec<Box<str>>,
-    token: Box<str>,
-    ty: Type,
-}
 
 /// Namespaced tool name → its annotated properties (tools without any are absent).
 #[derive(Debug, Default)]
@@ -83,101 +67,6 @@ impl ParamIndex {
     pub fn is_empty(&self) -> bool {
         self.tools.is_empty()
     }
-}
-
-/// Whether `s` is an RFC 9110 token.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// The annotated properties of a schema; `None` when any annotation is invalid.
-fn annotations(root: &OwnedValue) -> Option<Vec<Param>> {
-    const SINGLE: [&str; 11] = [
-        "items",
-        "contains",
-        "unevaluatedItems",
-        "additionalProperties",
-        "propertyNames",
-        "unevaluatedProperties",
-        "not",
-        "if",
-        "then",
-        "else",
-        "contentSchema",
-    ];
-    const LIST: [&str; 4] = ["allOf", "anyOf", "oneOf", "prefixItems"];
-    const MAP: [&str; 4] = [
-        "patternProperties",
-        "dependentSchemas",
-        "$defs",
-        "definitions",
-    ];
-    let mut out: Vec<Param> = Vec::new();
-    // (path: None once off a pure `properties` chain, schema)
-    let mut stack: Vec<(Option<Vec<Box<str>>>, &OwnedValue)> = vec![(Some(Vec::new()), root)];
-    while let Some((path, node)) = stack.pop() {
-        let Some(schema) = node.as_object() else {
-            continue;
-        };
-        if let Some(token) = schema.get("x-mcp-header") {
-            let param = annotation(path.as_deref(), token, schema.get("type"))?;
-            if out
-                .iter()
-                .any(|p| p.token.eq_ignore_ascii_case(&param.token))
-            {
-                return None;
-            }
-            out.push(param);
-        }
-        for (kw, val) in schema.iter() {
-            let kw = kw.as_ref();
-            if kw == "properties" {
-                for (name, sub) in val.as_object().into_iter().flat_map(|o| o.iter()) {
-                    let sub_path = path.clone().map(|mut p| {
-                        p.push(name.as_str().into());
-                        p
-                    });
-                    stack.push((sub_path, sub));
-                }
-            } else if SINGLE.contains(&kw) {
-                stack.push((None, val));
-            } else if LIST.contains(&kw) {
-                stack.extend(val.as_array().into_iter().flatten().map(|s| (None, s)));
-            } else if MAP.contains(&kw) {
-                stack.extend(
-                    val.as_object()
-                        .into_iter()
-                        .flat_map(|o| o.values())
-                        .map(|s| (None, s)),
-                );
-            }
-        }
-    }
-    Some(out)
-}
-
-/// One `x-mcp-header` annotation, if valid: on a property reached by `properties` keys only, a
-/// token, on a string / integer / boolean property.
-fn annotation(
-    path: Option<&[Box<str>]>,
-    token: &OwnedValue,
-    ty: Option<&OwnedValue>,
-) -> Option<Param> {
-    let path = path.filter(|p| !p.is_empty())?.to_vec();
-    let token = token.as_str().filter(|t| is_token(t))?;
-    let ty = match ty.and_then(|t| t.as_str())? {
-        "string" => Type::String,
-        "integer" => Type::Integer,
-        "boolean" => Type::Boolean,
-        _ => return None,
-    };
-    Some(Param {
-        path,
-        token: token.into(),
-        ty,
-    })
 }
 
 /// The raw value at `path` inside `arguments` (a validated object span), if present.
