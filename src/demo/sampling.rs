@@ -50,13 +50,6 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
     body: &[u8],
     env: &Envelope,
 ) -> bool {
-    let n = asks.next.get();
-    asks.next.set(n + 1);
-    let ask_id = Bytes::from(format!("\"demo-ask-{n}\""));
-    let (tx, rx) = local_sync::oneshot::channel();
-    asks.pending.borrow_mut().insert(ask_id.clone(), tx);
-    let params = br#"{"messages":[{"role":"user","content":{"type":"text","text":"Say hello"}}],"maxTokens":20}"#;
-    let ask = encode::request(&ask_id, method::SAMPLING_CREATE_MESSAGE, Some(params));
     if conn
         .start_stream(200, &[("content-type", &b"text/event-stream"[..])])
         .await
@@ -64,29 +57,54 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
     {
         return false;
     }
-    let mut out = Vec::new();
-    sse::encode_event(&mut out, Some("message"), None, &ask);
-    if conn.write_chunk(&[Bytes::from(out)]).await.is_err() {
-        return false;
-    }
-    let text = match monoio::time::timeout(ANSWER_TIMEOUT, rx).await {
-        Ok(Ok(answer)) => answer_text(&answer),
-        _ => {
-            asks.pending.borrow_mut().remove(&ask_id);
-            "the client did not answer".to_string()
-        }
+    let params = br#"{"messages":[{"role":"user","content":{"type":"text","text":"Say hello"}}],"maxTokens":20}"#;
+    let text = match ask(asks, conn, method::SAMPLING_CREATE_MESSAGE, params).await {
+        Some(Ok(answer)) => answer_text(&answer),
+        Some(Err(())) => "the client did not answer".to_string(),
+        None => return false,
     };
     let id = env.id_raw(body).unwrap_or(b"null");
     let mut result = b"{\"content\":[{\"type\":\"text\",\"text\":".to_vec();
     encode::write_json_string(&mut result, &format!("sampled: {text}"));
     result.extend_from_slice(b"}]}");
+    finish(conn, encode::result_response(id, &result)).await
+}
+
+/// Sends the client a `method` request on this call's (started) stream and waits for its answer:
+/// `None` if the stream broke, `Some(Err)` if no answer came in time.
+pub async fn ask<S: AsyncReadRent + AsyncWriteRent>(
+    asks: &Asks,
+    conn: &mut ServerConn<S>,
+    method_name: &str,
+    params: &[u8],
+) -> Option<Result<Bytes, ()>> {
+    let n = asks.next.get();
+    asks.next.set(n + 1);
+    let ask_id = Bytes::from(format!("\"demo-ask-{n}\""));
+    let (tx, rx) = local_sync::oneshot::channel();
+    asks.pending.borrow_mut().insert(ask_id.clone(), tx);
+    let ask = encode::request(&ask_id, method_name, Some(params));
     let mut out = Vec::new();
-    sse::encode_event(
-        &mut out,
-        Some("message"),
-        None,
-        &encode::result_response(id, &result),
-    );
+    sse::encode_event(&mut out, Some("message"), None, &ask);
+    if conn.write_chunk(&[Bytes::from(out)]).await.is_err() {
+        return None;
+    }
+    match monoio::time::timeout(ANSWER_TIMEOUT, rx).await {
+        Ok(Ok(answer)) => Some(Ok(answer)),
+        _ => {
+            asks.pending.borrow_mut().remove(&ask_id);
+            Some(Err(()))
+        }
+    }
+}
+
+/// Writes the call's response as the last event and ends the stream.
+pub async fn finish<S: AsyncReadRent + AsyncWriteRent>(
+    conn: &mut ServerConn<S>,
+    response: Bytes,
+) -> bool {
+    let mut out = Vec::new();
+    sse::encode_event(&mut out, Some("message"), None, &response);
     conn.write_chunk(&[Bytes::from(out)]).await.is_ok() && conn.finish_stream().await.is_ok()
 }
 

@@ -22,6 +22,7 @@
 //! Performance: no locks; allocation is the spliced piece list (inline `SmallVec`) and the reply.
 
 mod batch;
+pub mod bridge;
 mod client_msgs;
 pub mod context;
 mod local;
@@ -421,9 +422,27 @@ async fn forward(
         .ok_or_else(|| GatewayError::new(ErrorKind::InvalidRequest, "request without id"))?;
     let route = Route::to(&entry.link, &w.pools).map_err(|e| e.for_client(&entry.link.name))?;
     let minted = w.mint_id();
+    // A legacy client's call to a modern server: its capabilities go downstream (the bridge
+    // relays the server's input requests), and the call is kept for the retry.
+    let bridged = modern.is_none() && entry.link.is_modern();
+    let meta = bridged
+        .then(|| crate::session::modern::meta_edit_for(body, env, client_caps(&session, req)))
+        .flatten();
     let (spliced, progress, client_token) =
-        splice_call(body, env, id_span, minted, name_edit, &route);
+        splice_call(body, env, id_span, minted, name_edit, meta, &route);
     let limits = &snap.gateway.limits;
+    let retry = bridged.then(|| {
+        Box::new(bridge::RetryPlan {
+            body: spliced.clone(),
+            progress: progress.clone(),
+            limits: ReplyLimits {
+                max_body: limits.max_response_bytes,
+                max_event: limits.max_sse_event_bytes,
+            },
+            client_name: snap.server_name.clone(),
+            rounds: 0,
+        })
+    });
     let spec = CallSpec {
         route,
         link: entry.link.clone(),
@@ -460,13 +479,22 @@ async fn forward(
         accepts_sse: req.accepts_sse,
         modern,
         cancel_on_drop,
+        retry,
     };
-    relay::CallRelay::begin(gw, w, ctx, call, req.accepts_sse)
+    relay::CallRelay::begin(gw, w, ctx, call.map(relay::Leg::Live), req.accepts_sse)
         .await
         .map(|r| match r {
             relay::Begun::Done(msg, status) => Answer::Reply(status, msg),
             relay::Begun::Streaming(relay) => Answer::Relay(relay),
         })
+}
+
+/// The client capabilities a legacy session declares downstream (to a modern server, per
+/// request): only those whose requests can reach it (it takes a stream).
+fn client_caps(session: &Option<FrontSession>, req: &Inbound<'_>) -> u8 {
+    session
+        .filter(|_| req.accepts_sse)
+        .map_or(0, |s| s.client_caps)
 }
 
 /// The forwarded message: the minted id and the server's own name spliced in. Returns it with the
@@ -477,14 +505,14 @@ fn splice_call(
     id_span: Span,
     minted: u64,
     name_edit: Option<(Span, Bytes)>,
+    meta: Option<(Span, Bytes)>,
     route: &Route,
 ) -> (Pieces, Option<Bytes>, Option<Bytes>) {
     let minted_bytes = Bytes::copy_from_slice(rewrite::format_u64_id(minted).as_bytes());
     let mut edits: SmallVec<[(Span, Bytes); 3]> = SmallVec::new();
     edits.push((id_span, minted_bytes.clone()));
-    if let Some(edit) = name_edit {
-        edits.push(edit);
-    }
+    edits.extend(name_edit);
+    edits.extend(meta);
     // A stdio child is shared by every client: progress tokens are made unique there (the minted
     // id serves), and the relay puts the client's own token back.
     let (progress, client_token) = match (route, env.progress_token) {

@@ -14,6 +14,7 @@
 pub mod downstream;
 pub mod modern;
 pub mod relay_ids;
+pub mod request_state;
 pub mod streams;
 pub mod versions;
 

@@ -329,6 +329,12 @@ impl Call {
         self.send_detached(encode::notification(method::CANCELLED, Some(&params)));
     }
 
+    /// Restarts the call's deadline: the time a client took to answer the server's own request
+    /// (a bridged `input_required` round) is not the server's.
+    pub fn restart_deadline(&mut self) {
+        self.deadline = Instant::now() + self.spec.timeout;
+    }
+
     /// Sends a message (e.g. a response to the server's own request) to the server of this call.
     pub fn reply_downstream(&self, message: Bytes) {
         self.send_detached(message);

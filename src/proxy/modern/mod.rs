@@ -35,8 +35,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use answer::{
-    error_edit, has_result_type, legacy_view, result_edit, status_for, CacheHint, Reject,
-    LEGACY_HINT,
+    error_edit, has_result_type, legacy_error_edit, legacy_view, result_edit, status_for,
+    CacheHint, Reject, LEGACY_HINT,
 };
 pub use headers::{decode_value, RoutingHeaders};
 pub use listen::Listen;
@@ -50,7 +50,7 @@ pub use plan::{plan, surface, Plan};
 use super::{classify, one, record, Answer, Gateway, Inbound, Outcome, Target, Worker};
 use crate::catalog::Snapshot;
 use crate::error::{ErrorKind, GatewayError};
-use crate::policy::RequestFacts;
+use crate::policy::{Principal, RequestFacts};
 use crate::session::versions;
 use crate::wire::{self, code, Envelope, Kind, Message};
 
@@ -88,6 +88,10 @@ pub struct ModernCall {
     pub log_level: Option<u8>,
     /// Cache hint to add to the result (`resources/read`), if the downstream gives none.
     pub hint: Option<CacheHint>,
+    /// The request itself (shared, not copied): a parked call's `requestState` is bound to it.
+    pub request: Bytes,
+    /// Who made it (a `requestState` is bound to the principal too).
+    pub principal: Principal,
 }
 
 /// Header-first entry: route and authorize on the headers, then parse and verify the body.
@@ -280,6 +284,11 @@ async fn execute(
         caps: m.caps.map(|c| body.slice(c.range())).unwrap_or_default(),
         log_level: m.log_level,
         hint,
+        request: body.clone(),
+        principal: snap
+            .policy
+            .authenticate(req.authorization)
+            .unwrap_or(Principal::Anonymous),
     };
     let (server, name_edit, hint) = match plan {
         Plan::Discover => return Ok(Answer::Reply(200, one(answer::discover(snap, id)))),
@@ -315,7 +324,24 @@ async fn execute(
                 (None, _) => None,
             };
             let read = env.method(body) == Some(wire::method::RESOURCES_READ);
-            (server, edit, read.then_some(LEGACY_HINT))
+            let hint = read.then_some(LEGACY_HINT);
+            // A retry carrying the gateway's own requestState resumes a parked call.
+            if !snap.servers[server].link.is_modern() {
+                if let Some(fields) = super::bridge::retry_fields(body, env) {
+                    return super::bridge::resume(
+                        gw,
+                        w,
+                        snap,
+                        req,
+                        env,
+                        server,
+                        call(hint),
+                        fields,
+                    )
+                    .await;
+                }
+            }
+            (server, edit, hint)
         }
     };
     let target = Target {
