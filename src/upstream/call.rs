@@ -352,16 +352,27 @@ impl Call {
                     let Some(session) = link.session.load_full() else {
                         return;
                     };
-                    let Ok((mut conn, _)) = pool.acquire().await else {
+                    let Ok((mut conn, mut pooled)) = pool.acquire().await else {
                         return;
                     };
-                    let sent = monoio::time::timeout(
-                        Duration::from_secs(5),
-                        post(&mut conn, &link, Some(&session), &[message], limits),
-                    )
-                    .await;
-                    if let Ok(Ok((Reply::Accepted, _))) = sent {
-                        pool.release(conn);
+                    loop {
+                        let sent = monoio::time::timeout(
+                            Duration::from_secs(5),
+                            post(&mut conn, &link, Some(&session), &[message.clone()], limits),
+                        )
+                        .await;
+                        match sent {
+                            // A keep-alive connection the server closed while idle: a fresh one
+                            // (an answer to the server's request must not be lost to it).
+                            Ok(Err(UpstreamError::Unreachable(_))) if pooled => {
+                                let Ok(fresh) = pool.open().await else {
+                                    return;
+                                };
+                                (conn, pooled) = (fresh, false);
+                            }
+                            Ok(Ok((Reply::Accepted, _))) => return pool.release(conn),
+                            _ => return,
+                        }
                     }
                 });
             }
