@@ -234,8 +234,9 @@ impl CallRelay {
                 request,
             }) => {
                 self.leg = None;
+                let timeout = w.snapshot().gateway.input_timeout;
                 Flow::Final(bridge::input_required(
-                    gw, &self.ctx, worker, park, &request,
+                    gw, &self.ctx, worker, park, &request, timeout,
                 ))
             }
             Ok(Step::Missing(flag)) => {
@@ -281,8 +282,9 @@ impl CallRelay {
 
     /// A bridged round: waits for the client's answers, then retries the call downstream.
     async fn retry(&mut self, gw: &Gateway, w: &Worker, mut asking: Asking) -> Flow {
+        let timeout = w.snapshot().gateway.input_timeout;
         let started = asking
-            .collect()
+            .collect(timeout)
             .await
             .and_then(|responses| asking.retry(w, &mut self.ctx, &responses));
         let spec = match started {

@@ -358,7 +358,13 @@ impl Call {
                     loop {
                         let sent = monoio::time::timeout(
                             Duration::from_secs(5),
-                            post(&mut conn, &link, Some(&session), &[message.clone()], limits),
+                            post(
+                                &mut conn,
+                                &link,
+                                Some(&session),
+                                std::slice::from_ref(&message),
+                                limits,
+                            ),
                         )
                         .await;
                         match sent {

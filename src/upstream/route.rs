@@ -123,8 +123,14 @@ impl Route {
             Route::Http(pool) => {
                 let session = link.session.load_full();
                 let (mut conn, pooled) = pool.acquire().await?;
-                let reply = match post(&mut conn, link, session.as_deref(), &[body.clone()], limits)
-                    .await
+                let reply = match post(
+                    &mut conn,
+                    link,
+                    session.as_deref(),
+                    std::slice::from_ref(&body),
+                    limits,
+                )
+                .await
                 {
                     // A keep-alive connection the server closed while idle: once more, fresh.
                     Err(UpstreamError::Unreachable(_)) if pooled => {

@@ -354,3 +354,25 @@ fn resource_not_found_is_coded_for_each_era() {
         r.body
     );
 }
+
+#[test]
+fn a_parked_call_is_given_up_after_the_input_timeout() {
+    let mut opts = DemoOptions::new("a");
+    opts.ask = true;
+    // 1 ms: every retry comes later than that (a retry in time would be answered, so the loop
+    // would run out its deadline and fail).
+    let e = Env::start(vec![opts], "input_timeout_ms = 1");
+    let refused = eventually(Duration::from_secs(10), || {
+        let (_, state) = asked(&modern_call(&e, 1, "alpha__ask", "{}", "", ELICIT));
+        let r = modern_call(
+            &e,
+            2,
+            "alpha__ask",
+            "{}",
+            &retry_fields(Some(&accept("Ada")), &state),
+            ELICIT,
+        );
+        r.status == 400 && r.json()["error"]["data"]["reason"] == "invalid_request_state"
+    });
+    assert!(refused, "a retry after the input timeout must be refused");
+}

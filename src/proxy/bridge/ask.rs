@@ -18,7 +18,7 @@
 //! [`RelayIds::seal_bridge`]: crate::session::relay_ids::RelayIds::seal_bridge
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_channel::Receiver;
 use bytes::Bytes;
@@ -26,7 +26,7 @@ use bytes::Bytes;
 use super::super::context::{Gateway, Worker};
 use super::super::relay::RelayCtx;
 use super::super::Pieces;
-use super::{needed_capability, random_id, DEFAULT_INPUT_TIMEOUT, MAX_ROUNDS};
+use super::{needed_capability, random_id, MAX_ROUNDS};
 use crate::error::{ErrorKind, GatewayError};
 use crate::upstream::call::CallSpec;
 use crate::upstream::exchange::ReplyLimits;
@@ -47,7 +47,8 @@ pub struct RetryPlan {
     pub rounds: u8,
 }
 
-/// A round in progress: requests sent to the client, answers being collected.
+/// A round in progress: requests sent to the client, answers being collected (for at most
+/// `gateway.input_timeout_ms`).
 pub struct Asking {
     rx: Receiver<(u64, Bytes)>,
     /// Open asks: (ask id, the server's key as a raw JSON string).
@@ -135,8 +136,8 @@ impl Asking {
     }
 
     /// Waits for every answer; returns the `inputResponses` object.
-    pub async fn collect(&mut self) -> Result<Bytes, GatewayError> {
-        let deadline = Instant::now() + DEFAULT_INPUT_TIMEOUT;
+    pub async fn collect(&mut self, timeout: Duration) -> Result<Bytes, GatewayError> {
+        let deadline = Instant::now() + timeout;
         while !self.pending.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             let (id, answer) = match monoio::time::timeout(left, self.rx.recv()).await {

@@ -24,7 +24,7 @@
 //!
 //! Invariants: a parked call lives on the worker that parked it (its downstream connection is
 //! that thread's); only messages cross threads. A parked call waits at most
-//! [`DEFAULT_INPUT_TIMEOUT`] for the retry, then is cancelled downstream; resuming consumes it
+//! `gateway.input_timeout_ms` for the retry, then is cancelled downstream; resuming consumes it
 //! (a `requestState` works once). A legacy client gets a server's request only if its session
 //! declared the capability and it takes an SSE reply; a modern client only if the request
 //! declared it (else -32021, as without the bridge).
@@ -38,7 +38,6 @@ mod park;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -49,10 +48,6 @@ pub use park::{input_required, park, retry_fields, Remote, Resume, Step};
 use super::context::{Gateway, Worker, WorkerMsg};
 use crate::session::caps;
 use crate::wire::method;
-
-/// How long a parked call waits for the client's retry, and a bridged ask for the client's
-/// answer, before it is given up (and cancelled downstream).
-pub const DEFAULT_INPUT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Most `input_required` rounds bridged for one legacy client's call (the Python and TypeScript
 /// SDKs stop at the same number).

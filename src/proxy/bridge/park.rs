@@ -32,7 +32,7 @@ use super::super::context::{Gateway, Worker};
 use super::super::modern::{self, ModernCall, Reject};
 use super::super::relay::{self, Leg, RelayCtx};
 use super::super::{classify, one, Answer, Inbound, Pieces};
-use super::{needed_capability, now_ms, random_id, send, Delivery, DEFAULT_INPUT_TIMEOUT};
+use super::{needed_capability, now_ms, random_id, send, Delivery};
 use crate::catalog::Snapshot;
 use crate::error::{ErrorKind, GatewayError};
 use crate::session::request_state::{self, StateToken, DIGEST_LEN};
@@ -120,6 +120,7 @@ pub fn park(
         .modern
         .as_ref()
         .map_or(0, |m| modern::capability_flags(&m.caps));
+    let timeout = w.snapshot().gateway.input_timeout;
     let id = random_id();
     let inbox = async_channel::unbounded();
     w.bridge.parked.borrow_mut().insert(id, inbox.0.clone());
@@ -132,10 +133,10 @@ pub fn park(
         pending: request.clone(),
         caps,
         minted: ctx.minted,
-        timeout: DEFAULT_INPUT_TIMEOUT,
+        timeout,
     };
     monoio::spawn(driver.run());
-    input_required(gw, ctx, w.index, id, &request)
+    input_required(gw, ctx, w.index, id, &request, timeout)
 }
 
 impl Driver {
@@ -277,13 +278,14 @@ fn key_for(method_name: &str) -> &'static str {
 }
 
 /// The `input_required` reply for the client of `ctx`: the server's `request` as the one input
-/// request, and a sealed `requestState` naming parked call `park` on `worker`.
+/// request, and a sealed `requestState` naming parked call `park` on `worker`, good for `timeout`.
 pub fn input_required(
     gw: &Gateway,
     ctx: &RelayCtx,
     worker: u16,
     park: u64,
     request: &Bytes,
+    timeout: Duration,
 ) -> Result<(Pieces, u16), GatewayError> {
     let internal = |why: &'static str| GatewayError::new(ErrorKind::Internal, why);
     let m = ctx
@@ -295,7 +297,7 @@ pub fn input_required(
         parked: park,
         slot: ctx.link.slot as u32,
         minted: ctx.minted,
-        expires_ms: now_ms() + DEFAULT_INPUT_TIMEOUT.as_millis() as u64,
+        expires_ms: now_ms() + timeout.as_millis() as u64,
         digest: request_digest(&m.request),
         principal: request_state::principal_digest(&format!("{:?}", m.principal)),
     };
