@@ -29,6 +29,7 @@ mod local;
 pub mod modern;
 mod relay;
 mod routing;
+mod server_asks;
 pub mod subscriptions;
 
 use std::sync::Arc;

@@ -33,16 +33,16 @@ use std::time::Duration;
 use super::bridge::{self, Asking, Remote, RetryPlan, Step};
 use super::context::{Gateway, Report, Worker};
 use super::modern::{self, Listen, ModernCall, Reject};
+use super::server_asks::{cancel_downstream, missing_capability, server_request, ServerAsk};
 use super::{one, Pieces};
 use crate::error::{ErrorKind, GatewayError};
 use crate::session::downstream::ServerLink;
 use crate::session::FrontSession;
 use crate::telemetry::{CallOutcome, MethodClass};
 use crate::upstream::call::{Call, CallEvent};
-use crate::upstream::exchange::ReplyLimits;
 use crate::upstream::route::Route;
 use crate::upstream::UpstreamError;
-use crate::wire::{self, code, encode, method, rewrite, Kind, Splice};
+use crate::wire::{self, method, rewrite, Kind, Splice};
 
 /// Facts about a forwarded call the relay needs to finish it.
 pub struct RelayCtx {
@@ -111,8 +111,12 @@ impl Relay {
         }
     }
 
-    /// Drains the stream to its last message (batches, where nothing streams).
+    /// Drains the stream to its last message (batches, where nothing streams: a request for
+    /// the client has nowhere to go, so a bridged round ends the call at once).
     pub async fn finish(mut self, gw: &Gateway, w: &Worker) -> Bytes {
+        if let Relay::Call(c) = &mut self {
+            c.ctx.accepts_sse = false;
+        }
         let mut last = Bytes::new();
         while let Some(m) = self.next(gw, w).await {
             last = m;
@@ -282,6 +286,11 @@ impl CallRelay {
 
     /// A bridged round: waits for the client's answers, then retries the call downstream.
     async fn retry(&mut self, gw: &Gateway, w: &Worker, mut asking: Asking) -> Flow {
+        if !self.ctx.accepts_sse {
+            w.calls_end(&self.ctx);
+            let why = "the server asked for client input, which cannot be answered inside a batch";
+            return Flow::Final(Err(GatewayError::new(ErrorKind::InvalidRequest, why)));
+        }
         let timeout = w.snapshot().gateway.input_timeout;
         let started = asking
             .collect(timeout)
@@ -341,87 +350,6 @@ impl CallRelay {
             .borrow_mut()
             .record_request(self.ctx.class, ok, self.ctx.received.elapsed());
     }
-}
-
-/// What became of a request the server sent during a call.
-enum ServerAsk {
-    /// Forward it to the client (with a sealed id).
-    Send(Bytes),
-    /// Refused to the server; the call goes on.
-    Refused,
-    /// A modern client that declared the capability: park the call, ask with `input_required`.
-    Park(Bytes),
-    /// Refused; the modern client did not declare this capability: the call ends with -32021.
-    Missing(u8),
-}
-
-/// A request from the server for this call's client: forwarded with a sealed id if the client
-/// declared the capability and can receive it (a legacy session with a stream), parked for an
-/// `input_required` round (a modern client that declared it), else refused to the server at once.
-fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Bytes) -> ServerAsk {
-    let Ok(env) = wire::parse(&msg) else {
-        return ServerAsk::Refused;
-    };
-    let Some((id_span, _)) = env.id else {
-        return ServerAsk::Refused;
-    };
-    let name = env.method(&msg).unwrap_or("");
-    let needed = bridge::needed_capability(name);
-    if let Some(m) = &ctx.modern {
-        if needed != 0 && modern::capability_flags(&m.caps) & needed != 0 {
-            return ServerAsk::Park(msg);
-        }
-    }
-    let declared = ctx.session.is_some_and(|s| s.client_caps & needed != 0);
-    let token = (needed != 0 && declared && ctx.accepts_sse)
-        .then(|| gw.relay_ids.seal(ctx.link.slot, id_span.get(&msg)))
-        .flatten();
-    if let Some(token) = token {
-        return ServerAsk::Send(rewrite::concat(&rewrite::splice(
-            &msg,
-            &mut [(id_span, token)],
-        )));
-    }
-    let why = format!("the client of this call cannot take '{name}' (capability not declared, or no stream to send it on)");
-    call.reply_downstream(encode::error_response(
-        Some(id_span.get(&msg)),
-        code::METHOD_NOT_FOUND,
-        &why,
-        None,
-    ));
-    match &ctx.modern {
-        Some(_) if needed != 0 => ServerAsk::Missing(needed),
-        _ => ServerAsk::Refused,
-    }
-}
-
-/// Ends a modern client's call that needs a capability it did not declare: the downstream call is
-/// cancelled (unless its driver already did: `cancel` false) and the client gets -32021 with
-/// `data.requiredCapabilities`.
-fn missing_capability(w: &Worker, ctx: &RelayCtx, flag: u8, cancel: bool) -> Reject {
-    if let Some(route) = Route::to(&ctx.link, &w.pools).ok().filter(|_| cancel) {
-        cancel_downstream(&route, ctx, "the client lacks a required capability");
-    }
-    Reject::new(
-        code::MISSING_REQUIRED_CLIENT_CAPABILITY,
-        "the server needs a client capability this request did not declare",
-    )
-    .with_data(modern::required_capability_data(flag))
-}
-
-/// Sends `notifications/cancelled` for this call's minted id (detached).
-fn cancel_downstream(route: &Route, ctx: &RelayCtx, reason: &str) {
-    let mut params = b"{\"requestId\":".to_vec();
-    params.extend_from_slice(rewrite::format_u64_id(ctx.minted).as_bytes());
-    params.extend_from_slice(b",\"reason\":");
-    encode::write_json_string(&mut params, reason);
-    params.push(b'}');
-    let limits = ReplyLimits {
-        max_body: 64 * 1024,
-        max_event: 64 * 1024,
-    };
-    let note = encode::notification(method::CANCELLED, Some(&params));
-    route.send_detached(ctx.link.clone(), note, limits);
 }
 
 impl Drop for CallRelay {

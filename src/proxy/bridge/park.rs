@@ -349,11 +349,12 @@ fn request_digest(body: &[u8]) -> [u8; DIGEST_LEN] {
 }
 
 /// The retry fields of a modern request's params: `requestState` and `inputResponses` (raw
-/// spans), if it carries a `requestState`.
+/// spans), if it carries a `requestState`. On every modern call to a legacy server: a skim of
+/// the params' top level (the envelope scan already validated them), no second validation.
 pub fn retry_fields(body: &[u8], env: &Envelope) -> Option<(Span, Option<Span>)> {
     let params = env.params?;
     let (mut state, mut responses) = (None, None);
-    let _ = wire::scan::for_each_member(body, params.start as usize, |k, escaped, v| {
+    modern::members(body, params.start as usize, |k, escaped, v| {
         let k = k.get(body);
         if wire::scan::key_eq(k, escaped, b"requestState") {
             state = Some(v);

@@ -46,6 +46,7 @@ pub use meta::{
 };
 pub use params::ParamIndex;
 pub use plan::{plan, surface, Plan};
+pub use skim::members;
 
 use super::{classify, one, record, Answer, Gateway, Inbound, Outcome, Target, Worker};
 use crate::catalog::Snapshot;
