@@ -9,6 +9,9 @@ its callbacks, then prints ONE JSON document for judge.py:
      "fatal": "..."}                      # only when connecting failed
 
     python bridge_client.py URL --mode 2026-07-28 --call NAME JSON [--call NAME JSON]...
+    python bridge_client.py stdio --mode legacy --call NAME JSON -- CMD [ARG...]
+
+URL: Streamable HTTP, or legacy HTTP+SSE when it ends in /sse; `stdio` launches CMD.
 
 In 2026-07-28 mode the SDK answers `input_required` results (multi round-trip
 requests) and retries; in legacy mode it answers server-to-client requests. Either
@@ -24,8 +27,9 @@ import sys
 import traceback
 from typing import Any
 
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp.client import ClientRequestContext
+from mcp.client.sse import sse_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
     CreateMessageRequestParams,
@@ -84,9 +88,17 @@ async def call(client: Client, name: str, args: dict[str, Any]) -> dict[str, Any
     return {"name": name, "is_error": bool(result.is_error), "texts": texts}
 
 
+def target(ns: argparse.Namespace) -> Any:
+    if ns.url == "stdio":
+        return StdioServerParameters(command=ns.command[0], args=ns.command[1:])
+    if ns.url.endswith("/sse"):
+        return sse_client(ns.url)
+    return ns.url
+
+
 async def run(ns: argparse.Namespace, report: dict[str, Any]) -> None:
     async with Client(
-        ns.url,
+        target(ns),
         mode=ns.mode,
         read_timeout_seconds=ns.timeout,
         sampling_callback=on_sampling,
@@ -100,11 +112,17 @@ async def run(ns: argparse.Namespace, report: dict[str, Any]) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("url")
+    p.add_argument("url", help="endpoint URL, or 'stdio'")
     p.add_argument("--mode", default="2026-07-28", help="auto | legacy | 2026-07-28")
     p.add_argument("--call", nargs=2, action="append", metavar=("NAME", "JSON"))
     p.add_argument("--timeout", type=float, default=20.0)
-    ns = p.parse_args()
+    argv = sys.argv[1:]
+    command: list[str] = []
+    if "--" in argv:  # everything after "--" is the stdio server command line
+        i = argv.index("--")
+        argv, command = argv[:i], argv[i + 1 :]
+    ns = p.parse_args(argv)
+    ns.command = command
     report: dict[str, Any] = {"mode": ns.mode, "calls": [], "seen": seen}
     status = 0
     try:

@@ -435,6 +435,14 @@ c_bridge_legacy_client() {
   judge bridge bridge_legacy 2025-11-25 "${S_PY}__greet_user=Hello, Ada Lovelace!@elicitation/create"
 }
 
+# 12. The era bridge over the gateway's stdio front: a 2026-07-28 client on `ringgate stdio`
+#     (body-first era, no HTTP) gets server-everything's elicitation as input_required.
+c_bridge_stdio_front() {
+  bclient bridge_stdio stdio 2026-07-28 --call "${S_MX_HTTP}__trigger-elicitation-request" '{}' \
+    -- "$BIN" stdio --config "$WORK/matrix_stdio.toml"
+  judge bridge bridge_stdio 2026-07-28 "${S_MX_HTTP}__trigger-elicitation-request=Ada Lovelace@elicitation/create"
+}
+
 # 1b. An optional server that is down from the start does not block readiness (the
 #     gateway-ready check), contributes no tools, and /v1/servers shows it down.
 c_ghost() {
@@ -873,6 +881,7 @@ for via in stdio http sse; do
 done
 check matrix-http-auto-mode-to-all c_matrix_auto
 check time-server-over-stdio c_time_stdio
+check bridge-over-stdio-front c_bridge_stdio_front
 check sse-fallback-detected c_sse_fallback
 MX_LAST_USE=$EPOCHREALTIME
 check stdio-front-admin-and-clean-exit c_stdio_front_lifecycle
