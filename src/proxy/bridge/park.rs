@@ -380,6 +380,25 @@ fn first_response(body: &Bytes, responses: Span) -> Option<Bytes> {
     first.map(|v| body.slice(v.start as usize..v.end as usize))
 }
 
+/// The token a retry's `requestState` stands for, if it opens, has not expired, and was issued
+/// for this server, this request (digest) and this principal.
+fn checked_token(
+    gw: &Gateway,
+    body: &Bytes,
+    state: Span,
+    slot: usize,
+    call: &ModernCall,
+) -> Option<StateToken> {
+    let content = state.get(body).strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    let token = gw.relay_ids.states.open(content)?;
+    let principal = request_state::principal_digest(&format!("{:?}", call.principal));
+    let valid = token.expires_ms >= now_ms()
+        && token.slot as usize == slot
+        && token.principal == principal
+        && token.digest == request_digest(body);
+    valid.then_some(token)
+}
+
 /// A modern client's retry of a call parked for a legacy server (`server`): checks the state,
 /// hands the answer to the parked call, and relays what the call does next.
 #[allow(clippy::too_many_arguments)]
@@ -394,21 +413,8 @@ pub(in crate::proxy) async fn resume(
     (state, responses): (Span, Option<Span>),
 ) -> Result<Answer, Reject> {
     let body = &req.body;
-    let token = state
-        .get(body)
-        .strip_prefix(b"\"")
-        .and_then(|s| s.strip_suffix(b"\""))
-        .and_then(|s| gw.relay_ids.states.open(s))
-        .ok_or_else(invalid_state)?;
     let link = snap.servers[server].link.clone();
-    let principal = request_state::principal_digest(&format!("{:?}", call.principal));
-    let valid = token.expires_ms >= now_ms()
-        && token.slot as usize == link.slot
-        && token.principal == principal
-        && token.digest == request_digest(body);
-    if !valid {
-        return Err(invalid_state());
-    }
+    let token = checked_token(gw, body, state, link.slot, &call).ok_or_else(invalid_state)?;
     let (listener, rx) = async_channel::unbounded();
     let resume = Resume {
         answer: responses.and_then(|r| first_response(body, r)),
