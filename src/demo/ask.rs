@@ -1,6 +1,7 @@
 //! The demo's `ask` tool: asks the user for a name (`elicitation/create`) `rounds` times (default
 //! 1, at most 5) and answers `hello <names>`. Listed when [`super::DemoOptions::ask`] or
-//! [`super::DemoOptions::modern`] is set.
+//! [`super::DemoOptions::modern`] is set. In legacy mode, a call that asked for progress gets a
+//! progress notification before each question.
 //!
 //! It asks the way the server's era does, which is what the gateway's era bridge translates:
 //! - legacy ([`call`]): real server-to-client requests on the call's SSE reply, answered by POST;
@@ -20,6 +21,10 @@ use crate::wire::{code, encode, method, Envelope};
 
 /// The tool's `tools/list` entry.
 pub const TOOL: &str = r#"{"name":"ask","description":"Asks the user for a name (elicitation), rounds times.","inputSchema":{"type":"object","properties":{"rounds":{"type":"integer"}}}}"#;
+
+/// The `tools/list` entry of `cancellations` (how many `notifications/cancelled` the server got;
+/// listed with `ask`, so tests can see a gateway give up a call).
+pub const CANCELLATIONS_TOOL: &str = r#"{"name":"cancellations","description":"How many notifications/cancelled this server received.","inputSchema":{"type":"object","properties":{}}}"#;
 
 /// Most rounds one call may ask.
 const MAX_ROUNDS: u64 = 5;
@@ -95,6 +100,15 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
     }
     let mut names = Vec::new();
     for round in 1..=n as usize {
+        if let Some(token) = env.progress_token {
+            let mut p = b"{\"progressToken\":".to_vec();
+            p.extend_from_slice(token.get(body));
+            p.extend_from_slice(format!(",\"progress\":{round},\"total\":{n}}}").as_bytes());
+            let note = encode::notification(method::PROGRESS, Some(&p));
+            if !sampling::send_event(conn, &note).await {
+                return false;
+            }
+        }
         let question = elicit_params(round);
         let answer = sampling::ask(asks, conn, method::ELICITATION_CREATE, &question);
         let name = match answer.await {

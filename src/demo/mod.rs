@@ -149,6 +149,8 @@ pub struct Demo {
     extra_tools: Cell<usize>,
     streams: StreamHub,
     asks: sampling::Asks,
+    /// `notifications/cancelled` received (the `cancellations` tool reports it).
+    cancelled: Cell<u64>,
 }
 
 impl Demo {
@@ -159,6 +161,7 @@ impl Demo {
             sessions: RefCell::new(HashSet::new()),
             streams: StreamHub::default(),
             asks: sampling::Asks::default(),
+            cancelled: Cell::new(0),
         }
     }
 }
@@ -248,6 +251,9 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(
         return json(conn, 404, reply, None).await;
     }
     if env.kind != Kind::Request {
+        if env.method(body) == Some(method::CANCELLED) {
+            demo.cancelled.set(demo.cancelled.get() + 1);
+        }
         sampling::take_answer(&demo.asks, body, &env);
         return conn.write_response(202, &[], &[]).await.is_ok();
     }

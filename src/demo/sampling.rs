@@ -98,6 +98,16 @@ pub async fn ask<S: AsyncReadRent + AsyncWriteRent>(
     }
 }
 
+/// Writes one message as an event on the call's (started) stream.
+pub async fn send_event<S: AsyncReadRent + AsyncWriteRent>(
+    conn: &mut ServerConn<S>,
+    message: &[u8],
+) -> bool {
+    let mut out = Vec::new();
+    sse::encode_event(&mut out, Some("message"), None, message);
+    conn.write_chunk(&[Bytes::from(out)]).await.is_ok()
+}
+
 /// Writes the call's response as the last event and ends the stream.
 pub async fn finish<S: AsyncReadRent + AsyncWriteRent>(
     conn: &mut ServerConn<S>,

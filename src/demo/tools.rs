@@ -92,6 +92,9 @@ fn tools_list(demo: &Demo, p: Option<&OwnedValue>) -> Vec<u8> {
     if demo.opts.ask || demo.opts.modern {
         all.push(super::ask::TOOL.to_string());
     }
+    if demo.opts.ask {
+        all.push(super::ask::CANCELLATIONS_TOOL.to_string());
+    }
     for i in 0..demo.extra_tools.get() {
         all.push(format!(r#"{{"name":"tool_{i:03}","description":"Generated tool {i}.","inputSchema":{{"type":"object"}}}}"#));
     }
@@ -166,6 +169,10 @@ async fn call(demo: &Demo, p: Option<&OwnedValue>) -> Result<Vec<u8>, (i32, Stri
         "sample" => Ok(text_result(
             "sample needs a client that accepts an SSE reply",
             true,
+        )),
+        "cancellations" if demo.opts.ask => Ok(text_result(
+            &format!("{} cancelled", demo.cancelled.get()),
+            false,
         )),
         "touch" => {
             let uri = arg("uri").and_then(|u| u.as_str()).unwrap_or("");

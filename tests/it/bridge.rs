@@ -376,3 +376,69 @@ fn a_parked_call_is_given_up_after_the_input_timeout() {
     });
     assert!(refused, "a retry after the input timeout must be refused");
 }
+
+#[test]
+fn an_abandoned_parked_call_is_cancelled_downstream() {
+    let mut opts = DemoOptions::new("a");
+    opts.ask = true;
+    let e = Env::start(vec![opts], "input_timeout_ms = 1");
+    let count = |e: &Env| {
+        let r = modern_call(e, 9, "alpha__cancellations", "{}", "", "{}");
+        r.json()["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(count(&e), "0 cancelled");
+    asked(&modern_call(&e, 1, "alpha__ask", "{}", "", ELICIT));
+    // The client never retries: the gateway gives the call up and tells the server.
+    let cancelled = eventually(Duration::from_secs(10), || count(&e) == "1 cancelled");
+    assert!(cancelled, "the server saw: {}", count(&e));
+}
+
+#[test]
+fn notifications_before_the_question_stream_and_input_required_ends_the_stream() {
+    let e = legacy_with_ask();
+    let args = r#"{"rounds":2}"#;
+    let caps = ELICIT;
+    let params = r#""name":"alpha__ask","arguments":{"rounds":2}"#;
+    let body = modern_body(1, "tools/call", params, caps)
+        .replace(r#""_meta":{"#, r#""_meta":{"progressToken":"p1","#);
+    let h = [
+        ("mcp-protocol-version", V),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "alpha__ask"),
+    ];
+    let r = post(e.addr(), &h, &body);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("text/event-stream")),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(r#""progressToken":"p1""#), "{}", r.body);
+    let (_, state) = asked(&r);
+    // The retry's reply streams the next round's progress, then asks again.
+    let extra = retry_fields(Some(&accept("Ada")), &state);
+    let r = modern_call(&e, 2, "alpha__ask", args, &extra, caps);
+    assert!(r.body.contains("notifications/progress"), "{}", r.body);
+    let (res, state) = asked(&r);
+    assert_eq!(
+        res["inputRequests"]["elicitation"]["params"]["message"],
+        "What is name #2?"
+    );
+    let r = modern_call(
+        &e,
+        3,
+        "alpha__ask",
+        args,
+        &retry_fields(Some(&accept("Bo")), &state),
+        caps,
+    );
+    assert_eq!(
+        r.json()["result"]["content"][0]["text"],
+        "hello Ada, Bo",
+        "{}",
+        r.body
+    );
+}
