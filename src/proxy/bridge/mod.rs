@@ -53,6 +53,10 @@ use crate::wire::method;
 /// SDKs stop at the same number).
 pub const MAX_ROUNDS: u8 = 10;
 
+/// Calls one worker keeps parked at most (each holds a downstream call open); past it, a server's
+/// request for a modern client ends that call with an error instead.
+pub const MAX_PARKED_PER_WORKER: usize = 4096;
+
 /// Open asks a worker keeps before it sweeps the abandoned ones.
 const SWEEP_AT: usize = 64;
 

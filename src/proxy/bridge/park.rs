@@ -32,7 +32,7 @@ use super::super::context::{Gateway, Worker};
 use super::super::modern::{self, ModernCall, Reject};
 use super::super::relay::{self, Leg, RelayCtx};
 use super::super::{classify, one, Answer, Inbound, Pieces};
-use super::{needed_capability, now_ms, random_id, send, Delivery};
+use super::{needed_capability, now_ms, random_id, send, Delivery, MAX_PARKED_PER_WORKER};
 use crate::catalog::Snapshot;
 use crate::error::{ErrorKind, GatewayError};
 use crate::session::request_state::{self, StateToken, DIGEST_LEN};
@@ -120,6 +120,19 @@ pub fn park(
         .modern
         .as_ref()
         .map_or(0, |m| modern::capability_flags(&m.caps));
+    if w.bridge.parked_len() >= MAX_PARKED_PER_WORKER {
+        let refused = Driver::refusal(&request, "the gateway has too many calls waiting for input");
+        call.reply_downstream(refused);
+        cancel(
+            &call,
+            ctx.minted,
+            "the gateway has too many calls waiting for input",
+        );
+        return Err(GatewayError::new(
+            ErrorKind::Internal,
+            "too many calls are waiting for client input; try again later",
+        ));
+    }
     let timeout = w.snapshot().gateway.input_timeout;
     let id = random_id();
     let inbox = async_channel::unbounded();
@@ -246,26 +259,32 @@ impl Driver {
             return Some(self.ask_step());
         }
         let why = format!("the client of this call cannot take '{name}'");
-        let id = env.id_raw(&request).map(<[u8]>::to_vec);
-        self.call.reply_downstream(encode::error_response(
-            id.as_deref(),
-            code::METHOD_NOT_FOUND,
-            &why,
-            None,
-        ));
+        self.call.reply_downstream(Driver::refusal(&request, &why));
         (needed != 0).then_some(Step::Missing(needed))
+    }
+
+    /// The error answering a server's `request` the client will not see.
+    fn refusal(request: &[u8], why: &str) -> Bytes {
+        let id = wire::parse(request)
+            .ok()
+            .and_then(|env| env.id_raw(request).map(<[u8]>::to_vec));
+        encode::error_response(id.as_deref(), code::METHOD_NOT_FOUND, why, None)
     }
 
     /// Gives the call up: the server is told to stop, and the connection is dropped.
     fn abandon(&self, reason: &str) {
-        let mut params = b"{\"requestId\":".to_vec();
-        params.extend_from_slice(rewrite::format_u64_id(self.minted).as_bytes());
-        params.extend_from_slice(b",\"reason\":");
-        encode::write_json_string(&mut params, reason);
-        params.push(b'}');
-        self.call
-            .reply_downstream(encode::notification(method::CANCELLED, Some(&params)));
+        cancel(&self.call, self.minted, reason);
     }
+}
+
+/// Sends the server of `call` (minted id `minted`) `notifications/cancelled`.
+fn cancel(call: &Call, minted: u64, reason: &str) {
+    let mut params = b"{\"requestId\":".to_vec();
+    params.extend_from_slice(rewrite::format_u64_id(minted).as_bytes());
+    params.extend_from_slice(b",\"reason\":");
+    encode::write_json_string(&mut params, reason);
+    params.push(b'}');
+    call.reply_downstream(encode::notification(method::CANCELLED, Some(&params)));
 }
 
 /// The key an input request is given in `inputRequests` (one per round).
