@@ -356,29 +356,7 @@ fn resource_not_found_is_coded_for_each_era() {
 }
 
 #[test]
-fn a_parked_call_is_given_up_after_the_input_timeout() {
-    let mut opts = DemoOptions::new("a");
-    opts.ask = true;
-    // 1 ms: every retry comes later than that (a retry in time would be answered, so the loop
-    // would run out its deadline and fail).
-    let e = Env::start(vec![opts], "input_timeout_ms = 1");
-    let refused = eventually(Duration::from_secs(10), || {
-        let (_, state) = asked(&modern_call(&e, 1, "alpha__ask", "{}", "", ELICIT));
-        let r = modern_call(
-            &e,
-            2,
-            "alpha__ask",
-            "{}",
-            &retry_fields(Some(&accept("Ada")), &state),
-            ELICIT,
-        );
-        r.status == 400 && r.json()["error"]["data"]["reason"] == "invalid_request_state"
-    });
-    assert!(refused, "a retry after the input timeout must be refused");
-}
-
-#[test]
-fn an_abandoned_parked_call_is_cancelled_downstream() {
+fn a_call_nobody_resumes_is_cancelled_downstream_and_its_state_expires() {
     let mut opts = DemoOptions::new("a");
     opts.ask = true;
     let e = Env::start(vec![opts], "input_timeout_ms = 1");
@@ -390,10 +368,13 @@ fn an_abandoned_parked_call_is_cancelled_downstream() {
             .to_string()
     };
     assert_eq!(count(&e), "0 cancelled");
-    asked(&modern_call(&e, 1, "alpha__ask", "{}", "", ELICIT));
-    // The client never retries: the gateway gives the call up and tells the server.
+    let (_, state) = asked(&modern_call(&e, 1, "alpha__ask", "{}", "", ELICIT));
+    // The client does not retry in time: the gateway gives the call up and tells the server.
     let cancelled = eventually(Duration::from_secs(10), || count(&e) == "1 cancelled");
     assert!(cancelled, "the server saw: {}", count(&e));
+    // A retry now is too late (expired, and the call is gone).
+    let late = retry_fields(Some(&accept("Ada")), &state);
+    invalid_state(&modern_call(&e, 2, "alpha__ask", "{}", &late, ELICIT));
 }
 
 #[test]

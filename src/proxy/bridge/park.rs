@@ -410,12 +410,22 @@ fn checked_token(
 ) -> Option<StateToken> {
     let content = state.get(body).strip_prefix(b"\"")?.strip_suffix(b"\"")?;
     let token = gw.relay_ids.states.open(content)?;
-    let principal = request_state::principal_digest(&format!("{:?}", call.principal));
-    let valid = token.expires_ms >= now_ms()
-        && token.slot as usize == slot
-        && token.principal == principal
-        && token.digest == request_digest(body);
-    valid.then_some(token)
+    let expected = StateToken {
+        slot: slot as u32,
+        principal: request_state::principal_digest(&format!("{:?}", call.principal)),
+        digest: request_digest(body),
+        ..token
+    };
+    binds(&token, &expected, now_ms()).then_some(token)
+}
+
+/// Whether an opened token is still good at `now_ms` for the request `expected` describes
+/// (same server, principal and request digest).
+fn binds(token: &StateToken, expected: &StateToken, now_ms: u64) -> bool {
+    token.expires_ms >= now_ms
+        && token.slot == expected.slot
+        && token.principal == expected.principal
+        && token.digest == expected.digest
 }
 
 /// A modern client's retry of a call parked for a legacy server (`server`): checks the state,
@@ -468,4 +478,45 @@ pub(in crate::proxy) async fn resume(
             relay::Begun::Streaming(relay) => Answer::Relay(relay),
         })
         .map_err(|e| Reject::from_gateway(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_bind_to_server_principal_request_and_time() {
+        let t = StateToken {
+            worker: 1,
+            parked: 2,
+            slot: 3,
+            minted: 4,
+            expires_ms: 1_000,
+            digest: request_digest(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a__ask","arguments":{"x":1}}}"#),
+            principal: request_state::principal_digest("Anonymous"),
+        };
+        assert!(binds(&t, &t, 999) && binds(&t, &t, 1_000));
+        assert!(!binds(&t, &t, 1_001), "expired");
+        assert!(
+            !binds(&t, &StateToken { slot: 4, ..t }, 0),
+            "another server"
+        );
+        let other = StateToken {
+            principal: request_state::principal_digest("Someone"),
+            ..t
+        };
+        assert!(!binds(&t, &other, 0), "another principal");
+        // Same call re-encoded (retry fields and whitespace aside): same digest; other args: not.
+        let retry = br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"inputResponses":{},"requestState":"s","arguments":{ "x" : 1 },"name":"a__ask"}}"#;
+        assert_eq!(request_digest(retry), t.digest);
+        let changed = br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"a__ask","arguments":{"x":2}}}"#;
+        assert!(!binds(
+            &t,
+            &StateToken {
+                digest: request_digest(changed),
+                ..t
+            },
+            0
+        ));
+    }
 }
