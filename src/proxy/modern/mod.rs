@@ -19,8 +19,10 @@
 //! What changes for a modern client: `server/discover` and list pages are answered with
 //! `resultType` and cache hints; forwarded results get `resultType` spliced in (see [`result_edit`]);
 //! errors carry the era's HTTP statuses; server-to-client requests are never sent on the response
-//! stream (a capability the request did not declare ends the call with -32021); log messages are
-//! relayed only at or above the request's `logLevel`.
+//! stream: one the request declared the capability for parks the call and answers
+//! `input_required`, whose retry (carrying the gateway's `requestState`) resumes it
+//! (`proxy::bridge`); one it did not declare ends the call with -32021. Log messages are relayed
+//! only at or above the request's `logLevel`.
 
 mod answer;
 mod headers;
