@@ -423,3 +423,127 @@ fn notifications_before_the_question_stream_and_input_required_ends_the_stream()
         r.body
     );
 }
+
+/// A modern downstream that asks with `input_required`: the official Rust SDK (rmcp), not the
+/// project's own demo.
+mod rmcp_back {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use rmcp::model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+        InputRequest, InputRequests, InputRequiredResult, ListToolsResult, PaginatedRequestParams,
+        ServerCapabilities, ServerConfig, Tool,
+    };
+    use rmcp::service::RequestContext;
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+    use rmcp::{ErrorData, RoleServer, ServerHandler};
+
+    use super::*;
+
+    /// One tool, `confirm`: asks the user to confirm (elicitation), then reports the answer.
+    #[derive(Clone)]
+    struct Confirmer;
+
+    impl ServerHandler for Confirmer {
+        fn get_info(&self) -> ServerConfig {
+            ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+                .with_server_info(Implementation::new("confirmer", "1.0.0"))
+        }
+
+        async fn list_tools(
+            &self,
+            _request: Option<PaginatedRequestParams>,
+            _context: RequestContext<RoleServer>,
+        ) -> Result<ListToolsResult, ErrorData> {
+            let serde_json::Value::Object(schema) = json!({"type": "object"}) else {
+                unreachable!()
+            };
+            Ok(ListToolsResult::with_all_items(vec![Tool::new(
+                "confirm",
+                "Asks the user to confirm",
+                schema,
+            )]))
+        }
+
+        async fn call_tool(
+            &self,
+            request: CallToolRequestParams,
+            _context: RequestContext<RoleServer>,
+        ) -> Result<CallToolResponse, ErrorData> {
+            let answer = request.input_responses.as_ref().and_then(|r| r.get("ok"));
+            if let (Some(answer), Some("rmcp-state")) = (answer, request.request_state.as_deref()) {
+                let action = answer["action"].as_str().unwrap_or("?").to_string();
+                return Ok(CallToolResponse::from(CallToolResult::success(vec![
+                    ContentBlock::text(format!("confirmed: {action}")),
+                ])));
+            }
+            let ask: InputRequest = serde_json::from_value(json!({
+                "method": "elicitation/create",
+                "params": {"mode": "form", "message": "Proceed?", "requestedSchema": {"type": "object", "properties": {}}}
+            }))
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+            let mut asks = InputRequests::new();
+            asks.insert("ok".into(), ask);
+            Ok(CallToolResponse::from(InputRequiredResult::new(
+                Some(asks),
+                Some("rmcp-state".into()),
+            )))
+        }
+    }
+
+    fn spawn_rmcp(rt: &tokio::runtime::Runtime) -> String {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr");
+        let service: StreamableHttpService<Confirmer, LocalSessionManager> =
+            StreamableHttpService::new(
+                || Ok(Confirmer),
+                Default::default(),
+                StreamableHttpServerConfig::default(),
+            );
+        let _guard = rt.enter();
+        let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+        rt.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let svc = TowerToHyperService::new(service.clone());
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        format!("http://{addr}/mcp")
+    }
+
+    #[test]
+    fn an_rmcp_server_s_input_required_reaches_a_legacy_client() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("tokio");
+        let url = spawn_rmcp(&rt);
+        let toml = format!(
+            "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
+             [[server]]\nname = \"rs\"\ntransport = \"http\"\nurl = \"{url}\"\n"
+        );
+        let e = Env::with_config(vec![], &toml);
+        let s = session_with(&e, r#"{"elicitation":{}}"#);
+        let call = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"rs__confirm","arguments":{}}}"#;
+        let mut reply = Reply::open(e.addr(), &s, call);
+        let ask = reply.next();
+        assert_eq!(ask["method"], "elicitation/create", "{ask}");
+        assert_eq!(ask["params"]["message"], "Proceed?");
+        let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"action": "accept", "content": {}}});
+        assert_eq!(e.call(&s, &answer.to_string()).status, 202);
+        let done = reply.next();
+        assert_eq!(done["id"], 5, "{done}");
+        assert_eq!(
+            done["result"]["content"][0]["text"], "confirmed: accept",
+            "{done}"
+        );
+        assert!(done["result"].get("resultType").is_none(), "{done}");
+    }
+}
