@@ -547,3 +547,84 @@ mod rmcp_back {
         assert!(done["result"].get("resultType").is_none(), "{done}");
     }
 }
+
+/// A modern client that answers by itself: the official Rust SDK (rmcp) pinned to 2026-07-28,
+/// driving the `input_required` rounds a legacy demo server's elicitations become.
+mod rmcp_front {
+    use rmcp::model::{
+        CallToolRequestParams, ClientCapabilities, ClientConfig, ContentBlock, ElicitRequestParams,
+        ElicitResult, ElicitationAction, Implementation, ProtocolVersion,
+    };
+    use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RequestContext};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::{ClientHandler, ErrorData, RoleClient};
+
+    use super::*;
+
+    /// Declares elicitation and answers each form with the next name.
+    struct Answers;
+
+    impl ClientHandler for Answers {
+        fn get_info(&self) -> ClientConfig {
+            let caps: ClientCapabilities =
+                serde_json::from_value(json!({"elicitation": {}})).expect("capabilities");
+            ClientConfig::new(caps, Implementation::new("it-rmcp", "1.0.0"))
+        }
+
+        async fn create_elicitation(
+            &self,
+            request: ElicitRequestParams,
+            _context: RequestContext<RoleClient>,
+        ) -> Result<ElicitResult, ErrorData> {
+            let asked = serde_json::to_value(&request).unwrap_or_default();
+            let message = asked["message"].as_str().unwrap_or("").to_string();
+            let name = if message.ends_with("#1?") {
+                "Ada"
+            } else {
+                "Grace"
+            };
+            Ok(ElicitResult::new(ElicitationAction::Accept).with_content(json!({"name": name})))
+        }
+    }
+
+    #[test]
+    fn an_rmcp_modern_client_completes_a_legacy_server_s_elicitations() {
+        let e = legacy_with_ask();
+        let url = format!("http://{}/mcp", e.addr());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("tokio");
+        let text = rt.block_on(async move {
+            let transport = StreamableHttpClientTransport::from_uri(url);
+            let lifecycle = ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            };
+            let client = tokio::time::timeout(
+                Duration::from_secs(20),
+                Answers.serve_with_lifecycle(transport, lifecycle),
+            )
+            .await
+            .expect("discover in time")
+            .expect("rmcp client discovers the gateway");
+            let mut args = serde_json::Map::new();
+            args.insert("rounds".into(), json!(2));
+            let call = CallToolRequestParams::new("alpha__ask").with_arguments(args);
+            let result = tokio::time::timeout(Duration::from_secs(20), client.call_tool(call))
+                .await
+                .expect("call in time")
+                .expect("the call completes");
+            let _ = client.cancel().await;
+            result
+                .content
+                .iter()
+                .find_map(|c| match c {
+                    ContentBlock::Text(t) => Some(t.text.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        });
+        assert_eq!(text, "hello Ada, Grace");
+    }
+}
