@@ -8,7 +8,8 @@
 //! - modern ([`modern_call`], 2026-07-28): multi round-trip requests. Each round returns
 //!   `resultType: "input_required"` with one `inputRequests` entry (`name`) and a `requestState`
 //!   carrying the names so far; the client's retry brings `inputResponses.name` and the state
-//!   back. A request that did not declare the `elicitation` capability gets -32021.
+//!   back. A request that did not declare the `elicitation` capability gets -32021. With
+//!   `poll: true` the first round is state-only (`requestState`, no `inputRequests`).
 
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
@@ -130,6 +131,14 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
 pub fn modern_call(body: &[u8], env: &Envelope) -> Result<Vec<u8>, (i32, String)> {
     let p = params(body, env);
     let p = p.as_ref();
+    let poll = p
+        .and_then(|p| p.get("arguments"))
+        .and_then(|a| a.get("poll"))
+        .and_then(|v| v.as_bool())
+        == Some(true);
+    if poll {
+        return Ok(poll_round(p));
+    }
     let elicits = p
         .and_then(|p| p.get("_meta"))
         .and_then(|m| m.get("io.modelcontextprotocol/clientCapabilities"))
@@ -176,6 +185,19 @@ pub fn modern_call(body: &[u8], env: &Envelope) -> Result<Vec<u8>, (i32, String)
     encode::write_json_string(&mut out, &state);
     out.push(b'}');
     Ok(out)
+}
+
+/// `ask` with `poll: true`: a state-only round first (no input requests: "come back"), then done.
+fn poll_round(p: Option<&OwnedValue>) -> Vec<u8> {
+    let state = p
+        .and_then(|p| p.get("requestState"))
+        .and_then(|s| s.as_str());
+    if state == Some("demo-poll") {
+        br#"{"content":[{"type":"text","text":"polled"}],"isError":false,"resultType":"complete"}"#
+            .to_vec()
+    } else {
+        br#"{"resultType":"input_required","requestState":"demo-poll"}"#.to_vec()
+    }
 }
 
 /// The `server/discover` result of a modern demo server.

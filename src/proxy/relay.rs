@@ -286,7 +286,7 @@ impl CallRelay {
 
     /// A bridged round: waits for the client's answers, then retries the call downstream.
     async fn retry(&mut self, gw: &Gateway, w: &Worker, mut asking: Asking) -> Flow {
-        if !self.ctx.accepts_sse {
+        if !self.ctx.accepts_sse && asking.waits() {
             w.calls_end(&self.ctx);
             let why = "the server asked for client input, which cannot be answered inside a batch";
             return Flow::Final(Err(GatewayError::new(ErrorKind::InvalidRequest, why)));

@@ -628,3 +628,19 @@ mod rmcp_front {
         assert_eq!(text, "hello Ada, Grace");
     }
 }
+
+#[test]
+fn a_state_only_round_is_retried_at_once_even_without_a_stream() {
+    let e = mixed();
+    let s = session_with(&e, "{}");
+    let call = r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"new__ask","arguments":{"poll":true}}}"#;
+    let r = post(
+        e.addr(),
+        &[("mcp-session-id", &s), ("accept", "application/json")],
+        call,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["result"]["content"][0]["text"], "polled", "{v}");
+    assert!(v["result"].get("resultType").is_none(), "{v}");
+}

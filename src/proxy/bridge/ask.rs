@@ -135,6 +135,11 @@ impl Asking {
         Ok((asking, out))
     }
 
+    /// Whether the round waits for answers from the client (a state-only round does not).
+    pub fn waits(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Waits for every answer; returns the `inputResponses` object.
     pub async fn collect(&mut self, timeout: Duration) -> Result<Bytes, GatewayError> {
         let deadline = Instant::now() + timeout;
