@@ -1,6 +1,6 @@
 //! Sealed tokens: small, self-describing, tamper-proof strings the gateway hands out and later trusts.
 //!
-//! Session ids, list cursors (and later MRTR `requestState`) must work whichever worker a request
+//! Session ids, list cursors and the bridge's MRTR `requestState` must work whichever worker a request
 //! lands on, without a shared table. A [`Sealer`] encrypts-and-authenticates a short payload with
 //! ChaCha20-Poly1305 under a key derived once at startup, and encodes it as URL-safe base64 behind a
 //! key-id prefix (`k1.`), so keys can rotate later by accepting an older id for a while.

@@ -137,6 +137,10 @@ pub fn gateway_changes(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChang
             "gateway.shutdown_timeout_ms",
         ),
         (a.call_timeout != b.call_timeout, "gateway.call_timeout_ms"),
+        (
+            a.input_timeout != b.input_timeout,
+            "gateway.input_timeout_ms",
+        ),
         (a.page_size != b.page_size, "gateway.page_size"),
         (a.unavailable != b.unavailable, "gateway.unavailable"),
         (
@@ -191,6 +195,7 @@ pub fn gateway_changes(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChang
     rest.server_name.clone_from(&old.server_name);
     rest.shutdown_timeout = old.shutdown_timeout;
     rest.call_timeout = old.call_timeout;
+    rest.input_timeout = old.input_timeout;
     rest.page_size = old.page_size;
     rest.unavailable = old.unavailable;
     rest.limits = old.limits.clone();

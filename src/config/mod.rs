@@ -51,6 +51,9 @@ pub const DEFAULT_SERVER_NAME: &str = "ringgate";
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
 /// Default `gateway.call_timeout_ms`: per-call downstream timeout, reset by progress.
 pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 60_000;
+/// Default `gateway.input_timeout_ms`: how long a call that asked the client for input (the era
+/// bridge: a parked call, a bridged ask) waits for the client's answer before it is cancelled.
+pub const DEFAULT_INPUT_TIMEOUT_MS: u64 = 300_000;
 /// Default `gateway.page_size`: items per page in merged list results.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 /// Default `gateway.unavailable`: a down server's catalog entries are omitted.
@@ -128,6 +131,8 @@ pub struct GatewayConfig {
     pub shutdown_timeout: Duration,
     /// Default per-call downstream timeout (reset by progress notifications).
     pub call_timeout: Duration,
+    /// How long a call waiting for the client's input (era bridge) may wait.
+    pub input_timeout: Duration,
     /// Items per page in merged list results (>= 1).
     pub page_size: usize,
     /// What a down server's catalog entries do.

@@ -52,6 +52,8 @@ pub(super) struct RawGateway {
     pub shutdown_timeout_ms: u64,
     /// Default per-call downstream timeout, milliseconds.
     pub call_timeout_ms: u64,
+    /// How long a call waiting for the client's input may wait, milliseconds.
+    pub input_timeout_ms: u64,
     /// Items per page in merged lists.
     pub page_size: usize,
     /// What a down server's catalog entries do.
@@ -73,6 +75,7 @@ impl Default for RawGateway {
             server_name: DEFAULT_SERVER_NAME.to_owned(),
             shutdown_timeout_ms: DEFAULT_SHUTDOWN_TIMEOUT_MS,
             call_timeout_ms: DEFAULT_CALL_TIMEOUT_MS,
+            input_timeout_ms: super::DEFAULT_INPUT_TIMEOUT_MS,
             page_size: DEFAULT_PAGE_SIZE,
             unavailable: DEFAULT_UNAVAILABLE,
             limits: RawLimits::default(),

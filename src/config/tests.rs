@@ -131,6 +131,7 @@ fn full_expected() -> Config {
         server_name: "edge".into(),
         shutdown_timeout: Duration::from_millis(5000),
         call_timeout: Duration::from_millis(20_000),
+        input_timeout: Duration::from_millis(super::DEFAULT_INPUT_TIMEOUT_MS),
         page_size: 50,
         unavailable: Unavailable::Error,
         limits,

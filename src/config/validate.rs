@@ -127,6 +127,7 @@ fn gateway(mut raw: RawGateway, env: Env<'_>, p: &mut Problems) -> GatewayConfig
         server_name: raw.server_name,
         shutdown_timeout: positive_ms(raw.shutdown_timeout_ms, "gateway.shutdown_timeout_ms", p),
         call_timeout: positive_ms(raw.call_timeout_ms, "gateway.call_timeout_ms", p),
+        input_timeout: positive_ms(raw.input_timeout_ms, "gateway.input_timeout_ms", p),
         page_size: bounded(raw.page_size, MAX_PAGE_SIZE, "gateway.page_size", p),
         unavailable: raw.unavailable,
         limits: limits(raw.limits, p),

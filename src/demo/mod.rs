@@ -5,8 +5,13 @@
 //! template and a prompt, and can change its tool list at runtime (`set_extra_tools`, which sends
 //! `notifications/tools/list_changed`). The no-argument demo runs two of these in-process and fronts
 //! them; the integration tests use it as their harness downstream. [`DemoOptions`] exposes the knobs
-//! tests need (generated tools, downstream pagination).
+//! tests need (generated tools, downstream pagination, the `ask` tool, the 2026-07-28 era).
+//!
+//! With [`DemoOptions::modern`] it is a 2026-07-28 server instead: no sessions, `server/discover`,
+//! and its `ask` tool asks with multi round-trip requests (`input_required`) rather than
+//! server-to-client requests (see `ask`).
 
+mod ask;
 mod sampling;
 mod stdio;
 mod tasks;
@@ -41,6 +46,10 @@ pub struct DemoOptions {
     pub extra_tools: usize,
     /// Items per `tools/list` page (None: everything in one page).
     pub page_size: Option<usize>,
+    /// Offer the `ask` tool (elicitation; always offered in the modern era).
+    pub ask: bool,
+    /// Speak the 2026-07-28 era (stateless, `server/discover`, `input_required`) instead.
+    pub modern: bool,
 }
 
 impl DemoOptions {
@@ -51,6 +60,8 @@ impl DemoOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             extra_tools: 0,
             page_size: None,
+            ask: false,
+            modern: false,
         }
     }
 }
@@ -140,6 +151,8 @@ pub struct Demo {
     streams: StreamHub,
     asks: sampling::Asks,
     tasks: tasks::Table,
+    /// `notifications/cancelled` received (the `cancellations` tool reports it).
+    cancelled: Cell<u64>,
 }
 
 impl Demo {
@@ -151,6 +164,7 @@ impl Demo {
             streams: StreamHub::default(),
             asks: sampling::Asks::default(),
             tasks: tasks::Table::default(),
+            cancelled: Cell::new(0),
         }
     }
 }
@@ -225,6 +239,9 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(
         }
     };
     let m = env.method(body).unwrap_or("");
+    if demo.opts.modern {
+        return modern_post(demo, conn, body, &env).await;
+    }
     if m == method::INITIALIZE {
         let sid = new_session_id();
         demo.sessions.borrow_mut().insert(sid.clone());
@@ -237,6 +254,9 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(
         return json(conn, 404, reply, None).await;
     }
     if env.kind != Kind::Request {
+        if env.method(body) == Some(method::CANCELLED) {
+            demo.cancelled.set(demo.cancelled.get() + 1);
+        }
         sampling::take_answer(&demo.asks, body, &env);
         return conn.write_response(202, &[], &[]).await.is_ok();
     }
@@ -250,7 +270,38 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(
     if sampling::is_sample_call(body, &env) && wants_sse {
         return sampling::call(&demo.asks, conn, body, &env).await;
     }
+    if ask::is_ask_call(body, &env) && wants_sse {
+        return ask::call(&demo.asks, conn, body, &env).await;
+    }
     let reply = tools::handle(demo, body, &env).await;
+    json(conn, 200, reply, None).await
+}
+
+/// A POST to a modern (2026-07-28) demo server: no sessions, `server/discover`, `ask` by MRTR.
+async fn modern_post<S: AsyncReadRent + AsyncWriteRent>(
+    demo: &Demo,
+    conn: &mut ServerConn<S>,
+    body: &Bytes,
+    env: &wire::Envelope,
+) -> bool {
+    if env.kind != Kind::Request {
+        return conn.write_response(202, &[], &[]).await.is_ok();
+    }
+    let reply = match env.method(body).unwrap_or("") {
+        method::SERVER_DISCOVER => {
+            ask::respond(body, env, Ok(ask::discover_result(&demo.opts.name)))
+        }
+        method::INITIALIZE => ask::respond(
+            body,
+            env,
+            Err((
+                code::METHOD_NOT_FOUND,
+                "this server speaks 2026-07-28 only".into(),
+            )),
+        ),
+        _ if ask::is_ask_call(body, env) => ask::respond(body, env, ask::modern_call(body, env)),
+        _ => tools::handle(demo, body, env).await,
+    };
     json(conn, 200, reply, None).await
 }
 

@@ -50,13 +50,6 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
     body: &[u8],
     env: &Envelope,
 ) -> bool {
-    let n = asks.next.get();
-    asks.next.set(n + 1);
-    let ask_id = Bytes::from(format!("\"demo-ask-{n}\""));
-    let (tx, rx) = local_sync::oneshot::channel();
-    asks.pending.borrow_mut().insert(ask_id.clone(), tx);
-    let params = br#"{"messages":[{"role":"user","content":{"type":"text","text":"Say hello"}}],"maxTokens":20}"#;
-    let ask = encode::request(&ask_id, method::SAMPLING_CREATE_MESSAGE, Some(params));
     if conn
         .start_stream(200, &[("content-type", &b"text/event-stream"[..])])
         .await
@@ -64,40 +57,88 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
     {
         return false;
     }
-    let mut out = Vec::new();
-    sse::encode_event(&mut out, Some("message"), None, &ask);
-    if conn.write_chunk(&[Bytes::from(out)]).await.is_err() {
-        return false;
-    }
+    let params = br#"{"messages":[{"role":"user","content":{"type":"text","text":"Say hello"}}],"maxTokens":20}"#;
     let cancel_after = cancel_after(body, env);
-    let text = match monoio::time::timeout(cancel_after.unwrap_or(ANSWER_TIMEOUT), rx).await {
-        Ok(Ok(answer)) => answer_text(&answer),
-        _ => {
-            asks.pending.borrow_mut().remove(&ask_id);
-            if cancel_after.is_some() {
-                // The server gives up on its own request and tells the client so.
-                let mut out = Vec::new();
-                sse::encode_event(&mut out, Some("message"), None, &cancelled(&ask_id));
-                if conn.write_chunk(&[Bytes::from(out)]).await.is_err() {
-                    return false;
-                }
-                "the server cancelled its request".to_string()
-            } else {
-                "the client did not answer".to_string()
-            }
-        }
+    let asked = ask_within(
+        asks,
+        conn,
+        method::SAMPLING_CREATE_MESSAGE,
+        params,
+        cancel_after,
+    );
+    let text = match asked.await {
+        Some(Ok(answer)) => answer_text(&answer),
+        Some(Err(())) if cancel_after.is_some() => "the server cancelled its request".to_string(),
+        Some(Err(())) => "the client did not answer".to_string(),
+        None => return false,
     };
     let id = env.id_raw(body).unwrap_or(b"null");
     let mut result = b"{\"content\":[{\"type\":\"text\",\"text\":".to_vec();
     encode::write_json_string(&mut result, &format!("sampled: {text}"));
     result.extend_from_slice(b"}]}");
+    finish(conn, encode::result_response(id, &result)).await
+}
+
+/// Sends the client a `method` request on this call's (started) stream and waits for its answer:
+/// `None` if the stream broke, `Some(Err)` if no answer came in time.
+pub async fn ask<S: AsyncReadRent + AsyncWriteRent>(
+    asks: &Asks,
+    conn: &mut ServerConn<S>,
+    method_name: &str,
+    params: &[u8],
+) -> Option<Result<Bytes, ()>> {
+    ask_within(asks, conn, method_name, params, None).await
+}
+
+/// [`ask`], but with `cancel_after` set the server gives up after that long and tells the client
+/// with `notifications/cancelled` for its own request.
+async fn ask_within<S: AsyncReadRent + AsyncWriteRent>(
+    asks: &Asks,
+    conn: &mut ServerConn<S>,
+    method_name: &str,
+    params: &[u8],
+    cancel_after: Option<Duration>,
+) -> Option<Result<Bytes, ()>> {
+    let n = asks.next.get();
+    asks.next.set(n + 1);
+    let ask_id = Bytes::from(format!("\"demo-ask-{n}\""));
+    let (tx, rx) = local_sync::oneshot::channel();
+    asks.pending.borrow_mut().insert(ask_id.clone(), tx);
+    let ask = encode::request(&ask_id, method_name, Some(params));
     let mut out = Vec::new();
-    sse::encode_event(
-        &mut out,
-        Some("message"),
-        None,
-        &encode::result_response(id, &result),
-    );
+    sse::encode_event(&mut out, Some("message"), None, &ask);
+    if conn.write_chunk(&[Bytes::from(out)]).await.is_err() {
+        return None;
+    }
+    match monoio::time::timeout(cancel_after.unwrap_or(ANSWER_TIMEOUT), rx).await {
+        Ok(Ok(answer)) => Some(Ok(answer)),
+        _ => {
+            asks.pending.borrow_mut().remove(&ask_id);
+            if cancel_after.is_some() && !send_event(conn, &cancelled(&ask_id)).await {
+                return None;
+            }
+            Some(Err(()))
+        }
+    }
+}
+
+/// Writes one message as an event on the call's (started) stream.
+pub async fn send_event<S: AsyncReadRent + AsyncWriteRent>(
+    conn: &mut ServerConn<S>,
+    message: &[u8],
+) -> bool {
+    let mut out = Vec::new();
+    sse::encode_event(&mut out, Some("message"), None, message);
+    conn.write_chunk(&[Bytes::from(out)]).await.is_ok()
+}
+
+/// Writes the call's response as the last event and ends the stream.
+pub async fn finish<S: AsyncReadRent + AsyncWriteRent>(
+    conn: &mut ServerConn<S>,
+    response: Bytes,
+) -> bool {
+    let mut out = Vec::new();
+    sse::encode_event(&mut out, Some("message"), None, &response);
     conn.write_chunk(&[Bytes::from(out)]).await.is_ok() && conn.finish_stream().await.is_ok()
 }
 

@@ -92,6 +92,12 @@ pub async fn handle(demo: &Demo, body: &[u8], env: &Envelope) -> Bytes {
 
 fn tools_list(demo: &Demo, p: Option<&OwnedValue>) -> Vec<u8> {
     let mut all: Vec<String> = BUILTIN_TOOLS_SPLIT.iter().map(|s| s.to_string()).collect();
+    if demo.opts.ask || demo.opts.modern {
+        all.push(super::ask::TOOL.to_string());
+    }
+    if demo.opts.ask {
+        all.push(super::ask::CANCELLATIONS_TOOL.to_string());
+    }
     for i in 0..demo.extra_tools.get() {
         all.push(format!(r#"{{"name":"tool_{i:03}","description":"Generated tool {i}.","inputSchema":{{"type":"object"}}}}"#));
     }
@@ -170,6 +176,10 @@ async fn call(demo: &Demo, p: Option<&OwnedValue>) -> Result<Vec<u8>, (i32, Stri
             "sample needs a client that accepts an SSE reply",
             true,
         )),
+        "cancellations" if demo.opts.ask => Ok(text_result(
+            &format!("{} cancelled", demo.cancelled.get()),
+            false,
+        )),
         "touch" => {
             let uri = arg("uri").and_then(|u| u.as_str()).unwrap_or("");
             let mut params = b"{\"uri\":".to_vec();
@@ -235,12 +245,17 @@ fn read(demo: &Demo, p: Option<&OwnedValue>) -> Result<Vec<u8>, (i32, String)> {
             "# {}\nA demo MCP server shipped inside ringgate.",
             demo.opts.name
         ),
-        Some(rest) if rest.starts_with("notes/") => format!("note {}", &rest[6..]),
+        Some(rest) if rest.starts_with("notes/") && rest != "notes/missing" => {
+            format!("note {}", &rest[6..])
+        }
         _ => {
-            return Err((
-                code::RESOURCE_NOT_FOUND,
-                format!("Resource not found: {uri}"),
-            ))
+            // "Resource not found" is -32002 in the legacy era, -32602 in 2026-07-28.
+            let c = if demo.opts.modern {
+                code::INVALID_PARAMS
+            } else {
+                code::RESOURCE_NOT_FOUND
+            };
+            return Err((c, format!("Resource not found: {uri}")));
         }
     };
     let mut out = b"{\"contents\":[{\"uri\":".to_vec();

@@ -2,7 +2,8 @@
 //! requests, cancellations, roots changes, and the log level, each sent where it belongs.
 //!
 //! - A response whose id is a sealed relay id goes to the server that asked, with that server's own
-//!   id put back (any worker can do this: the id says where it goes).
+//!   id put back (any worker can do this: the id says where it goes), or, for a request the era
+//!   bridge made, to the relay waiting for it (on the worker the id names).
 //! - `notifications/cancelled` for one of the client's in-flight calls becomes the server's
 //!   cancellation, with the id the server knows (the call may run on another worker: it is asked).
 //! - `notifications/roots/list_changed` goes to every available server; `logging/setLevel` to every
@@ -12,10 +13,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::bridge;
 use super::context::{Gateway, Worker, WorkerMsg};
 use super::subscriptions::Edge;
 use crate::catalog::Snapshot;
 use crate::error::{ErrorKind, GatewayError};
+use crate::session::relay_ids::Asked;
 use crate::session::FrontSession;
 use crate::upstream::exchange::ReplyLimits;
 use crate::upstream::route::Route;
@@ -43,7 +46,13 @@ pub fn response(
         .strip_prefix(b"\"")
         .and_then(|r| r.strip_suffix(b"\""))
         .ok_or_else(unknown)?;
-    let (slot, server_id) = gw.relay_ids.open(content).ok_or_else(unknown)?;
+    let (slot, server_id) = match gw.relay_ids.open(content).ok_or_else(unknown)? {
+        Asked::Server(slot, id) => (slot, id),
+        Asked::Bridge(worker, ask) => {
+            bridge::send(gw, w, worker, bridge::Delivery::Answer(ask, body.clone()));
+            return Ok(());
+        }
+    };
     let entry = snap
         .servers
         .iter()

@@ -50,6 +50,9 @@ pub enum WorkerMsg {
     Scrape(async_channel::Sender<(CoreStats, usize)>),
     /// A client cancelled its call (session nonce, client's raw id): cancel it here if it runs here.
     Cancel(u64, Bytes),
+    /// For the era bridge: a retry resuming a call parked here, or a client's answer to a
+    /// request a relay here sent it.
+    Bridge(super::bridge::Delivery),
     /// Open pool connections to servers that became available.
     Warm,
     /// Stop accepting and drain.
@@ -140,6 +143,8 @@ pub struct Worker {
     pub inflight: Cell<usize>,
     /// Set when the worker is shutting down: connections close after their current request.
     pub draining: Cell<bool>,
+    /// The era bridge's calls parked on this worker and its relays' open asks.
+    pub bridge: super::bridge::Table,
     /// Forwarded calls in flight on this worker, by (session nonce, client's raw id), so a client's
     /// `notifications/cancelled` can be sent on to the server with the id the server knows.
     calls: RefCell<HashMap<(u64, Bytes), InFlight>>,
@@ -165,6 +170,7 @@ impl Worker {
             streams: StreamHub::default(),
             inflight: Cell::new(0),
             draining: Cell::new(false),
+            bridge: super::bridge::Table::default(),
             calls: RefCell::new(HashMap::new()),
             opened: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),

@@ -23,12 +23,14 @@
 
 mod asks;
 mod batch;
+pub mod bridge;
 mod client_msgs;
 pub mod context;
 mod local;
 pub mod modern;
 mod relay;
 mod routing;
+mod server_asks;
 pub mod subscriptions;
 mod tasks;
 
@@ -435,9 +437,30 @@ async fn forward(
         session: session.map_or(0, |s| s.nonce),
         task: tasks::task_of(method, name_edit.as_ref()),
     };
+    // A legacy client's call to a modern server: its capabilities go downstream (the bridge
+    // relays the server's input requests), and the call is kept for the retry.
+    let bridged = modern.is_none() && entry.link.is_modern();
+    let meta = bridged
+        .then(|| crate::session::modern::meta_edit_for(body, env, client_caps(&session, req)))
+        .flatten();
     let (spliced, progress, client_token) =
-        splice_call(body, env, id_span, minted, name_edit, &route);
+        splice_call(body, env, id_span, minted, name_edit, meta, &route);
     let limits = &snap.gateway.limits;
+    let params = crate::upstream::call::mirrored_params(snap, &entry.link, body, env);
+    let retry = bridged.then(|| {
+        Box::new(bridge::RetryPlan {
+            origin: origin.clone(),
+            params: params.clone(),
+            body: spliced.clone(),
+            progress: progress.clone(),
+            limits: ReplyLimits {
+                max_body: limits.max_response_bytes,
+                max_event: limits.max_sse_event_bytes,
+            },
+            client_name: snap.server_name.clone(),
+            rounds: 0,
+        })
+    });
     let spec = CallSpec {
         route,
         link: entry.link.clone(),
@@ -452,7 +475,7 @@ async fn forward(
         },
         client_name: snap.server_name.clone(),
         origin,
-        params: crate::upstream::call::mirrored_params(snap, &entry.link, body, env),
+        params,
     };
     let client_id = Bytes::copy_from_slice(id_span.get(body));
     w.calls_begin(
@@ -478,13 +501,22 @@ async fn forward(
         cancel_on_drop,
         task_ids: tasks::carries_task_ids(w, snap, server, (body, env), method),
         asked: Default::default(),
+        retry,
     };
-    relay::CallRelay::begin(gw, w, ctx, call, req.accepts_sse)
+    relay::CallRelay::begin(gw, w, ctx, call.map(relay::Leg::Live), req.accepts_sse)
         .await
         .map(|r| match r {
             relay::Begun::Done(msg, status) => Answer::Reply(status, msg),
             relay::Begun::Streaming(relay) => Answer::Relay(relay),
         })
+}
+
+/// The client capabilities a legacy session declares downstream (to a modern server, per
+/// request): only those whose requests can reach it (it takes a stream).
+fn client_caps(session: &Option<FrontSession>, req: &Inbound<'_>) -> u8 {
+    session
+        .filter(|_| req.accepts_sse)
+        .map_or(0, |s| s.client_caps)
 }
 
 /// The forwarded message: the minted id and the server's own name spliced in. Returns it with the
@@ -495,14 +527,14 @@ fn splice_call(
     id_span: Span,
     minted: u64,
     name_edit: Option<(Span, Bytes)>,
+    meta: Option<(Span, Bytes)>,
     route: &Route,
 ) -> (Pieces, Option<Bytes>, Option<Bytes>) {
     let minted_bytes = Bytes::copy_from_slice(rewrite::format_u64_id(minted).as_bytes());
     let mut edits: SmallVec<[(Span, Bytes); 3]> = SmallVec::new();
     edits.push((id_span, minted_bytes.clone()));
-    if let Some(edit) = name_edit {
-        edits.push(edit);
-    }
+    edits.extend(name_edit);
+    edits.extend(meta);
     // A stdio child is shared by every client: progress tokens are made unique there (the minted
     // id serves), and the relay puts the client's own token back.
     let (progress, client_token) = match (route, env.progress_token) {

@@ -9,8 +9,17 @@
 //! For a modern (2026-07-28) client the reply is made modern on the way: `resultType` (and a cache
 //! hint for `resources/read`) spliced into the result, -32002 rewritten to -32602, the HTTP status
 //! taken from the error code; log messages below the request's `logLevel` are dropped; a server
-//! request is never put on the response stream, and one needing a capability the request did not
-//! declare ends the call with -32021 (the downstream call is cancelled).
+//! request is never put on the response stream: one needing a capability the request declared
+//! parks the call and ends the reply with `input_required` (`bridge`), one needing a capability it
+//! did not declare ends the call with -32021 (the downstream call is cancelled).
+//!
+//! For a legacy client of a modern server, an `input_required` result becomes real requests on the
+//! call's stream, and the call is retried downstream with the answers (`bridge::Asking`); the
+//! modern-only fields of the final result are dropped, and -32602 answering a `resources/read` is
+//! the legacy era's -32002 (resource not found).
+//!
+//! One loop reads both shapes of call: a live downstream exchange ([`Leg::Live`]) and a call
+//! resumed from another round ([`Leg::Remote`], its driver on the worker that parked it).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,18 +27,22 @@ use std::time::Instant;
 use bytes::Bytes;
 use smallvec::SmallVec;
 
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::bridge::{self, Asking, Remote, RetryPlan, Step};
 use super::context::{Gateway, Report, Worker};
 use super::modern::{self, Listen, ModernCall, Reject};
+use super::server_asks::{cancel_downstream, missing_capability, server_request, ServerAsk};
 use super::{one, Pieces};
-use crate::error::GatewayError;
+use crate::error::{ErrorKind, GatewayError};
 use crate::session::downstream::ServerLink;
-use crate::session::{caps, FrontSession};
+use crate::session::FrontSession;
 use crate::telemetry::{CallOutcome, MethodClass};
 use crate::upstream::call::{Call, CallEvent};
-use crate::upstream::exchange::ReplyLimits;
 use crate::upstream::route::Route;
 use crate::upstream::UpstreamError;
-use crate::wire::{self, code, encode, method, rewrite, Kind, Splice};
+use crate::wire::{self, method, rewrite, Kind, Splice};
 
 /// Facts about a forwarded call the relay needs to finish it.
 pub struct RelayCtx {
@@ -54,10 +67,22 @@ pub struct RelayCtx {
     /// Where to send `notifications/cancelled` if the client goes away before the response (a
     /// modern client cancels by closing its response stream; a legacy one may resume, so `None`).
     pub cancel_on_drop: Option<Route>,
+    /// How to retry the call with a client's answers (a legacy client of a modern server).
+    pub retry: Option<Box<RetryPlan>>,
     /// Whether replies may carry downstream task ids to seal (`tasks/*`, task-augmented calls).
     pub task_ids: bool,
     /// Server requests relayed to the client, for the server's cancellation of them.
     pub asked: super::asks::Asked,
+}
+
+/// A call as the relay reads it.
+// The live call is the common case: kept inline (no allocation per call).
+#[allow(clippy::large_enum_variant)]
+pub enum Leg {
+    /// The downstream exchange itself.
+    Live(Call),
+    /// A call resumed after an `input_required` round, driven on the worker that parked it.
+    Remote(Remote),
 }
 
 /// How a forwarded call began.
@@ -90,8 +115,12 @@ impl Relay {
         }
     }
 
-    /// Drains the stream to its last message (batches, where nothing streams).
+    /// Drains the stream to its last message (batches, where nothing streams: a request for
+    /// the client has nowhere to go, so a bridged round ends the call at once).
     pub async fn finish(mut self, gw: &Gateway, w: &Worker) -> Bytes {
+        if let Relay::Call(c) = &mut self {
+            c.ctx.accepts_sse = false;
+        }
         let mut last = Bytes::new();
         while let Some(m) = self.next(gw, w).await {
             last = m;
@@ -103,9 +132,26 @@ impl Relay {
 /// A forwarded call being streamed to the client as SSE events.
 pub struct CallRelay {
     ctx: RelayCtx,
-    call: Call,
+    /// `None` once the call is over (or parked).
+    leg: Option<Leg>,
     pending: Option<Bytes>,
+    /// Requests for the client queued by a bridged `input_required` round.
+    outbox: VecDeque<Bytes>,
+    /// The bridged round waiting for the client's answers.
+    asking: Option<Asking>,
     done: bool,
+}
+
+/// What one step of a call gives the client.
+// `Pieces` stay inline on purpose: the common reply builds no heap list.
+#[allow(clippy::large_enum_variant)]
+enum Flow {
+    /// A message for the stream (notification, or a request for the client).
+    Emit(Bytes),
+    /// Nothing for the client; read on.
+    Skip,
+    /// The last message: the response (pieces, HTTP status) or the error ending the call.
+    Final(Result<(Pieces, u16), GatewayError>),
 }
 
 impl CallRelay {
@@ -114,48 +160,34 @@ impl CallRelay {
         gw: &Gateway,
         w: &Worker,
         ctx: RelayCtx,
-        call: Result<Call, UpstreamError>,
+        leg: Result<Leg, UpstreamError>,
         accepts_sse: bool,
     ) -> Result<Begun, GatewayError> {
-        let mut call = match call {
-            Ok(c) => c,
+        let leg = match leg {
+            Ok(l) => l,
             Err(e) => return Err(failed(gw, w, &ctx, e)),
         };
+        let mut relay = CallRelay {
+            ctx,
+            leg: Some(leg),
+            pending: None,
+            outbox: VecDeque::new(),
+            asking: None,
+            done: false,
+        };
         loop {
-            let first = match call.next().await {
-                Ok(CallEvent::Response(msg)) => {
-                    w.calls_end(&ctx);
-                    return finish_response(gw, w, &ctx, &call, msg)
-                        .map(|(p, s)| Begun::Done(p, s));
+            match relay.step(gw, w).await {
+                Flow::Final(reply) => {
+                    relay.done = true;
+                    return reply.map(|(p, s)| Begun::Done(p, s));
                 }
-                Ok(CallEvent::Notification(n)) => match relayable(gw, &ctx, n) {
-                    Some(n) => n,
-                    None => continue,
-                },
-                Ok(CallEvent::ServerRequest(r)) => match server_request(gw, &ctx, &call, r) {
-                    ServerAsk::Send(r) => r,
-                    ServerAsk::Refused => continue,
-                    ServerAsk::Missing(flag) => {
-                        w.calls_end(&ctx);
-                        let r = missing_capability(w, &ctx, flag);
-                        return Ok(Begun::Done(
-                            one(r.to_jsonrpc(Some(&ctx.client_id))),
-                            r.status,
-                        ));
-                    }
-                },
-                Err(e) => {
-                    w.calls_end(&ctx);
-                    return Err(failed(gw, w, &ctx, e));
+                Flow::Skip => {}
+                Flow::Emit(first) if accepts_sse => {
+                    relay.pending = Some(first);
+                    return Ok(Begun::Streaming(Box::new(Relay::Call(relay))));
                 }
-            };
-            if accepts_sse {
-                return Ok(Begun::Streaming(Box::new(Relay::Call(CallRelay {
-                    ctx,
-                    call,
-                    pending: Some(first),
-                    done: false,
-                }))));
+                // Without a stream, notifications have nowhere to go.
+                Flow::Emit(_) => {}
             }
         }
     }
@@ -169,41 +201,151 @@ impl CallRelay {
             return None;
         }
         loop {
-            return match self.call.next().await {
-                Ok(CallEvent::Notification(n)) => match relayable(gw, &self.ctx, n) {
-                    Some(n) => Some(n),
-                    None => continue,
-                },
-                Ok(CallEvent::ServerRequest(r)) => {
-                    match server_request(gw, &self.ctx, &self.call, r) {
-                        ServerAsk::Send(r) => Some(r),
-                        ServerAsk::Refused => continue,
-                        ServerAsk::Missing(flag) => {
-                            self.done = true;
-                            w.calls_end(&self.ctx);
-                            self.record(w, false);
-                            let r = missing_capability(w, &self.ctx, flag);
-                            Some(r.to_jsonrpc(Some(&self.ctx.client_id)))
-                        }
-                    }
-                }
-                Ok(CallEvent::Response(msg)) => {
+            match self.step(gw, w).await {
+                Flow::Emit(m) => return Some(m),
+                Flow::Skip => continue,
+                Flow::Final(reply) => {
                     self.done = true;
-                    w.calls_end(&self.ctx);
-                    let reply = finish_response(gw, w, &self.ctx, &self.call, msg);
                     self.record(w, reply.is_ok());
-                    Some(match reply {
+                    return Some(match reply {
                         Ok((p, _)) => rewrite::concat(&p),
                         Err(e) => self.ctx.error_reply(&e),
-                    })
+                    });
                 }
-                Err(e) => {
-                    self.done = true;
-                    w.calls_end(&self.ctx);
-                    self.record(w, false);
-                    Some(self.ctx.error_reply(&failed(gw, w, &self.ctx, e)))
-                }
-            };
+            }
+        }
+    }
+
+    /// One step: the next thing the downstream (or the client, in a bridged round) says, and
+    /// what it means for the client.
+    async fn step(&mut self, gw: &Gateway, w: &Worker) -> Flow {
+        if let Some(m) = self.outbox.pop_front() {
+            return Flow::Emit(m);
+        }
+        if let Some(asking) = self.asking.take() {
+            return self.retry(gw, w, asking).await;
+        }
+        let event = match self.leg.as_mut() {
+            Some(Leg::Live(call)) => call.next().await.map(Step::Event),
+            Some(Leg::Remote(remote)) => remote.next().await,
+            None => return Flow::Final(Err(GatewayError::new(ErrorKind::Internal, "call over"))),
+        };
+        match event {
+            Ok(Step::Event(CallEvent::Notification(n))) => {
+                relayable(gw, &self.ctx, n).map_or(Flow::Skip, Flow::Emit)
+            }
+            Ok(Step::Event(CallEvent::ServerRequest(r))) => self.server_request(gw, w, r),
+            Ok(Step::Event(CallEvent::Response(msg))) => self.response(gw, w, msg),
+            Ok(Step::Ask {
+                worker,
+                park,
+                request,
+            }) => {
+                self.leg = None;
+                let timeout = w.snapshot().gateway.input_timeout;
+                Flow::Final(bridge::input_required(
+                    gw, &self.ctx, worker, park, &request, timeout,
+                ))
+            }
+            Ok(Step::Missing(flag)) => {
+                self.leg = None;
+                w.calls_end(&self.ctx);
+                let r = missing_capability(w, &self.ctx, flag, false);
+                Flow::Final(Ok((one(r.to_jsonrpc(Some(&self.ctx.client_id))), r.status)))
+            }
+            Ok(Step::Failed(e)) | Err(e) => {
+                self.leg = None;
+                w.calls_end(&self.ctx);
+                Flow::Final(Err(failed(gw, w, &self.ctx, e)))
+            }
+        }
+    }
+
+    /// The downstream's response: the client's reply, or (a modern server's `input_required`
+    /// for a legacy client) the start of a bridged round.
+    fn response(&mut self, gw: &Gateway, w: &Worker, msg: Bytes) -> Flow {
+        let leg = self.leg.take();
+        if self.ctx.retry.is_some() {
+            if let Some(result) = bridge::input_required_result(&msg) {
+                return match Asking::start(gw, w, &self.ctx, &msg, result) {
+                    Ok((asking, requests)) => {
+                        self.outbox.extend(requests);
+                        self.asking = Some(asking);
+                        Flow::Skip
+                    }
+                    Err(e) => {
+                        w.calls_end(&self.ctx);
+                        Flow::Final(Err(e))
+                    }
+                };
+            }
+        }
+        w.calls_end(&self.ctx);
+        let downstream_time = match &leg {
+            Some(Leg::Live(call)) => call.downstream_time,
+            _ => Duration::ZERO,
+        };
+        Flow::Final(finish_response(gw, w, &self.ctx, downstream_time, msg))
+    }
+
+    /// A bridged round: waits for the client's answers, then retries the call downstream.
+    async fn retry(&mut self, gw: &Gateway, w: &Worker, mut asking: Asking) -> Flow {
+        if !self.ctx.accepts_sse && asking.waits() {
+            w.calls_end(&self.ctx);
+            let why = "the server asked for client input, which cannot be answered inside a batch";
+            return Flow::Final(Err(GatewayError::new(ErrorKind::InvalidRequest, why)));
+        }
+        let timeout = w.snapshot().gateway.input_timeout;
+        let started = asking
+            .collect(timeout)
+            .await
+            .and_then(|responses| asking.retry(w, &mut self.ctx, &responses));
+        let spec = match started {
+            Ok(spec) => spec,
+            Err(e) => {
+                w.calls_end(&self.ctx);
+                return Flow::Final(Err(e));
+            }
+        };
+        let session = self.ctx.session.map(|s| s.nonce);
+        w.calls_begin(
+            session,
+            &self.ctx.client_id,
+            &spec.route,
+            &self.ctx.link,
+            spec.minted_id,
+        );
+        match Call::start(spec).await {
+            Ok(call) => {
+                self.leg = Some(Leg::Live(call));
+                Flow::Skip
+            }
+            Err(e) => {
+                w.calls_end(&self.ctx);
+                Flow::Final(Err(failed(gw, w, &self.ctx, e)))
+            }
+        }
+    }
+
+    /// A request from the server during the call (see [`server_request`]).
+    fn server_request(&mut self, gw: &Gateway, w: &Worker, r: Bytes) -> Flow {
+        let ask = match &self.leg {
+            Some(Leg::Live(call)) => server_request(gw, &self.ctx, call, r),
+            _ => ServerAsk::Refused,
+        };
+        match ask {
+            ServerAsk::Send(r) => Flow::Emit(r),
+            ServerAsk::Refused => Flow::Skip,
+            ServerAsk::Park(r) => match self.leg.take() {
+                Some(Leg::Live(call)) => Flow::Final(bridge::park(gw, w, call, &self.ctx, r)),
+                _ => Flow::Skip,
+            },
+            ServerAsk::Missing(flag) => {
+                self.leg = None;
+                w.calls_end(&self.ctx);
+                let r = missing_capability(w, &self.ctx, flag, true);
+                Flow::Final(Ok((one(r.to_jsonrpc(Some(&self.ctx.client_id))), r.status)))
+            }
         }
     }
 
@@ -212,84 +354,6 @@ impl CallRelay {
             .borrow_mut()
             .record_request(self.ctx.class, ok, self.ctx.received.elapsed());
     }
-}
-
-/// What became of a request the server sent during a call.
-enum ServerAsk {
-    /// Forward it to the client (with a sealed id).
-    Send(Bytes),
-    /// Refused to the server; the call goes on.
-    Refused,
-    /// Refused; the modern client did not declare this capability: the call ends with -32021.
-    Missing(u8),
-}
-
-/// A request from the server for this call's client: forwarded with a sealed id if the client
-/// declared the capability and can receive it (a legacy session with a stream), else refused to
-/// the server at once. Modern clients never get server requests on a response stream.
-fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Bytes) -> ServerAsk {
-    let Ok(env) = wire::parse(&msg) else {
-        return ServerAsk::Refused;
-    };
-    let Some((id_span, _)) = env.id else {
-        return ServerAsk::Refused;
-    };
-    let name = env.method(&msg).unwrap_or("");
-    let needed = match name {
-        method::SAMPLING_CREATE_MESSAGE => caps::SAMPLING,
-        method::ELICITATION_CREATE => caps::ELICITATION,
-        method::ROOTS_LIST => caps::ROOTS,
-        _ => 0,
-    };
-    let declared = ctx.session.is_some_and(|s| s.client_caps & needed != 0);
-    let token = (needed != 0 && declared && ctx.accepts_sse)
-        .then(|| gw.relay_ids.seal(ctx.link.slot, id_span.get(&msg)))
-        .flatten();
-    if let Some(token) = token {
-        let mut edits = super::asks::request_edits(gw, ctx, &msg, &env, id_span, token);
-        return ServerAsk::Send(rewrite::concat(&rewrite::splice(&msg, &mut edits)));
-    }
-    let why = format!("the client of this call cannot take '{name}' (capability not declared, or no stream to send it on)");
-    call.reply_downstream(encode::error_response(
-        Some(id_span.get(&msg)),
-        code::METHOD_NOT_FOUND,
-        &why,
-        None,
-    ));
-    match &ctx.modern {
-        Some(m) if needed != 0 && modern::capability_flags(&m.caps) & needed == 0 => {
-            ServerAsk::Missing(needed)
-        }
-        _ => ServerAsk::Refused,
-    }
-}
-
-/// Ends a modern client's call that needs a capability it did not declare: the downstream call is
-/// cancelled and the client gets -32021 with `data.requiredCapabilities`.
-fn missing_capability(w: &Worker, ctx: &RelayCtx, flag: u8) -> Reject {
-    if let Ok(route) = Route::to(&ctx.link, &w.pools) {
-        cancel_downstream(&route, ctx, "the client lacks a required capability");
-    }
-    Reject::new(
-        code::MISSING_REQUIRED_CLIENT_CAPABILITY,
-        "the server needs a client capability this request did not declare",
-    )
-    .with_data(modern::required_capability_data(flag))
-}
-
-/// Sends `notifications/cancelled` for this call's minted id (detached).
-fn cancel_downstream(route: &Route, ctx: &RelayCtx, reason: &str) {
-    let mut params = b"{\"requestId\":".to_vec();
-    params.extend_from_slice(rewrite::format_u64_id(ctx.minted).as_bytes());
-    params.extend_from_slice(b",\"reason\":");
-    encode::write_json_string(&mut params, reason);
-    params.push(b'}');
-    let limits = ReplyLimits {
-        max_body: 64 * 1024,
-        max_event: 64 * 1024,
-    };
-    let note = encode::notification(method::CANCELLED, Some(&params));
-    route.send_detached(ctx.link.clone(), note, limits);
 }
 
 impl Drop for CallRelay {
@@ -336,7 +400,7 @@ fn finish_response(
     gw: &Gateway,
     w: &Worker,
     ctx: &RelayCtx,
-    call: &Call,
+    downstream_time: Duration,
     msg: Bytes,
 ) -> Result<(Pieces, u16), GatewayError> {
     let env = match wire::parse(&msg) {
@@ -378,17 +442,15 @@ fn finish_response(
         ctx.link.slot,
         &ctx.link.name,
         CallOutcome::Ok,
-        call.downstream_time,
+        downstream_time,
     );
-    stats.record_forward(
-        total.saturating_sub(call.downstream_time),
-        call.downstream_time,
-    );
+    stats.record_forward(total.saturating_sub(downstream_time), downstream_time);
     Ok((pieces, status))
 }
 
 /// The splices that fit a response to the client's era (modern fields added for a modern client,
-/// removed for a legacy one); returns the HTTP status the response calls for.
+/// removed for a legacy one; resource not found as each era codes it); returns the HTTP status
+/// the response calls for.
 fn for_client_era(
     ctx: &RelayCtx,
     msg: &[u8],
@@ -400,8 +462,12 @@ fn for_client_era(
         (Some(m), _) => Ok(modernize(msg, env, m, from_modern, edits)),
         (None, Some(result)) if from_modern && modern::legacy_view(msg, result, edits) => {
             Err(UpstreamError::Protocol(
-                "the server asked for client input (input_required), which the gateway cannot relay to a legacy client yet".into(),
+                "the server asked for client input (input_required) on a call that cannot be bridged".into(),
             ))
+        }
+        (None, None) if from_modern && ctx.class == MethodClass::ResourcesRead => {
+            edits.extend(env.error.and_then(|e| modern::legacy_error_edit(msg, e)));
+            Ok(200)
         }
         (None, _) => Ok(200),
     }

@@ -144,6 +144,7 @@ pub(super) async fn handle_inbox(
                 let stats = w.stats.borrow().clone();
                 let _ = reply.try_send((stats, w.streams.len()));
             }
+            WorkerMsg::Bridge(d) => w.bridge.deliver(d),
             WorkerMsg::Warm => warm(&w).await,
             WorkerMsg::Shutdown => break,
         }

@@ -15,6 +15,7 @@ pub mod downstream;
 pub mod modern;
 pub mod origin;
 pub mod relay_ids;
+pub mod request_state;
 pub mod streams;
 pub mod tasks;
 pub mod versions;

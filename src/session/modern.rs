@@ -8,8 +8,10 @@
 //! a plain header-safe string). [`outbound`] works that out from the message itself, so every
 //! sender (forwarded calls, list fetches, detached sends) gets it from one place.
 //!
-//! The gateway declares no client capabilities downstream in this era: it does not bridge a modern
-//! server's `input_required` results yet, so a server that needs one answers -32021 instead.
+//! Client capabilities declared downstream: none on the gateway's own requests; on a legacy
+//! client's call, those its session declared and can be sent (the bridge turns the server's
+//! `input_required` into real requests to that client: [`meta_edit_for`]). A server that needs
+//! one that was not declared answers -32021.
 //!
 //! Perf: one envelope scan of the outgoing message (joined first when it is in pieces); the
 //! message's own bytes are kept, with at most one splice.
@@ -32,6 +34,11 @@ pub struct Outbound {
 
 /// The `_meta` members the gateway adds to a request that has none of its own (no braces).
 fn meta_members() -> Vec<u8> {
+    meta_members_with(0)
+}
+
+/// The `_meta` members declaring the [`super::caps`] flags `caps` (no braces).
+fn meta_members_with(caps: u8) -> Vec<u8> {
     let mut m = Vec::with_capacity(200);
     m.extend_from_slice(b"\"io.modelcontextprotocol/protocolVersion\":\"");
     m.extend_from_slice(versions::LATEST_MODERN.as_bytes());
@@ -39,7 +46,21 @@ fn meta_members() -> Vec<u8> {
         b"\",\"io.modelcontextprotocol/clientInfo\":{\"name\":\"ringgate\",\"version\":\"",
     );
     m.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
-    m.extend_from_slice(b"\"},\"io.modelcontextprotocol/clientCapabilities\":{}");
+    m.extend_from_slice(b"\"},\"io.modelcontextprotocol/clientCapabilities\":{");
+    let declared = [
+        (super::caps::SAMPLING, &b"\"sampling\":{}"[..]),
+        (super::caps::ELICITATION, b"\"elicitation\":{}"),
+        (super::caps::ROOTS, b"\"roots\":{}"),
+    ];
+    let mut first = true;
+    for (_, member) in declared.iter().filter(|(flag, _)| caps & flag != 0) {
+        if !first {
+            m.push(b',');
+        }
+        first = false;
+        m.extend_from_slice(member);
+    }
+    m.push(b'}');
     m
 }
 
@@ -104,9 +125,23 @@ fn has_modern_meta(msg: &[u8], meta: Option<Span>) -> bool {
     found
 }
 
+/// The splice giving a legacy client's request (`msg`, not yet spliced) the modern `_meta`,
+/// declaring the [`super::caps`] flags `caps`; `None` if it already has one (or cannot take one).
+pub fn meta_edit_for(msg: &[u8], env: &wire::Envelope, caps: u8) -> Option<(Span, Bytes)> {
+    if has_modern_meta(msg, env.meta) {
+        return None;
+    }
+    meta_edit_with(msg, env, meta_members_with(caps))
+}
+
 /// The splice adding the gateway's `_meta` members: into an existing `_meta` object, else as a new
 /// first member of `params`, else as a new `params` before the message's closing brace.
 fn meta_edit(msg: &[u8], env: &wire::Envelope) -> Option<(Span, Bytes)> {
+    meta_edit_with(msg, env, meta_members())
+}
+
+/// [`meta_edit`] with the given members.
+fn meta_edit_with(msg: &[u8], env: &wire::Envelope, members: Vec<u8>) -> Option<(Span, Bytes)> {
     let insert_first = |obj: Span, members: Vec<u8>| {
         let at = obj.start as usize + 1;
         let empty = msg.get(wire::scan::skip_ws(msg, at)) == Some(&b'}');
@@ -116,16 +151,22 @@ fn meta_edit(msg: &[u8], env: &wire::Envelope) -> Option<(Span, Bytes)> {
         }
         (Span::new(at, at), Bytes::from(v))
     };
+    let param = || {
+        let mut m = b"\"_meta\":{".to_vec();
+        m.extend_from_slice(&members);
+        m.push(b'}');
+        m
+    };
     match (env.meta, env.params) {
-        (Some(meta), _) => Some(insert_first(meta, meta_members())),
+        (Some(meta), _) => Some(insert_first(meta, members.clone())),
         (None, Some(params)) if msg.get(params.start as usize) == Some(&b'{') => {
-            Some(insert_first(params, meta_param()))
+            Some(insert_first(params, param()))
         }
         (None, Some(_)) => None,
         (None, None) => {
             let close = msg.iter().rposition(|&b| b == b'}')?;
             let mut v = b",\"params\":{".to_vec();
-            v.extend_from_slice(&meta_param());
+            v.extend_from_slice(&param());
             v.push(b'}');
             Some((Span::new(close, close), Bytes::from(v)))
         }

@@ -5,10 +5,28 @@
 //! the same session); opening the token tells where it goes and which id to put back, with no shared
 //! table. A forged or foreign token opens to nothing, so one session cannot answer for another
 //! server's request by guessing.
+//!
+//! The same codec names the requests the gateway itself sends a legacy client on behalf of a
+//! modern server's `input_required` result (the bridge, `proxy::bridge`): such a token stands for
+//! [`Asked::Bridge`] (the worker whose relay waits for the answer, and the ask's id there) instead
+//! of a server. It also carries the codec of the bridge's `requestState` tokens ([`RequestStates`]).
 
 use bytes::Bytes;
 
+use super::request_state::RequestStates;
 use crate::seal::{SealError, Sealer};
+
+/// The slot value marking a bridge ask (never a real server slot).
+const BRIDGE_SLOT: u32 = u32::MAX;
+
+/// Who asked the request a client answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    /// A downstream server: its slot and its own raw request id.
+    Server(usize, Bytes),
+    /// The gateway's bridge: the worker whose relay waits, and the ask's id there.
+    Bridge(u16, u64),
+}
 
 /// Largest server request id carried (longer ids are refused; real ids are short).
 pub const MAX_SERVER_ID: usize = 256;
@@ -16,6 +34,8 @@ pub const MAX_SERVER_ID: usize = 256;
 /// Seals and opens server-request ids.
 pub struct RelayIds {
     sealer: Sealer,
+    /// Seals and opens the bridge's `requestState` tokens.
+    pub states: RequestStates,
 }
 
 impl RelayIds {
@@ -23,6 +43,7 @@ impl RelayIds {
     pub fn new() -> Result<Self, SealError> {
         Ok(RelayIds {
             sealer: Sealer::random(b"ringgate/server-request/v1")?,
+            states: RequestStates::new()?,
         })
     }
 
@@ -38,11 +59,29 @@ impl RelayIds {
         Some(Bytes::from(format!("\"{token}\"")))
     }
 
-    /// The (slot, server's own raw id) a token stands for, from the id's string content.
-    pub fn open(&self, token: &[u8]) -> Option<(usize, Bytes)> {
+    /// The JSON string token (with quotes) standing for bridge ask `ask` of relay `worker`.
+    pub fn seal_bridge(&self, worker: u16, ask: u64) -> Option<Bytes> {
+        let mut raw = Vec::with_capacity(14);
+        raw.extend_from_slice(&BRIDGE_SLOT.to_le_bytes());
+        raw.extend_from_slice(&worker.to_le_bytes());
+        raw.extend_from_slice(&ask.to_le_bytes());
+        let token = self.sealer.seal(&raw).ok()?;
+        Some(Bytes::from(format!("\"{token}\"")))
+    }
+
+    /// Who asked the request a token stands for, from the id's string content.
+    pub fn open(&self, token: &[u8]) -> Option<Asked> {
         let raw = self.sealer.open(token).ok()?;
-        let slot = u32::from_le_bytes(raw.get(..4)?.try_into().ok()?) as usize;
-        Some((slot, Bytes::copy_from_slice(&raw[4..])))
+        let slot = u32::from_le_bytes(raw.get(..4)?.try_into().ok()?);
+        if slot != BRIDGE_SLOT {
+            return Some(Asked::Server(
+                slot as usize,
+                Bytes::copy_from_slice(&raw[4..]),
+            ));
+        }
+        let worker = u16::from_le_bytes(raw.get(4..6)?.try_into().ok()?);
+        let ask = u64::from_le_bytes(raw.get(6..14)?.try_into().ok()?);
+        Some(Asked::Bridge(worker, ask))
     }
 }
 
@@ -57,9 +96,11 @@ mod tests {
         let content = &t[1..t.len() - 1];
         assert_eq!(
             ids.open(content),
-            Some((3, Bytes::from_static(b"\"srv-1\"")))
+            Some(Asked::Server(3, Bytes::from_static(b"\"srv-1\"")))
         );
         assert_eq!(ids.open(b"k1.AAAA"), None);
+        let t = ids.seal_bridge(1, 99).unwrap();
+        assert_eq!(ids.open(&t[1..t.len() - 1]), Some(Asked::Bridge(1, 99)));
         assert!(ids.seal(0, &[b'1'; 300]).is_none());
     }
 }

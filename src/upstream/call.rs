@@ -354,6 +354,12 @@ impl Call {
         self.send_detached(encode::notification(method::CANCELLED, Some(&params)));
     }
 
+    /// Restarts the call's deadline: the time a client took to answer the server's own request
+    /// (a bridged `input_required` round) is not the server's.
+    pub fn restart_deadline(&mut self) {
+        self.deadline = Instant::now() + self.spec.timeout;
+    }
+
     /// Sends a message (e.g. a response to the server's own request) to the server of this call.
     pub fn reply_downstream(&self, message: Bytes) {
         self.send_detached(message);
@@ -371,16 +377,33 @@ impl Call {
                     let Some(session) = link.session.load_full() else {
                         return;
                     };
-                    let Ok((mut conn, _)) = pool.acquire().await else {
+                    let Ok((mut conn, mut pooled)) = pool.acquire().await else {
                         return;
                     };
-                    let sent = monoio::time::timeout(
-                        Duration::from_secs(5),
-                        post(&mut conn, &link, Some(&session), &[message], limits),
-                    )
-                    .await;
-                    if let Ok(Ok((Reply::Accepted, _))) = sent {
-                        pool.release(conn);
+                    loop {
+                        let sent = monoio::time::timeout(
+                            Duration::from_secs(5),
+                            post(
+                                &mut conn,
+                                &link,
+                                Some(&session),
+                                std::slice::from_ref(&message),
+                                limits,
+                            ),
+                        )
+                        .await;
+                        match sent {
+                            // A keep-alive connection the server closed while idle: a fresh one
+                            // (an answer to the server's request must not be lost to it).
+                            Ok(Err(UpstreamError::Unreachable(_))) if pooled => {
+                                let Ok(fresh) = pool.open().await else {
+                                    return;
+                                };
+                                (conn, pooled) = (fresh, false);
+                            }
+                            Ok(Ok((Reply::Accepted, _))) => return pool.release(conn),
+                            _ => return,
+                        }
                     }
                 });
             }

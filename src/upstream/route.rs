@@ -123,8 +123,24 @@ impl Route {
         match self {
             Route::Http(pool) => {
                 let session = link.session.load_full();
-                let (mut conn, _) = pool.acquire().await?;
-                match post(&mut conn, link, session.as_deref(), &[body], limits).await? {
+                let (mut conn, pooled) = pool.acquire().await?;
+                let reply = match post(
+                    &mut conn,
+                    link,
+                    session.as_deref(),
+                    std::slice::from_ref(&body),
+                    limits,
+                )
+                .await
+                {
+                    // A keep-alive connection the server closed while idle: once more, fresh.
+                    Err(UpstreamError::Unreachable(_)) if pooled => {
+                        conn = pool.open().await?;
+                        post(&mut conn, link, session.as_deref(), &[body], limits).await?
+                    }
+                    other => other?,
+                };
+                match reply {
                     (Reply::Sse(mut sse), _) => {
                         while sse.next_message(&mut conn).await?.is_some() {}
                     }

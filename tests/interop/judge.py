@@ -364,7 +364,28 @@ def servers_clean(report: str, *names: str) -> None:
                     f"(a healthy peer, never restarted)")
 
 
+def bridge(report: str, protocol: str, *expected: str) -> None:
+    """The era bridge: the client (bridge_client.py) ran in `protocol` mode, every call
+    completed with text containing what its answer put there (spec NAME=TEXT), and the
+    client's callbacks saw each request kind the server asked."""
+    r = load(report)
+    no_fatal(r, report)
+    if r.get("protocol_version") != protocol:
+        problem(f"{report}: the client negotiated {r.get('protocol_version')!r}, expected {protocol!r}")
+    kinds = []
+    for spec in expected:
+        name, _, rest = spec.partition("=")
+        want, _, kind = rest.partition("@")
+        ok_call(r, name, want)
+        kinds.append(kind)
+    seen = r.get("seen", [])
+    for kind in kinds:
+        if not any(s.startswith(kind) for s in seen):
+            problem(f"{report}: the client was never asked {kind} (its callbacks saw {seen})")
+
+
 CHECKS = {
+    "bridge": bridge,
     "direct": direct,
     "legacy": legacy,
     "paged": paged,

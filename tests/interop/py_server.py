@@ -13,8 +13,12 @@ the same endpoint, so it is the "modern" peer next to server-everything
 """
 
 import argparse
+from typing import Annotated
+
+from pydantic import BaseModel
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Elicit, Resolve
 
 mcp = MCPServer("py-peer", instructions="test peer for the ringgate interop suite")
 
@@ -29,6 +33,24 @@ def add(a: int, b: int) -> int:
 def echo(message: str) -> str:
     """Echo the message back."""
     return f"Echo: {message}"
+
+
+class Name(BaseModel):
+    name: str
+
+
+def ask_for_name() -> Elicit[Name]:
+    return Elicit("What is your name?", Name)
+
+
+@mcp.tool()
+def greet_user(who: Annotated[Name, Resolve(ask_for_name)]) -> str:
+    """Ask the user's name (elicitation), then greet them.
+
+    2026-07-28 clients get an input_required result (multi round-trip); legacy
+    clients get a standalone elicitation/create request mid-call.
+    """
+    return f"Hello, {who.name}!"
 
 
 if __name__ == "__main__":

@@ -404,6 +404,45 @@ c_auto_client() {
   judge auto "$S_EV" "$S_PY"
 }
 
+# bclient OUT URL MODE ARGS... : the Python SDK client answering elicitation/sampling/roots
+# (bridge_client.py), JSON report into $WORK/OUT.json
+bclient() {
+  local out=$1 url=$2 mode=$3
+  shift 3
+  timeout 90 "$PY" "$HERE/bridge_client.py" "$url" --mode "$mode" "$@" >"$WORK/$out.json" 2>"$WORK/$out.err" || true
+  [ -s "$WORK/$out.json" ] || echo '{"fatal": "client produced no report (timeout or crash; see '"$out"'.err)", "calls": []}' >"$WORK/$out.json"
+}
+
+# 10. The era bridge, modern client -> legacy server: the Python SDK client pinned to
+#     2026-07-28 calls server-everything's elicitation and sampling tools through the gateway;
+#     each server request reaches it as input_required, its callback answers, the SDK retries
+#     with inputResponses + requestState, and the call completes with what it answered.
+c_bridge_modern_client() {
+  bclient bridge_modern "$GW_URL" 2026-07-28 \
+    --call "${S_EV}__trigger-elicitation-request" '{}' \
+    --call "${S_EV}__trigger-sampling-request" '{"prompt": "hi", "maxTokens": 10}'
+  judge bridge bridge_modern 2026-07-28 \
+    "${S_EV}__trigger-elicitation-request=Ada Lovelace@elicitation/create" \
+    "${S_EV}__trigger-sampling-request=canned reply@sampling/createMessage"
+}
+
+# 11. The era bridge, legacy client -> modern server: the Python SDK client in legacy mode
+#     calls py_server's greet_user, which asks with multi round-trip requests (2026-07-28, as
+#     the gateway talks to it); the gateway sends the client a real elicitation/create on the
+#     call's stream and retries the call with the answer.
+c_bridge_legacy_client() {
+  bclient bridge_legacy "$GW_URL" legacy --call "${S_PY}__greet_user" '{}'
+  judge bridge bridge_legacy 2025-11-25 "${S_PY}__greet_user=Hello, Ada Lovelace!@elicitation/create"
+}
+
+# 12. The era bridge over the gateway's stdio front: a 2026-07-28 client on `ringgate stdio`
+#     (body-first era, no HTTP) gets server-everything's elicitation as input_required.
+c_bridge_stdio_front() {
+  bclient bridge_stdio stdio 2026-07-28 --call "${S_MX_HTTP}__trigger-elicitation-request" '{}' \
+    -- "$BIN" stdio --config "$WORK/matrix_stdio.toml"
+  judge bridge bridge_stdio 2026-07-28 "${S_MX_HTTP}__trigger-elicitation-request=Ada Lovelace@elicitation/create"
+}
+
 # 1b. An optional server that is down from the start does not block readiness (the
 #     gateway-ready check), contributes no tools, and /v1/servers shows it down.
 c_ghost() {
@@ -832,6 +871,8 @@ check legacy-client-lists-and-calls c_legacy_client
 check unreachable-optional-server c_ghost
 check pagination-page-size-3 c_pagination
 check auto-mode-client c_auto_client
+check bridge-modern-client-to-legacy-server c_bridge_modern_client
+check bridge-legacy-client-to-modern-server c_bridge_legacy_client
 check unknown-session-404 c_unknown_session
 check bad-origin-403 c_bad_origin
 check malformed-json-400 c_malformed_json
@@ -849,6 +890,7 @@ for via in stdio http sse; do
 done
 check matrix-http-auto-mode-to-all c_matrix_auto
 check time-server-over-stdio c_time_stdio
+check bridge-over-stdio-front c_bridge_stdio_front
 check sse-fallback-detected c_sse_fallback
 MX_LAST_USE=$EPOCHREALTIME
 check stdio-front-admin-and-clean-exit c_stdio_front_lifecycle

@@ -3,6 +3,7 @@
 mod harness;
 
 mod bad_input;
+mod bridge;
 mod catalog;
 mod layering;
 mod modern;

@@ -209,6 +209,19 @@ pub fn error_edit(msg: &[u8], error: Span) -> (Option<Splice>, u16) {
     (None, status_for(code, 200))
 }
 
+/// A modern server's error for a legacy client's `resources/read`: -32602 is how the 2026-07-28
+/// era says "resource not found", which the legacy era codes -32002 (the splice doing it).
+pub fn legacy_error_edit(msg: &[u8], error: Span) -> Option<Splice> {
+    let mut code_span = None;
+    members(msg, error.start as usize, |k, escaped, v| {
+        if key_eq(k.get(msg), escaped, b"code") {
+            code_span = Some(v);
+        }
+    });
+    let span = code_span.filter(|s| s.get(msg) == code::INVALID_PARAMS.to_string().as_bytes())?;
+    Some((span, Bytes::from(code::RESOURCE_NOT_FOUND.to_string())))
+}
+
 /// Members a legacy client must not see in a modern server's result.
 const MODERN_ONLY: [&[u8]; 3] = [b"resultType", b"ttlMs", b"cacheScope"];
 

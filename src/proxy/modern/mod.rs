@@ -19,8 +19,10 @@
 //! What changes for a modern client: `server/discover` and list pages are answered with
 //! `resultType` and cache hints; forwarded results get `resultType` spliced in (see [`result_edit`]);
 //! errors carry the era's HTTP statuses; server-to-client requests are never sent on the response
-//! stream (a capability the request did not declare ends the call with -32021); log messages are
-//! relayed only at or above the request's `logLevel`.
+//! stream: one the request declared the capability for parks the call and answers
+//! `input_required`, whose retry (carrying the gateway's `requestState`) resumes it
+//! (`proxy::bridge`); one it did not declare ends the call with -32021. Log messages are relayed
+//! only at or above the request's `logLevel`.
 
 mod answer;
 mod headers;
@@ -35,8 +37,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use answer::{
-    error_edit, has_result_type, legacy_view, result_edit, status_for, CacheHint, Reject,
-    LEGACY_HINT,
+    error_edit, has_result_type, legacy_error_edit, legacy_view, result_edit, status_for,
+    CacheHint, Reject, LEGACY_HINT,
 };
 pub use headers::{decode_value, RoutingHeaders};
 pub use listen::Listen;
@@ -46,11 +48,12 @@ pub use meta::{
 };
 pub use params::ParamIndex;
 pub use plan::{plan, surface, Plan};
+pub use skim::members;
 
 use super::{classify, one, record, Answer, Gateway, Inbound, Outcome, Target, Worker};
 use crate::catalog::Snapshot;
 use crate::error::{ErrorKind, GatewayError};
-use crate::policy::RequestFacts;
+use crate::policy::{Principal, RequestFacts};
 use crate::session::versions;
 use crate::wire::{self, code, Envelope, Kind, Message};
 
@@ -88,6 +91,10 @@ pub struct ModernCall {
     pub log_level: Option<u8>,
     /// Cache hint to add to the result (`resources/read`), if the downstream gives none.
     pub hint: Option<CacheHint>,
+    /// The request itself (shared, not copied): a parked call's `requestState` is bound to it.
+    pub request: Bytes,
+    /// Who made it (a `requestState` is bound to the principal too).
+    pub principal: Principal,
 }
 
 /// Header-first entry: route and authorize on the headers, then parse and verify the body.
@@ -280,6 +287,11 @@ async fn execute(
         caps: m.caps.map(|c| body.slice(c.range())).unwrap_or_default(),
         log_level: m.log_level,
         hint,
+        request: body.clone(),
+        principal: snap
+            .policy
+            .authenticate(req.authorization)
+            .unwrap_or(Principal::Anonymous),
     };
     let (server, name_edit, hint) = match plan {
         Plan::Discover => return Ok(Answer::Reply(200, one(answer::discover(snap, id)))),
@@ -315,7 +327,24 @@ async fn execute(
                 (None, _) => None,
             };
             let read = env.method(body) == Some(wire::method::RESOURCES_READ);
-            (server, edit, read.then_some(LEGACY_HINT))
+            let hint = read.then_some(LEGACY_HINT);
+            // A retry carrying the gateway's own requestState resumes a parked call.
+            if !snap.servers[server].link.is_modern() {
+                if let Some(fields) = super::bridge::retry_fields(body, env) {
+                    return super::bridge::resume(
+                        gw,
+                        w,
+                        snap,
+                        req,
+                        env,
+                        server,
+                        call(hint),
+                        fields,
+                    )
+                    .await;
+                }
+            }
+            (server, edit, hint)
         }
     };
     let target = Target {
