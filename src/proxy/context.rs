@@ -46,6 +46,9 @@ pub enum WorkerMsg {
     Cancel(u64, Bytes),
     /// Open pool connections to servers that became available.
     Warm,
+    /// Accept on this listener from now on (a reload moved `gateway.listen`); the old one closes,
+    /// its accepted connections stay.
+    Listen(std::net::TcpListener),
     /// Stop accepting and drain.
     Shutdown,
 }

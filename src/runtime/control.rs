@@ -75,6 +75,10 @@ pub struct Control {
     cursors: Arc<CursorCodec>,
     pub(super) pools: WorkerPools,
     tasks: local_sync::mpsc::unbounded::Tx<Task>,
+    /// The addresses served now (hot reload moves them: `super::listeners`).
+    pub(super) listening: Cell<super::listeners::Listening>,
+    /// Stops the admin accept loop in force.
+    pub(super) admin_stop: RefCell<Option<async_channel::Sender<()>>>,
 }
 
 impl Control {
@@ -107,6 +111,8 @@ impl Control {
             cursors,
             pools: WorkerPools::default(),
             tasks,
+            listening: Cell::default(),
+            admin_stop: RefCell::new(None),
         }
     }
 

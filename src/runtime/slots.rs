@@ -10,15 +10,16 @@
 //! Invariants: only `Live` slots are in a published snapshot, in config order; no `RefCell` borrow
 //! is held across an `.await`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::control::{Control, MIN_BACKOFF};
-use crate::catalog::{ListKind, ServerLists};
+use crate::catalog::{ListKind, ServerLists, Snapshot};
 use crate::config::diff::Current;
-use crate::config::{GatewayConfig, ServerConfig};
+use crate::config::{GatewayConfig, ServerConfig, Transport};
 use crate::session::downstream::ServerLink;
 use crate::upstream::child;
+use crate::upstream::route::end_session;
 
 /// How often a retiring server is checked for calls still in flight.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
@@ -169,10 +170,27 @@ impl Control {
     }
 
     /// Drains a `Retired` slot and closes it: waits (until `deadline`) for the calls still using
-    /// its child or SSE session, then terminates it. A plain HTTP server needs no wait: calls in
-    /// flight own their pooled connections, and workers drop the idle ones when told to warm.
-    pub async fn close_retired(&self, slot: usize, deadline: Instant) {
+    /// its child or SSE session, then terminates it. A plain HTTP server's session is ended with a
+    /// `DELETE` once no request holds `previous` (the snapshot the reload replaced) any more, or at
+    /// the deadline; workers drop its idle pooled connections when told to warm.
+    pub async fn close_retired(&self, slot: usize, deadline: Instant, previous: Weak<Snapshot>) {
         let Some(link) = self.link(slot) else { return };
+        if link.mux.load().is_none() && link.config.transport == Transport::Http {
+            while previous.strong_count() > 0 && Instant::now() < deadline {
+                monoio::time::sleep(DRAIN_POLL).await;
+            }
+            match end_session(&self.pools.get(&link), &link).await {
+                Ok(Some(status)) => log::info!(
+                    "server '{}' (slot {slot}): session ended (DELETE answered {status})",
+                    link.name
+                ),
+                Ok(None) => {}
+                Err(e) => log::info!(
+                    "server '{}' (slot {slot}): ending its session failed: {e}",
+                    link.name
+                ),
+            }
+        }
         if let Some(mux) = link.mux.load_full() {
             let grace = deadline.saturating_duration_since(Instant::now());
             monoio::time::sleep(DRAIN_GRACE.min(grace)).await;
