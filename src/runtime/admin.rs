@@ -359,8 +359,20 @@ pub fn servers_json(control: &Control) -> String {
             .as_ref()
             .filter(|c| c.pid != 0) // HTTP+SSE sessions have no process
             .map_or("null".to_string(), |c| c.pid.to_string());
+        // Every child: one for a shared child, one per worker for a stateless server.
+        let pids: Vec<String> = link
+            .channels()
+            .iter()
+            .filter(|c| c.pid != 0)
+            .map(|c| c.pid.to_string())
+            .collect();
         out.extend_from_slice(
-            format!(",\"pid\":{pid},\"tools\":{},\"upSince\":", h.tools).as_bytes(),
+            format!(
+                ",\"pid\":{pid},\"pids\":[{}],\"tools\":{},\"upSince\":",
+                pids.join(","),
+                h.tools
+            )
+            .as_bytes(),
         );
         match h.up_since {
             Some(t) => out.extend_from_slice(unix(t).to_string().as_bytes()),

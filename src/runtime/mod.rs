@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod control;
 pub mod front;
+mod lanes;
 mod listeners;
 pub mod reload;
 mod slots;

@@ -14,6 +14,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::control::{Control, MIN_BACKOFF};
+use super::lanes::{self, Lane};
 use crate::catalog::{ListKind, ServerLists, Snapshot};
 use crate::config::diff::Current;
 use crate::config::{GatewayConfig, ServerConfig, Transport};
@@ -51,6 +52,8 @@ pub struct Slot {
     pub(super) up_since: Option<Instant>,
     /// Fires when its child or SSE session ends (taken by whoever terminates it).
     pub(super) exits: Option<async_channel::Receiver<String>>,
+    /// A stateless stdio server's children, one per worker (`super::lanes`); empty otherwise.
+    pub(super) lanes: Vec<Lane>,
     /// Closed when the slot is retired or discarded: ends its notification watch.
     pub(super) stop: async_channel::Sender<()>,
     pub(super) stopped: async_channel::Receiver<()>,
@@ -67,6 +70,7 @@ impl Slot {
             backoff: MIN_BACKOFF,
             up_since: None,
             exits: None,
+            lanes: Vec::new(),
             stop,
             stopped,
         }
@@ -158,12 +162,14 @@ impl Control {
 
     /// Forgets a `Pending` slot of a reload that failed, stopping whatever was started for it.
     pub(super) fn discard(&self, slot: usize) {
-        let Some(s) = self.slots.borrow_mut().remove(&slot) else {
+        let Some(mut s) = self.slots.borrow_mut().remove(&slot) else {
             return;
         };
         s.stop.close();
         s.link.mark_down("reload abandoned");
-        if let (Some(child), Some(exited)) = (s.link.mux.swap(None), s.exits) {
+        let children = lanes::take(&mut s);
+        let shared = s.link.mux.swap(None).zip(s.exits);
+        for (child, exited) in children.into_iter().chain(shared) {
             monoio::spawn(async move { child::terminate(&child, &exited).await });
         }
         self.pools.retain(|l| l.slot != slot);
@@ -191,23 +197,40 @@ impl Control {
                 ),
             }
         }
-        if let Some(mux) = link.mux.load_full() {
+        let channels = link.channels();
+        if !channels.is_empty() {
             let grace = deadline.saturating_duration_since(Instant::now());
             monoio::time::sleep(DRAIN_GRACE.min(grace)).await;
-            // Calls in flight hold the channel (their route); at rest only the link and `mux` do.
-            while Arc::strong_count(&mux) > 2 && Instant::now() < deadline {
+            // Calls in flight hold a channel (their route); at rest only the link and `channels` do.
+            let busy = || {
+                channels
+                    .iter()
+                    .any(|c| Arc::strong_count(c) > link.own_refs(c) + 1)
+            };
+            while busy() && Instant::now() < deadline {
                 monoio::time::sleep(DRAIN_POLL).await;
             }
-            if Arc::strong_count(&mux) > 2 {
+            if busy() {
                 log::warn!(
                     "server '{}': calls still in flight at the drain timeout; closing anyway",
                     link.name
                 );
             }
         }
-        let exits = self.with_slot(slot, |s| s.exits.take()).flatten();
-        if let (Some(child), Some(exited)) = (link.mux.swap(None), exits) {
-            child::terminate(&child, &exited).await;
+        drop(channels);
+        let children = self.with_slot(slot, |s| {
+            let shared = s.link.mux.swap(None).zip(s.exits.take());
+            lanes::take(s).into_iter().chain(shared).collect::<Vec<_>>()
+        });
+        let stopping: Vec<_> = children
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(child, exited)| {
+                monoio::spawn(async move { child::terminate(&child, &exited).await })
+            })
+            .collect();
+        for s in stopping {
+            s.await;
         }
         self.pools.retain(|l| l.slot != slot);
         self.slots.borrow_mut().remove(&slot);

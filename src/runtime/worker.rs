@@ -63,6 +63,7 @@ pub async fn run(
         return;
     };
     let w = Rc::new(Worker::new(index, &gw));
+    w.pools.set_worker(usize::from(index));
     warm(&w).await;
     let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
     let (moved_tx, mut moved_rx) = local_sync::mpsc::unbounded::channel();

@@ -44,11 +44,13 @@ pub struct Spawned {
 }
 
 /// Starts the configured command. `unsolicited` receives every message that is not about a pending
-/// request (list_changed and other server notifications). Must run inside a monoio runtime.
+/// request (list_changed and other server notifications). `lane` is the worker index of a stateless
+/// server's child (its logs say which child). Must run inside a monoio runtime.
 pub fn spawn(
     config: &ServerConfig,
     max_line: usize,
     unsolicited: Rc<dyn Fn(Bytes)>,
+    lane: Option<usize>,
 ) -> std::io::Result<Spawned> {
     let (parent_in, child_in) = StdUnixStream::pair()?;
     let (parent_out, child_out) = StdUnixStream::pair()?;
@@ -65,7 +67,10 @@ pub fn spawn(
     }
     let mut child = cmd.spawn()?;
     let pid = child.id();
-    let name = config.name.clone();
+    let name = match lane {
+        Some(i) => format!("{}#{i}", config.name),
+        None => config.name.clone(),
+    };
     if let Some(stderr) = child.stderr.take() {
         let name = name.clone();
         std::thread::Builder::new()

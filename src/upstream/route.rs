@@ -35,6 +35,12 @@ pub enum Route {
 impl Route {
     /// The route to `link`, or why there is none right now.
     pub fn to(link: &Arc<ServerLink>, pools: &WorkerPools) -> Result<Route, UpstreamError> {
+        // A stateless stdio server has a child per worker: this worker's own, or a live sibling.
+        if link.config.stateless {
+            if let Some(child) = pools.worker().and_then(|w| link.lane(w)) {
+                return Ok(Route::Mux(child));
+            }
+        }
         // A stdio child or an HTTP+SSE session (configured, or detected as a fallback) is
         // multiplexed by its owner task; plain Streamable HTTP goes through this thread's pool.
         if let Some(mux) = link.mux.load_full() {
