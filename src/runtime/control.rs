@@ -323,29 +323,6 @@ impl Control {
         fetch::fetch_lists(&route, &link, self.limits()).await
     }
 
-    /// Stops every stdio child and SSE session, draining ones included (shutdown).
-    pub async fn stop_children(&self) {
-        let running: Vec<_> = self
-            .slots
-            .borrow_mut()
-            .values_mut()
-            .flat_map(|s| {
-                let shared = s.link.mux.swap(None).zip(s.exits.take());
-                shared.into_iter().chain(super::lanes::take(s))
-            })
-            .collect();
-        // All children stop at once: shutdown takes one grace period, not one per server.
-        let stopping: Vec<_> = running
-            .into_iter()
-            .map(|(child, exited)| {
-                monoio::spawn(async move { child::terminate(&child, &exited).await })
-            })
-            .collect();
-        for s in stopping {
-            s.await;
-        }
-    }
-
     fn schedule_reconnect(self: &Rc<Self>, slot: usize) {
         let delay = self.with_slot(slot, |s| {
             let d = s.backoff;

@@ -160,6 +160,29 @@ impl Control {
         (changed, retired)
     }
 
+    /// Stops every stdio child and SSE session, draining ones included (shutdown).
+    pub async fn stop_children(&self) {
+        let running: Vec<_> = self
+            .slots
+            .borrow_mut()
+            .values_mut()
+            .flat_map(|s| {
+                let shared = s.link.mux.swap(None).zip(s.exits.take());
+                shared.into_iter().chain(lanes::take(s))
+            })
+            .collect();
+        // All children stop at once: shutdown takes one grace period, not one per server.
+        let stopping: Vec<_> = running
+            .into_iter()
+            .map(|(child, exited)| {
+                monoio::spawn(async move { child::terminate(&child, &exited).await })
+            })
+            .collect();
+        for s in stopping {
+            s.await;
+        }
+    }
+
     /// Forgets a `Pending` slot of a reload that failed, stopping whatever was started for it.
     pub(super) fn discard(&self, slot: usize) {
         let Some(mut s) = self.slots.borrow_mut().remove(&slot) else {
