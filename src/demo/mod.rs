@@ -172,6 +172,7 @@ async fn serve(demo: Rc<Demo>, listener: TcpListener, stop: async_channel::Recei
     loop {
         monoio::select! {
             accepted = listener.accept() => if let Ok((stream, _)) = accepted {
+                let _ = crate::transport::listener::set_cloexec(&stream);
                 let _ = stream.set_nodelay(true);
                 let (demo, stop, open) = (demo.clone(), stop.clone(), open.clone());
                 open.set(open.get() + 1);

@@ -35,6 +35,7 @@ pub async fn serve(control: Rc<Control>, listener: TcpListener, stop: async_chan
         let Ok((stream, _)) = accepted else {
             continue;
         };
+        let _ = crate::transport::listener::set_cloexec(&stream);
         let control = control.clone();
         monoio::spawn(async move {
             let mut conn = ServerConn::new(stream, HttpLimits::default());

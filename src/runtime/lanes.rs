@@ -37,6 +37,8 @@ pub struct Lane {
     backoff: Duration,
     /// When it last started (the crash-loop breaker).
     up_since: Option<Instant>,
+    /// A start is under way (a restart and a whole-server reconnect never start it twice).
+    starting: bool,
 }
 
 impl Default for Lane {
@@ -45,6 +47,7 @@ impl Default for Lane {
             exits: None,
             backoff: MIN_BACKOFF,
             up_since: None,
+            starting: false,
         }
     }
 }
@@ -119,9 +122,38 @@ impl Control {
         }
     }
 
-    /// Spawns worker `i`'s child, initializes it and publishes it.
+    /// Starts worker `i`'s child unless it runs or is being started already.
     async fn start_lane(self: &Rc<Self>, slot: usize, i: usize) -> Result<(), UpstreamError> {
         let link = self.link(slot).ok_or_else(removed)?;
+        let claimed = self.with_slot(slot, |s| match s.lanes.get_mut(i) {
+            Some(lane) if !lane.starting => {
+                lane.starting = true;
+                true
+            }
+            _ => false,
+        });
+        if claimed != Some(true) || link.lanes.load().get(i).is_some_and(Option::is_some) {
+            if claimed == Some(true) {
+                self.with_slot(slot, |s| s.lanes[i].starting = false);
+            }
+            return Ok(());
+        }
+        let started = self.spawn_lane(&link, i).await;
+        self.with_slot(slot, |s| {
+            if let Some(lane) = s.lanes.get_mut(i) {
+                lane.starting = false;
+            }
+        });
+        started
+    }
+
+    /// Spawns worker `i`'s child, initializes it and publishes it.
+    async fn spawn_lane(
+        self: &Rc<Self>,
+        link: &Arc<ServerLink>,
+        i: usize,
+    ) -> Result<(), UpstreamError> {
+        let slot = link.slot;
         let max_line = self.gateway().limits.max_response_bytes;
         let spawned = child::spawn(&link.config, max_line, self.unsolicited(slot), Some(i))
             .map_err(|e| {
@@ -130,11 +162,18 @@ impl Control {
             })?;
         let route = Route::Mux(spawned.channel.clone());
         let name = self.gateway().server_name.clone();
-        if let Err(e) = handshake::initialize(&route, &link, &name, self.limits()).await {
+        let initialized = handshake::initialize(&route, link, &name, self.limits()).await;
+        // A slot retired or dropped meanwhile gets no new child.
+        let gone = matches!(self.slot_state(slot), None | Some(SlotState::Retired));
+        if let Err(e) = initialized {
             child::terminate(&spawned.channel, &spawned.exited).await;
             return Err(e);
         }
-        self.adopt_lane(&link, i, spawned.channel, spawned.exited);
+        if gone {
+            child::terminate(&spawned.channel, &spawned.exited).await;
+            return Err(removed());
+        }
+        self.adopt_lane(link, i, spawned.channel, spawned.exited);
         Ok(())
     }
 
@@ -210,8 +249,12 @@ impl Control {
             }
         });
         let state = self.slot_state(slot);
-        if !link.is_up() || state == Some(SlotState::Retired) {
+        if matches!(state, None | Some(SlotState::Retired)) {
             return;
+        }
+        if !link.is_up() {
+            // Still coming up (or already down): restarted once the server is up.
+            return self.schedule_lane(slot, i);
         }
         if link.mux.load().is_some() {
             log::warn!(
@@ -227,8 +270,9 @@ impl Control {
         }
     }
 
-    /// Restarts worker `i`'s child after its backoff (with jitter), unless the server went down
-    /// (then it is reconnected as a whole) or was retired.
+    /// Restarts worker `i`'s child after its backoff (with jitter), unless it runs again or the
+    /// slot was retired. While the server is down (reconnected as a whole, which starts every
+    /// child) the restart waits for another backoff.
     fn schedule_lane(self: &Rc<Self>, slot: usize, i: usize) {
         let delay = self.with_slot(slot, |s| {
             s.lanes.get_mut(i).map(|lane| {
@@ -243,8 +287,12 @@ impl Control {
             monoio::time::sleep(delay).await;
             let Some(link) = me.link(slot) else { return };
             let running = link.lanes.load().get(i).is_some_and(Option::is_some);
-            if running || !link.is_up() || me.slot_state(slot) == Some(SlotState::Retired) {
+            if running || me.slot_state(slot) == Some(SlotState::Retired) {
                 return;
+            }
+            if !link.is_up() {
+                // Down (a whole-server reconnect starts every child) or coming up: look again.
+                return me.schedule_lane(slot, i);
             }
             match me.start_lane(slot, i).await {
                 Ok(()) => log::info!("server '{}' child #{i} restarted", link.name),

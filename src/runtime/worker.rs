@@ -20,7 +20,7 @@ use monoio::net::{TcpListener, TcpStream};
 use super::WorkerMsg;
 use crate::proxy::{Gateway, Worker};
 use crate::runtime::front;
-use crate::transport::listener::set_nodelay;
+use crate::transport::listener::{set_cloexec, set_nodelay};
 use crate::transport::stream::NetStream;
 use crate::transport::tls;
 
@@ -76,6 +76,7 @@ pub async fn run(
         };
         match wake {
             Wake::Accepted(Ok((stream, peer))) => {
+                let _ = set_cloexec(&stream);
                 let _ = set_nodelay(&stream);
                 monoio::spawn(serve_accepted(gw.clone(), w.clone(), stream, peer));
             }

@@ -9,11 +9,17 @@
 //! process cannot silently share the port); startup and a hot reload that moves
 //! `gateway.listen` both use it, so every listener of a group is bound before any is served.
 //!
+//! Accepted sockets are made close-on-exec ([`set_cloexec`]): io_uring's accept (monoio 0.2.4)
+//! does not ask for `SOCK_CLOEXEC`, and a stdio child spawned later would otherwise inherit every
+//! open client connection, keeping it open (no FIN) after the gateway closed it, until the child
+//! exits.
+//!
 //! Errors: socket and bind failures are returned as-is (e.g. `AddrInUse` when another
 //! process holds the port without SO_REUSEPORT). Perf: accepted streams get TCP_NODELAY,
 //! because responses are written whole and Nagle would only delay the last segment.
 
 use std::net::TcpListener as StdListener;
+use std::os::fd::AsRawFd;
 use std::{io, net::SocketAddr};
 
 use monoio::net::{ListenerOpts, TcpListener, TcpStream};
@@ -68,10 +74,21 @@ pub fn set_nodelay(stream: &TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)
 }
 
-/// Accepts one connection and applies [`set_nodelay`]; a failure to set the option is
-/// not fatal for the connection, so it is ignored.
+/// Marks an accepted socket close-on-exec, so child processes never inherit it (see the module
+/// header). Accepted sockets are marked at once; a child spawned by another thread in between
+/// could still inherit one, which only delays that connection's close until the child exits.
+pub fn set_cloexec(stream: &impl AsRawFd) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(stream.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map(|_| ())
+        .map_err(io::Error::from)
+}
+
+/// Accepts one connection and applies [`set_cloexec`] and [`set_nodelay`]; a failure to set
+/// an option is not fatal for the connection, so it is ignored.
 pub async fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     let (stream, peer) = listener.accept().await?;
+    let _ = set_cloexec(&stream);
     let _ = set_nodelay(&stream);
     Ok((stream, peer))
 }
@@ -97,6 +114,12 @@ mod tests {
         .expect("accept");
         assert_eq!(peer, conn.get_ref().local_addr().expect("client addr"));
         assert_eq!(accepted.local_addr().expect("server addr"), addr);
+        // Never inherited by a child process.
+        let flags =
+            nix::fcntl::fcntl(accepted.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).expect("fcntl");
+        assert!(
+            nix::fcntl::FdFlag::from_bits_truncate(flags).contains(nix::fcntl::FdFlag::FD_CLOEXEC)
+        );
     }
 
     #[test]

@@ -186,9 +186,37 @@ fn the_stdio_front_reaches_http_and_stdio_servers() {
     drop(demo);
 }
 
+/// `GET /v1/servers`, read by its `content-length` rather than to EOF: in this test process many
+/// gateways spawn children at once, and a child forked by another gateway's thread in the instant
+/// between an accept and its close-on-exec mark can hold a connection open after the gateway
+/// closed it (see `transport::listener::set_cloexec`).
+fn servers(e: &Env) -> serde_json::Value {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut s = std::net::TcpStream::connect(e.admin()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /v1/servers HTTP/1.1\r\nhost: {}\r\n\r\n", e.admin()).unwrap();
+    let mut reader = BufReader::new(s);
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse::<usize>().ok();
+            }
+        }
+    }
+    let mut body = vec![0; length.expect("a content-length reply")];
+    reader.read_exact(&mut body).unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
 /// Every child's pid, as `/v1/servers` lists them.
 fn child_pids(e: &Env) -> Vec<u32> {
-    let v: serde_json::Value = serde_json::from_str(&get(e.admin(), "/v1/servers").body).unwrap();
+    let v = servers(e);
     v["servers"][0]["pids"]
         .as_array()
         .unwrap_or_else(|| panic!("no pids: {v}"))
@@ -198,7 +226,7 @@ fn child_pids(e: &Env) -> Vec<u32> {
 }
 
 fn generation(e: &Env) -> u64 {
-    let v: serde_json::Value = serde_json::from_str(&get(e.admin(), "/v1/servers").body).unwrap();
+    let v = servers(e);
     v["generation"].as_u64().unwrap()
 }
 
@@ -267,7 +295,7 @@ fn a_stateless_server_runs_a_child_per_worker_and_one_dying_hides_nothing() {
     add_from_everywhere(&e, &s);
     // The catalog never changed: no snapshot was published, so no client heard list_changed.
     assert_eq!(generation(&e), generation_before);
-    let v: serde_json::Value = serde_json::from_str(&get(e.admin(), "/v1/servers").body).unwrap();
+    let v = servers(&e);
     assert_eq!(v["servers"][0]["up"], true, "{v}");
     // A reload that leaves the server's config as it is keeps every child.
     let running = child_pids(&e);
@@ -310,7 +338,7 @@ fn a_stateless_server_goes_down_only_when_every_child_is_down() {
             let now = child_pids(&e);
             now.len() == 2 && now.iter().all(|p| !pids.contains(p))
         }),
-        "both children restarted: {:?}",
+        "both children restarted: {:?} (before: {pids:?})",
         child_pids(&e)
     );
     assert!(eventually(Duration::from_secs(10), || lists_kid_tools(
