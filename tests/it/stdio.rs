@@ -186,32 +186,9 @@ fn the_stdio_front_reaches_http_and_stdio_servers() {
     drop(demo);
 }
 
-/// `GET /v1/servers`, read by its `content-length` rather than to EOF: in this test process many
-/// gateways spawn children at once, and a child forked by another gateway's thread in the instant
-/// between an accept and its close-on-exec mark can hold a connection open after the gateway
-/// closed it (see `transport::listener::set_cloexec`).
+/// `GET /v1/servers`.
 fn servers(e: &Env) -> serde_json::Value {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let mut s = std::net::TcpStream::connect(e.admin()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET /v1/servers HTTP/1.1\r\nhost: {}\r\n\r\n", e.admin()).unwrap();
-    let mut reader = BufReader::new(s);
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse::<usize>().ok();
-            }
-        }
-    }
-    let mut body = vec![0; length.expect("a content-length reply")];
-    reader.read_exact(&mut body).unwrap();
-    serde_json::from_slice(&body).unwrap()
+    serde_json::from_str(&get(e.admin(), "/v1/servers").body).unwrap()
 }
 
 /// Every child's pid, as `/v1/servers` lists them.
