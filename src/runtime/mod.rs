@@ -42,9 +42,10 @@ pub use crate::proxy::WorkerMsg;
 
 /// A running gateway.
 pub struct Running {
-    /// Where the MCP endpoint listens.
+    /// Where the MCP endpoint listens at startup (a reload may move it: see
+    /// `reload::ReloadReport::listening`).
     pub listen: SocketAddr,
-    /// Where the admin endpoints listen.
+    /// Where the admin endpoints listen at startup (a reload may move them too).
     pub admin: SocketAddr,
     /// Shared state (tests inspect the snapshot).
     pub gateway: Arc<Gateway>,
