@@ -4,8 +4,9 @@
 //! Servers are matched by name. One whose [`ServerConfig::config_hash`] is unchanged keeps its slot
 //! (its link, worker pools, downstream session and child process stay); a new or changed one is
 //! placed in a fresh slot and started before the commit; a removed or replaced one is retired after
-//! it. Gateway keys are classified as applied to new requests at once, or needing a restart (the
-//! listener addresses and the worker count are fixed when the process starts).
+//! it. Gateway keys are classified as applied at once (to new requests; the listener addresses by
+//! binding the new listeners before the old ones close), or needing a restart (the worker count is
+//! fixed when the process starts).
 
 use super::{GatewayConfig, ServerConfig};
 
@@ -120,12 +121,13 @@ pub fn gateway_changes(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChang
             c.restart_required.push(key);
         }
     };
-    restart(old.listen != new.listen, "gateway.listen");
-    restart(old.admin_listen != new.admin_listen, "gateway.admin_listen");
     restart(old.workers != new.workers, "gateway.workers");
     let (a, b) = (old, new);
     let (la, lb) = (&a.limits, &b.limits);
     let live = [
+        // Bound before the reload commits; the old listeners close after it.
+        (a.listen != b.listen, "gateway.listen"),
+        (a.admin_listen != b.admin_listen, "gateway.admin_listen"),
         (
             a.allowed_origins != b.allowed_origins,
             "gateway.allowed_origins",
@@ -206,12 +208,10 @@ pub fn gateway_changes(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChang
     c
 }
 
-/// The gateway settings a reload puts in force: the new ones, except the keys that need a restart,
-/// which keep their running values.
+/// The gateway settings a reload puts in force: the new ones, except the keys that need a restart
+/// (the worker count), which keep their running values.
 pub fn effective_gateway(old: &GatewayConfig, new: &GatewayConfig) -> GatewayConfig {
     let mut g = new.clone();
-    g.listen = old.listen;
-    g.admin_listen = old.admin_listen;
     g.workers = old.workers;
     g
 }
@@ -320,25 +320,28 @@ mod tests {
     #[test]
     fn gateway_keys_are_classified() {
         let old = cfg("", &[]).gateway;
-        let new = cfg(
+        let mut new = cfg(
             "listen = \"127.0.0.1:1\"\npage_size = 7\nallowed_origins = [\"https://a.example\"]\n[gateway.limits]\nmax_body_bytes = 1000",
             &[],
         )
         .gateway;
+        new.workers = 3;
         let c = gateway_changes(&old, &new);
-        assert_eq!(c.restart_required, ["gateway.listen"]);
+        assert_eq!(c.restart_required, ["gateway.workers"]);
         assert_eq!(
             c.applied,
             [
+                "gateway.listen",
                 "gateway.allowed_origins",
                 "gateway.page_size",
                 "gateway.limits.max_body_bytes"
             ]
         );
         let eff = effective_gateway(&old, &new);
+        assert_eq!(eff.listen, new.listen, "listener moves apply live");
         assert_eq!(
-            eff.listen, old.listen,
-            "listener changes wait for a restart"
+            eff.workers, old.workers,
+            "the worker count waits for a restart"
         );
         assert_eq!(eff.page_size, 7);
         assert_eq!(eff.limits.max_body_bytes, 1000);

@@ -166,7 +166,8 @@ pub(super) struct RawServer {
     pub call_timeout_ms: Option<u64>,
     /// Keep-alive connections per worker (http/sse).
     pub pool_size: Option<usize>,
-    /// One child per worker (stdio).
+    /// One child per worker (stdio), for servers that keep no state between calls: each worker
+    /// sends its calls to its own child (a sibling while its own one restarts).
     pub stateless: Option<bool>,
 }
 

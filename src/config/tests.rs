@@ -692,10 +692,21 @@ fn url_parsing() {
 }
 
 #[test]
-fn stateless_children_are_refused_not_ignored() {
-    let text =
-        "[[server]]\nname = \"t\"\ntransport = \"stdio\"\ncommand = \"x\"\nstateless = true\n";
-    let errors = parse_str(text, &|_| None).unwrap_err();
+fn stateless_stdio_servers_are_accepted_and_the_flag_is_part_of_the_hash() {
+    let shared = "[[server]]\nname = \"t\"\ntransport = \"stdio\"\ncommand = \"x\"\n";
+    let per_worker = format!("{shared}stateless = true\n");
+    let config = parse_str(&per_worker, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.servers[0].stateless);
+    let plain = parse_str(shared, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!plain.servers[0].stateless);
+    // Turning it on or off restarts the server on reload (one child versus one per worker).
+    assert_ne!(
+        config.servers[0].config_hash(),
+        plain.servers[0].config_hash()
+    );
+    // Still only for stdio: a remote server has no children.
+    let remote = "[[server]]\nname = \"h\"\ntransport = \"http\"\nurl = \"http://127.0.0.1:1/mcp\"\nstateless = true\n";
+    let errors = parse_str(remote, &|_| None).unwrap_err();
     assert!(
         errors.0.iter().any(|e| e.path == "server[0].stateless"),
         "{errors}"

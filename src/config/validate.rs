@@ -551,14 +551,8 @@ fn stdio_fields(
     if let Some(cwd) = raw.cwd {
         server.cwd = os_string(&cwd, &format!("{path}.cwd"), env, p).map(PathBuf::from);
     }
+    // One supervised child per worker (runtime::lanes); the catalog comes from one of them.
     server.stateless = raw.stateless.unwrap_or(DEFAULT_STATELESS);
-    if server.stateless {
-        // Refused rather than silently ignored: every stdio server runs one shared child today.
-        p.push(
-            format!("{path}.stateless"),
-            "one child per worker is not supported in this release; remove the key (one shared child serves all workers)",
-        );
-    }
 }
 
 /// Expands a value passed to the OS (program, directory): it must end up non-empty, NUL-free.

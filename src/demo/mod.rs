@@ -23,7 +23,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
@@ -70,6 +71,7 @@ impl DemoOptions {
 pub struct DemoHandle {
     /// Its address.
     pub addr: SocketAddr,
+    deletes: Arc<AtomicUsize>,
     stop: Option<async_channel::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -78,6 +80,11 @@ impl DemoHandle {
     /// The MCP endpoint URL.
     pub fn url(&self) -> String {
         format!("http://{}/mcp", self.addr)
+    }
+
+    /// How many sessions clients ended with `DELETE` (tests check that the gateway ends its own).
+    pub fn deletes(&self) -> usize {
+        self.deletes.load(Ordering::Relaxed)
     }
 
     /// Stops the server and waits for its thread (its port closes).
@@ -109,6 +116,8 @@ pub fn spawn(opts: DemoOptions) -> std::io::Result<DemoHandle> {
     let addr = std_listener.local_addr()?;
     let (stop_tx, stop_rx) = async_channel::bounded(1);
     let (ready_tx, ready_rx) = mpsc::channel();
+    let deletes = Arc::new(AtomicUsize::new(0));
+    let counted = deletes.clone();
     let thread = std::thread::Builder::new()
         .name(format!("demo-{}", opts.name))
         .spawn(move || {
@@ -118,12 +127,15 @@ pub fn spawn(opts: DemoOptions) -> std::io::Result<DemoHandle> {
                     Err(e) => return log::error!("demo server: {e}"),
                 };
                 let _ = ready_tx.send(());
-                serve(Rc::new(Demo::new(opts)), listener, stop_rx).await;
+                let mut demo = Demo::new(opts);
+                demo.deletes = counted;
+                serve(Rc::new(demo), listener, stop_rx).await;
             });
         })?;
     let _ = ready_rx.recv();
     Ok(DemoHandle {
         addr,
+        deletes,
         stop: Some(stop_tx),
         thread: Some(thread),
     })
@@ -153,6 +165,8 @@ pub struct Demo {
     tasks: tasks::Table,
     /// `notifications/cancelled` received (the `cancellations` tool reports it).
     cancelled: Cell<u64>,
+    /// Sessions ended by `DELETE` (shared with the handle).
+    deletes: Arc<AtomicUsize>,
 }
 
 impl Demo {
@@ -165,6 +179,7 @@ impl Demo {
             asks: sampling::Asks::default(),
             tasks: tasks::Table::default(),
             cancelled: Cell::new(0),
+            deletes: Arc::default(),
         }
     }
 }
@@ -174,6 +189,7 @@ async fn serve(demo: Rc<Demo>, listener: TcpListener, stop: async_channel::Recei
     loop {
         monoio::select! {
             accepted = listener.accept() => if let Ok((stream, _)) = accepted {
+                let _ = crate::transport::listener::set_cloexec(&stream);
                 let _ = stream.set_nodelay(true);
                 let (demo, stop, open) = (demo.clone(), stop.clone(), open.clone());
                 open.set(open.get() + 1);
@@ -209,6 +225,9 @@ async fn connection<S: AsyncReadRent + AsyncWriteRent>(demo: Rc<Demo>, stream: S
             (Method::Get, "/mcp") => get(&demo, &mut conn, &req).await,
             (Method::Delete, "/mcp") => {
                 let known = session_of(&req).is_some_and(|s| demo.sessions.borrow_mut().remove(&s));
+                if known {
+                    demo.deletes.fetch_add(1, Ordering::Relaxed);
+                }
                 conn.write_response(if known { 200 } else { 404 }, &[], &[])
                     .await
                     .is_ok()

@@ -55,6 +55,9 @@ pub enum WorkerMsg {
     Bridge(super::bridge::Delivery),
     /// Open pool connections to servers that became available.
     Warm,
+    /// Accept on this listener from now on (a reload moved `gateway.listen`); the old one closes,
+    /// its accepted connections stay.
+    Listen(std::net::TcpListener),
     /// Stop accepting and drain.
     Shutdown,
 }

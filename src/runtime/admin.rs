@@ -24,12 +24,18 @@ use crate::wire::encode::write_json_string;
 /// How long a scrape waits for each worker's stats.
 pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Accepts admin connections until the listener fails (shutdown drops the runtime).
-pub async fn serve(control: Rc<Control>, listener: TcpListener) {
+/// Accepts admin connections until `stop` closes (a reload moved the admin listener; shutdown
+/// drops the runtime). Connections already accepted are served to their end either way.
+pub async fn serve(control: Rc<Control>, listener: TcpListener, stop: async_channel::Receiver<()>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let accepted = monoio::select! {
+            a = listener.accept() => a,
+            _ = stop.recv() => return,
+        };
+        let Ok((stream, _)) = accepted else {
             continue;
         };
+        let _ = crate::transport::listener::set_cloexec(&stream);
         let control = control.clone();
         monoio::spawn(async move {
             let mut conn = ServerConn::new(stream, HttpLimits::default());
@@ -184,6 +190,14 @@ fn json_strings<'a>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'a str>)
     out.push(b']');
 }
 
+/// A JSON string, or `null`.
+fn json_opt_string(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => write_json_string(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
 /// `[{"name":..,"error":..}, ...]`
 fn json_failures(out: &mut Vec<u8>, failures: &[(String, String)]) {
     out.push(b'[');
@@ -228,7 +242,12 @@ pub fn report_json(r: &ReloadReport) -> String {
     json_strings(&mut out, r.gateway.restart_required.iter().copied());
     out.extend_from_slice(b"},\"listsChanged\":");
     json_strings(&mut out, r.lists_changed.iter().copied());
-    out.push(b'}');
+    let addr = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string());
+    out.extend_from_slice(b",\"listening\":{\"listen\":");
+    json_opt_string(&mut out, addr(r.listening.front).as_deref());
+    out.extend_from_slice(b",\"admin\":");
+    json_opt_string(&mut out, addr(r.listening.admin).as_deref());
+    out.extend_from_slice(b"}}");
     String::from_utf8(out).unwrap_or_default()
 }
 
@@ -341,8 +360,20 @@ pub fn servers_json(control: &Control) -> String {
             .as_ref()
             .filter(|c| c.pid != 0) // HTTP+SSE sessions have no process
             .map_or("null".to_string(), |c| c.pid.to_string());
+        // Every child: one for a shared child, one per worker for a stateless server.
+        let pids: Vec<String> = link
+            .channels()
+            .iter()
+            .filter(|c| c.pid != 0)
+            .map(|c| c.pid.to_string())
+            .collect();
         out.extend_from_slice(
-            format!(",\"pid\":{pid},\"tools\":{},\"upSince\":", h.tools).as_bytes(),
+            format!(
+                ",\"pid\":{pid},\"pids\":[{}],\"tools\":{},\"upSince\":",
+                pids.join(","),
+                h.tools
+            )
+            .as_bytes(),
         );
         match h.up_since {
             Some(t) => out.extend_from_slice(unix(t).to_string().as_bytes()),

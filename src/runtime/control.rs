@@ -75,6 +75,10 @@ pub struct Control {
     cursors: Arc<CursorCodec>,
     pub(super) pools: WorkerPools,
     tasks: local_sync::mpsc::unbounded::Tx<Task>,
+    /// The addresses served now (hot reload moves them: `super::listeners`).
+    pub(super) listening: Cell<super::listeners::Listening>,
+    /// Stops the admin accept loop in force.
+    pub(super) admin_stop: RefCell<Option<async_channel::Sender<()>>>,
 }
 
 impl Control {
@@ -107,6 +111,8 @@ impl Control {
             cursors,
             pools: WorkerPools::default(),
             tasks,
+            listening: Cell::default(),
+            admin_stop: RefCell::new(None),
         }
     }
 
@@ -115,7 +121,7 @@ impl Control {
         self.gateway.borrow().clone()
     }
 
-    fn limits(&self) -> ReplyLimits {
+    pub(super) fn limits(&self) -> ReplyLimits {
         let g = self.gateway.borrow();
         ReplyLimits {
             max_body: g.limits.max_response_bytes,
@@ -145,6 +151,11 @@ impl Control {
         let server_name = self.gateway().server_name.clone();
         let attempt = async {
             let route = match link.config.transport {
+                Transport::Stdio if link.config.stateless => {
+                    // Each child is initialized as it starts; the lists come from one of them.
+                    let primary = Route::Mux(self.start_lanes(slot).await?);
+                    return fetch::fetch_lists(&primary, &link, self.limits()).await;
+                }
                 Transport::Stdio => Route::Mux(self.start_child(slot)?),
                 Transport::Sse => {
                     self.resolve(&link)?;
@@ -183,7 +194,8 @@ impl Control {
         }
     }
 
-    fn failed(self: &Rc<Self>, slot: usize, why: &str) -> bool {
+    /// Marks the server down, stops its child(ren) or session and schedules a reconnect.
+    pub(super) fn failed(self: &Rc<Self>, slot: usize, why: &str) -> bool {
         let Some(link) = self.link(slot) else {
             return false;
         };
@@ -210,6 +222,7 @@ impl Control {
                 }
             });
         }
+        self.stop_lanes(slot);
         self.schedule_reconnect(slot);
         false
     }
@@ -220,13 +233,9 @@ impl Control {
         if let Some(running) = link.mux.load_full() {
             return Ok(running);
         }
-        let tasks = self.tasks.clone();
-        let unsolicited: Rc<dyn Fn(Bytes)> = {
-            let gw = self.gw.clone();
-            Rc::new(move |msg: Bytes| on_downstream_message(&gw, &tasks, slot, &msg))
-        };
+        let unsolicited = self.unsolicited(slot);
         let max_line = self.gateway().limits.max_response_bytes;
-        let spawned = child::spawn(&link.config, max_line, unsolicited).map_err(|e| {
+        let spawned = child::spawn(&link.config, max_line, unsolicited, None).map_err(|e| {
             UpstreamError::Unreachable(format!(
                 "cannot start '{}': {e}",
                 link.config.command.as_deref().unwrap_or("")
@@ -235,17 +244,19 @@ impl Control {
         Ok(self.adopt_mux(&link, spawned.channel, spawned.exited))
     }
 
+    /// What handles the messages a server of `slot` sends outside any call (list_changed etc.).
+    pub(super) fn unsolicited(&self, slot: usize) -> Rc<dyn Fn(Bytes)> {
+        let (gw, tasks) = (self.gw.clone(), self.tasks.clone());
+        Rc::new(move |msg: Bytes| on_downstream_message(&gw, &tasks, slot, &msg))
+    }
+
     /// Opens an HTTP+SSE session (configured `sse`, or the fallback for an `http` server).
     async fn start_sse(self: &Rc<Self>, slot: usize) -> Result<Arc<MuxChannel>, UpstreamError> {
         let link = self.link(slot).ok_or_else(removed)?;
         if let Some(running) = link.mux.load_full() {
             return Ok(running);
         }
-        let tasks = self.tasks.clone();
-        let unsolicited: Rc<dyn Fn(Bytes)> = {
-            let gw = self.gw.clone();
-            Rc::new(move |msg: Bytes| on_downstream_message(&gw, &tasks, slot, &msg))
-        };
+        let unsolicited = self.unsolicited(slot);
         let opened = sse_session::open(self.pools.get(&link), self.limits(), unsolicited).await?;
         Ok(self.adopt_mux(&link, opened.channel, opened.exited))
     }
@@ -311,26 +322,6 @@ impl Control {
         link.set_transport("http+sse (fallback)");
         handshake::initialize(&route, &link, &name, self.limits()).await?;
         fetch::fetch_lists(&route, &link, self.limits()).await
-    }
-
-    /// Stops every stdio child and SSE session, draining ones included (shutdown).
-    pub async fn stop_children(&self) {
-        let running: Vec<_> = self
-            .slots
-            .borrow_mut()
-            .values_mut()
-            .filter_map(|s| Some((s.link.mux.swap(None)?, s.exits.take()?)))
-            .collect();
-        // All children stop at once: shutdown takes one grace period, not one per server.
-        let stopping: Vec<_> = running
-            .into_iter()
-            .map(|(child, exited)| {
-                monoio::spawn(async move { child::terminate(&child, &exited).await })
-            })
-            .collect();
-        for s in stopping {
-            s.await;
-        }
     }
 
     fn schedule_reconnect(self: &Rc<Self>, slot: usize) {
@@ -446,8 +437,12 @@ impl Control {
                 self.with_slot(slot, |s| s.relisten.0.try_send(()));
             }
             Report::ServerFailed { slot, why } => {
+                // A stateless server's children are supervised one by one (`super::lanes`): it is
+                // down only once every child is.
                 if self.slot_state(slot) == Some(SlotState::Live)
-                    && self.link(slot).is_some_and(|l| l.is_up())
+                    && self
+                        .link(slot)
+                        .is_some_and(|l| l.is_up() && l.lane(0).is_none())
                 {
                     self.failed(slot, &why);
                     self.publish();
@@ -523,7 +518,7 @@ impl Control {
 }
 
 /// Why a slot that is gone (discarded or closed) cannot be connected.
-fn removed() -> UpstreamError {
+pub(super) fn removed() -> UpstreamError {
     UpstreamError::Unreachable("the server was removed from the configuration".into())
 }
 
@@ -590,7 +585,7 @@ fn resolve(link: &ServerLink) -> Result<SocketAddr, UpstreamError> {
 }
 
 /// Spreads retries: a delay between 50% and 100% of `d`.
-fn jitter(d: Duration) -> Duration {
+pub(super) fn jitter(d: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|t| t.subsec_nanos())

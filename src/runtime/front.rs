@@ -104,6 +104,9 @@ async fn exchange<S: AsyncReadRent + AsyncWriteRent>(
     if let Err(e) = check_host_and_origin(&snap, &req) {
         return reject(w, conn, &e).await;
     }
+    // Not held across the exchange: a GET stream lives long, and a reload drains retired servers
+    // by waiting for the replaced snapshot to be let go (each handler loads its own).
+    drop(snap);
     match (req.method, req.path_str()) {
         (_, MCP_PATH) => {}
         // The legacy HTTP+SSE transport (2024-11-05), for clients that only speak it.

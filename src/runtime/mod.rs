@@ -14,6 +14,8 @@
 pub mod admin;
 pub mod control;
 pub mod front;
+mod lanes;
+mod listeners;
 pub mod reload;
 mod slots;
 pub mod sse_front;
@@ -34,14 +36,16 @@ use crate::config::Config;
 use crate::proxy::Gateway;
 use crate::session::downstream::ServerLink;
 use crate::session::SessionCodec;
+use crate::transport::listener::{bind_group, bind_single};
 
 pub use crate::proxy::WorkerMsg;
 
 /// A running gateway.
 pub struct Running {
-    /// Where the MCP endpoint listens.
+    /// Where the MCP endpoint listens at startup (a reload may move it: see
+    /// `reload::ReloadReport::listening`).
     pub listen: SocketAddr,
-    /// Where the admin endpoints listen.
+    /// Where the admin endpoints listen at startup (a reload may move them too).
     pub admin: SocketAddr,
     /// Shared state (tests inspect the snapshot).
     pub gateway: Arc<Gateway>,
@@ -74,31 +78,6 @@ impl Running {
     }
 }
 
-/// Binds the first listener of a group. SO_REUSEPORT would let a second gateway process silently
-/// share the port (and split traffic between two session keys), so the address is first claimed
-/// without it: if anything else holds it, startup fails with "address in use".
-fn bind_exclusive_first(addr: SocketAddr) -> io::Result<StdListener> {
-    let probe = StdListener::bind(addr)?;
-    let resolved = probe.local_addr()?;
-    drop(probe);
-    bind(resolved)
-}
-
-fn bind(addr: SocketAddr) -> io::Result<StdListener> {
-    let domain = if addr.is_ipv4() {
-        socket2::Domain::IPV4
-    } else {
-        socket2::Domain::IPV6
-    };
-    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
-
 /// Which front door a gateway process serves.
 pub enum Front {
     /// Streamable HTTP on `gateway.listen`, one worker per configured core.
@@ -115,11 +94,15 @@ pub fn start(config: Config) -> io::Result<Running> {
 /// Starts the gateway with the given front and returns once it serves.
 pub fn start_with(config: Config, front: Front) -> io::Result<Running> {
     let gateway_cfg = Arc::new(config.gateway.clone());
-    let first = match front {
-        Front::Http => Some(bind_exclusive_first(gateway_cfg.listen)?),
-        Front::Stdio => None,
+    let workers = match front {
+        Front::Http => gateway_cfg.workers.max(1),
+        Front::Stdio => 1,
     };
-    let listen = match &first {
+    let mut group = match front {
+        Front::Http => bind_group(gateway_cfg.listen, workers)?,
+        Front::Stdio => Vec::new(),
+    };
+    let listen = match group.first() {
         Some(l) => l.local_addr()?,
         None => gateway_cfg.listen,
     };
@@ -146,10 +129,6 @@ pub fn start_with(config: Config, front: Front) -> io::Result<Running> {
         reports: reports_tx.clone(),
         workers: std::sync::OnceLock::new(),
     });
-    let workers = match front {
-        Front::Http => gateway_cfg.workers.max(1),
-        Front::Stdio => 1,
-    };
     let (inbox_tx, inbox_rx): (Vec<_>, Vec<_>) =
         (0..workers).map(|_| async_channel::unbounded()).unzip();
     let _ = gw.workers.set(inbox_tx.clone());
@@ -162,6 +141,10 @@ pub fn start_with(config: Config, front: Front) -> io::Result<Running> {
             status: reload::ReloadStatus::new(config.source.clone()),
             reloader: reloader.clone(),
             requests: reloads,
+            listening: listeners::Listening {
+                front: (!group.is_empty()).then_some(listen),
+                admin: admin_listener.as_ref().map(|_| admin),
+            },
         };
         threads.push(spawn("ringgate-control", move || {
             control_thread(
@@ -179,22 +162,15 @@ pub fn start_with(config: Config, front: Front) -> io::Result<Running> {
     }
     // The first sync is bounded by the per-server connect budget; servers that fail it are down.
     let _ = synced_rx.recv();
+    let mut group = group.drain(..);
     for (index, inbox) in inbox_rx.into_iter().enumerate() {
         let gw = gw.clone();
-        let thread = match &first {
-            Some(first) => {
-                let listener = if index == 0 {
-                    first.try_clone()?
-                } else {
-                    bind(listen)?
-                };
-                spawn(&format!("ringgate-w{index}"), move || {
-                    if let Err(e) = worker::block_on(worker::run(index as u16, gw, listener, inbox))
-                    {
-                        log::error!("worker {index}: runtime failed: {e}");
-                    }
-                })?
-            }
+        let thread = match group.next() {
+            Some(listener) => spawn(&format!("ringgate-w{index}"), move || {
+                if let Err(e) = worker::block_on(worker::run(index as u16, gw, listener, inbox)) {
+                    log::error!("worker {index}: runtime failed: {e}");
+                }
+            })?,
             None => {
                 let reports = reports_tx.clone();
                 spawn("ringgate-stdio", move || {
@@ -208,7 +184,6 @@ pub fn start_with(config: Config, front: Front) -> io::Result<Running> {
         };
         threads.push(thread);
     }
-    drop(first);
     Ok(Running {
         listen,
         admin,
@@ -223,11 +198,8 @@ pub fn start_with(config: Config, front: Front) -> io::Result<Running> {
 /// The admin listener. Over stdio the gateway is launched by a client, possibly several times, so
 /// a busy admin port is a warning there, not a reason to fail.
 fn bind_admin(addr: SocketAddr, front: &Front) -> io::Result<Option<StdListener>> {
-    match (StdListener::bind(addr), front) {
-        (Ok(l), _) => {
-            l.set_nonblocking(true)?;
-            Ok(Some(l))
-        }
+    match (bind_single(addr), front) {
+        (Ok(l), _) => Ok(Some(l)),
         (Err(e), Front::Stdio) => {
             log::warn!("admin listener {addr} unavailable ({e}); continuing without it");
             Ok(None)
@@ -248,6 +220,7 @@ struct ControlReload {
     status: reload::ReloadStatus,
     reloader: reload::Reloader,
     requests: async_channel::Receiver<reload::ReloadRequest>,
+    listening: listeners::Listening,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -274,6 +247,7 @@ fn control_thread(
             (reload.status, reload.reloader),
         ));
         *control.workers.borrow_mut() = inboxes;
+        control.listening.set(reload.listening);
         control.initial_sync().await;
         let _ = synced.send(());
         // Reloads start once the startup config is in force; one task applies them in order.
@@ -281,12 +255,8 @@ fn control_thread(
         if let Some(path) = source {
             monoio::spawn(reload::watch_file(control.clone(), path));
         }
-        match admin_listener.map(monoio::net::TcpListener::from_std) {
-            Some(Ok(l)) => {
-                monoio::spawn(admin::serve(control.clone(), l));
-            }
-            Some(Err(e)) => log::error!("admin listener unusable: {e}"),
-            None => {}
+        if let Some(l) = admin_listener {
+            control.start_admin(l);
         }
         control.run(reports, tasks_rx).await;
     };

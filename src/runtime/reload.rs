@@ -7,20 +7,26 @@
 //!
 //! A reload is prepare → commit → drain:
 //! 1. **prepare**: read and validate the whole config (every error is reported), diff it against
-//!    what runs (`config::diff`), start new and changed servers in fresh slots and warm them
-//!    (handshake + list fetch). Nothing served changes yet.
+//!    what runs (`config::diff`), bind the new listeners if `gateway.listen` or
+//!    `gateway.admin_listen` moved (`super::listeners`), start new and changed servers in fresh
+//!    slots and warm them (handshake + list fetch). Nothing served changes yet.
 //! 2. **commit**: one snapshot store ([`Control::commit`]); clients get `list_changed` for each
-//!    list whose content changed; workers warm pools for the new servers and drop retired ones.
+//!    list whose content changed; workers warm pools for the new servers and drop retired ones,
+//!    and switch to moved listeners (the old ones stop accepting; connections they accepted stay).
 //!    A request keeps the snapshot it loaded, so calls already running finish where they started.
 //! 3. **drain**: removed and replaced servers are closed once the calls using them end, bounded by
-//!    `gateway.shutdown_timeout_ms` ([`Control::close_retired`]). Slot states: `super::slots`.
+//!    `gateway.shutdown_timeout_ms` ([`Control::close_retired`]): a stdio child is terminated, an
+//!    HTTP+SSE session's stream closed, and a Streamable HTTP session ended with a best-effort
+//!    `DELETE` carrying its `Mcp-Session-Id` (from the control thread, bounded). Slot states:
+//!    `super::slots`.
 //!
-//! Failure is safe: an invalid config, or a required server that cannot start, leaves everything
-//! as it was (servers started for the reload are stopped) and is reported in the log, the
-//! `/v1/reload` answer, `/v1/servers` and the metrics. An optional server (`required = false`)
-//! that cannot start does not fail the reload: it is applied down and retried with backoff, as at
-//! startup. Listener addresses and the worker count need a restart; a change to them is reported
-//! (`restartRequired`) and the rest of the reload still applies.
+//! Failure is safe: an invalid config, a listener address that cannot be bound, or a required
+//! server that cannot start, leaves everything as it was (listeners bound and servers started for
+//! the reload are dropped) and is reported in the log, the `/v1/reload` answer, `/v1/servers` and
+//! the metrics. An optional server (`required = false`) that cannot start does not fail the
+//! reload: it is applied down and retried with backoff, as at startup. The worker count needs a
+//! restart (how many cores a thread-per-core process runs on is decided when it starts); a change
+//! to it is reported (`restartRequired`) and the rest of the reload still applies.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -29,6 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::control::Control;
+use super::listeners::Listening;
 use crate::catalog::ListKind;
 use crate::config::diff::{self, GatewayChanges, Placement};
 use crate::config::{self, Config, ConfigError};
@@ -162,6 +169,8 @@ pub struct ReloadReport {
     pub gateway: GatewayChanges,
     /// Lists whose content changed (clients were sent `list_changed` for them).
     pub lists_changed: Vec<&'static str>,
+    /// The addresses served once the reload applied (moved listeners included).
+    pub listening: Listening,
 }
 
 /// Why a reload did not apply (the running config stays in force).
@@ -175,6 +184,8 @@ pub enum ReloadError {
     BadRequest(String),
     /// Required servers could not be started: (name, why) each.
     ServerFailed(Vec<(String, String)>),
+    /// A moved listener address could not be bound (the old listeners keep serving).
+    Bind(String),
     /// The gateway is shutting down.
     Unavailable,
 }
@@ -186,6 +197,7 @@ impl ReloadError {
             ReloadError::Invalid(_) => 422,
             ReloadError::NoSource | ReloadError::BadRequest(_) => 400,
             ReloadError::ServerFailed(_) => 502,
+            ReloadError::Bind(_) => 500,
             ReloadError::Unavailable => 503,
         }
     }
@@ -205,6 +217,7 @@ impl std::fmt::Display for ReloadError {
                 "the gateway was not started from a config file: post the TOML as the body",
             ),
             ReloadError::BadRequest(why) => f.write_str(why),
+            ReloadError::Bind(why) => write!(f, "cannot bind the new listener: {why}"),
             ReloadError::ServerFailed(failed) => {
                 f.write_str("required server(s) could not start")?;
                 for (name, why) in failed {
@@ -369,8 +382,50 @@ async fn apply(control: &Rc<Control>, source: &ReloadSource, trigger: Trigger) -
     let gateway = diff::gateway_changes(&running, &config.gateway);
     let effective = Arc::new(diff::effective_gateway(&running, &config.gateway));
     let plan = diff::plan_servers(&control.current(), &config.servers);
+    // Bound before anything starts; dropped (closed) if the reload fails further on.
+    let moved = control.bind_moved(&running, &config.gateway)?;
 
-    // Prepare: new and changed servers start in fresh slots, concurrently, before anything is served.
+    let (order, down) = start_servers(control, &plan, &config).await?;
+
+    // Commit: one snapshot store. Then drain what left.
+    let changed_anything = !plan.is_noop() || *effective != *running;
+    let mut lists_changed = Vec::new();
+    if changed_anything {
+        let deadline = Instant::now() + effective.shutdown_timeout;
+        // Requests still holding the snapshot being replaced may still use retiring servers.
+        let previous = Arc::downgrade(&control.gw.snapshot.load_full());
+        let (lists, retired) = control.commit(order, effective);
+        control.serve_moved(moved);
+        lists_changed = lists.iter().map(|k| list_label(*k)).collect();
+        for slot in retired {
+            let (control, previous) = (control.clone(), previous.clone());
+            monoio::spawn(async move { control.close_retired(slot, deadline, previous).await });
+        }
+    }
+    Ok(ReloadReport {
+        trigger,
+        config_generation: control.reload.borrow().config_generation + 1,
+        snapshot_generation: control.gw.snapshot.load().generation,
+        changed_anything,
+        added: plan.added,
+        removed: plan.removed,
+        changed: plan.changed,
+        unchanged: plan.unchanged,
+        down,
+        gateway,
+        lists_changed,
+        listening: control.listening(),
+    })
+}
+
+/// Prepare: new and changed servers start in fresh slots, concurrently, before anything is
+/// served. Returns the slots of the new config in its order, and the optional servers that could
+/// not start; a required one that could not start fails the reload (what was started is stopped).
+async fn start_servers(
+    control: &Rc<Control>,
+    plan: &diff::ServerPlan,
+    config: &Config,
+) -> Result<(Vec<usize>, Vec<(String, String)>), ReloadError> {
     let mut order = Vec::with_capacity(plan.placements.len());
     let mut started = Vec::new();
     for (placement, server) in plan.placements.iter().zip(&config.servers) {
@@ -410,32 +465,7 @@ async fn apply(control: &Rc<Control>, source: &ReloadSource, trigger: Trigger) -
         }
         return Err(ReloadError::ServerFailed(failed));
     }
-
-    // Commit: one snapshot store. Then drain what left.
-    let changed_anything = !plan.is_noop() || *effective != *running;
-    let mut lists_changed = Vec::new();
-    if changed_anything {
-        let deadline = Instant::now() + effective.shutdown_timeout;
-        let (lists, retired) = control.commit(order, effective);
-        lists_changed = lists.iter().map(|k| list_label(*k)).collect();
-        for slot in retired {
-            let control = control.clone();
-            monoio::spawn(async move { control.close_retired(slot, deadline).await });
-        }
-    }
-    Ok(ReloadReport {
-        trigger,
-        config_generation: control.reload.borrow().config_generation + 1,
-        snapshot_generation: control.gw.snapshot.load().generation,
-        changed_anything,
-        added: plan.added,
-        removed: plan.removed,
-        changed: plan.changed,
-        unchanged: plan.unchanged,
-        down,
-        gateway,
-        lists_changed,
-    })
+    Ok((order, down))
 }
 
 /// The name a changed list is reported by (resources and templates share one notification).

@@ -10,15 +10,17 @@
 //! Invariants: only `Live` slots are in a published snapshot, in config order; no `RefCell` borrow
 //! is held across an `.await`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::control::{Control, MIN_BACKOFF};
-use crate::catalog::{ListKind, ServerLists};
+use super::lanes::{self, Lane};
+use crate::catalog::{ListKind, ServerLists, Snapshot};
 use crate::config::diff::Current;
-use crate::config::{GatewayConfig, ServerConfig};
+use crate::config::{GatewayConfig, ServerConfig, Transport};
 use crate::session::downstream::ServerLink;
 use crate::upstream::child;
+use crate::upstream::route::end_session;
 
 /// How often a retiring server is checked for calls still in flight.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
@@ -50,6 +52,8 @@ pub struct Slot {
     pub(super) up_since: Option<Instant>,
     /// Fires when its child or SSE session ends (taken by whoever terminates it).
     pub(super) exits: Option<async_channel::Receiver<String>>,
+    /// A stateless stdio server's children, one per worker (`super::lanes`); empty otherwise.
+    pub(super) lanes: Vec<Lane>,
     /// Closed when the slot is retired or discarded: ends its notification watch.
     pub(super) stop: async_channel::Sender<()>,
     pub(super) stopped: async_channel::Receiver<()>,
@@ -69,6 +73,7 @@ impl Slot {
             backoff: MIN_BACKOFF,
             up_since: None,
             exits: None,
+            lanes: Vec::new(),
             stop,
             stopped,
             relisten: async_channel::unbounded(),
@@ -159,41 +164,100 @@ impl Control {
         (changed, retired)
     }
 
+    /// Stops every stdio child and SSE session, draining ones included (shutdown).
+    pub async fn stop_children(&self) {
+        let running: Vec<_> = self
+            .slots
+            .borrow_mut()
+            .values_mut()
+            .flat_map(|s| {
+                let shared = s.link.mux.swap(None).zip(s.exits.take());
+                shared.into_iter().chain(lanes::take(s))
+            })
+            .collect();
+        // All children stop at once: shutdown takes one grace period, not one per server.
+        let stopping: Vec<_> = running
+            .into_iter()
+            .map(|(child, exited)| {
+                monoio::spawn(async move { child::terminate(&child, &exited).await })
+            })
+            .collect();
+        for s in stopping {
+            s.await;
+        }
+    }
+
     /// Forgets a `Pending` slot of a reload that failed, stopping whatever was started for it.
     pub(super) fn discard(&self, slot: usize) {
-        let Some(s) = self.slots.borrow_mut().remove(&slot) else {
+        let Some(mut s) = self.slots.borrow_mut().remove(&slot) else {
             return;
         };
         s.stop.close();
         s.link.mark_down("reload abandoned");
-        if let (Some(child), Some(exited)) = (s.link.mux.swap(None), s.exits) {
+        let children = lanes::take(&mut s);
+        let shared = s.link.mux.swap(None).zip(s.exits);
+        for (child, exited) in children.into_iter().chain(shared) {
             monoio::spawn(async move { child::terminate(&child, &exited).await });
         }
         self.pools.retain(|l| l.slot != slot);
     }
 
     /// Drains a `Retired` slot and closes it: waits (until `deadline`) for the calls still using
-    /// its child or SSE session, then terminates it. A plain HTTP server needs no wait: calls in
-    /// flight own their pooled connections, and workers drop the idle ones when told to warm.
-    pub async fn close_retired(&self, slot: usize, deadline: Instant) {
+    /// its child or SSE session, then terminates it. A plain HTTP server's session is ended with a
+    /// `DELETE` once no request holds `previous` (the snapshot the reload replaced) any more, or at
+    /// the deadline; workers drop its idle pooled connections when told to warm.
+    pub async fn close_retired(&self, slot: usize, deadline: Instant, previous: Weak<Snapshot>) {
         let Some(link) = self.link(slot) else { return };
-        if let Some(mux) = link.mux.load_full() {
-            let grace = deadline.saturating_duration_since(Instant::now());
-            monoio::time::sleep(DRAIN_GRACE.min(grace)).await;
-            // Calls in flight hold the channel (their route); at rest only the link and `mux` do.
-            while Arc::strong_count(&mux) > 2 && Instant::now() < deadline {
+        if link.mux.load().is_none() && link.config.transport == Transport::Http {
+            while previous.strong_count() > 0 && Instant::now() < deadline {
                 monoio::time::sleep(DRAIN_POLL).await;
             }
-            if Arc::strong_count(&mux) > 2 {
+            match end_session(&self.pools.get(&link), &link).await {
+                Ok(Some(status)) => log::info!(
+                    "server '{}' (slot {slot}): session ended (DELETE answered {status})",
+                    link.name
+                ),
+                Ok(None) => {}
+                Err(e) => log::info!(
+                    "server '{}' (slot {slot}): ending its session failed: {e}",
+                    link.name
+                ),
+            }
+        }
+        let channels = link.channels();
+        if !channels.is_empty() {
+            let grace = deadline.saturating_duration_since(Instant::now());
+            monoio::time::sleep(DRAIN_GRACE.min(grace)).await;
+            // Calls in flight hold a channel (their route); at rest only the link and `channels` do.
+            let busy = || {
+                channels
+                    .iter()
+                    .any(|c| Arc::strong_count(c) > link.own_refs(c) + 1)
+            };
+            while busy() && Instant::now() < deadline {
+                monoio::time::sleep(DRAIN_POLL).await;
+            }
+            if busy() {
                 log::warn!(
                     "server '{}': calls still in flight at the drain timeout; closing anyway",
                     link.name
                 );
             }
         }
-        let exits = self.with_slot(slot, |s| s.exits.take()).flatten();
-        if let (Some(child), Some(exited)) = (link.mux.swap(None), exits) {
-            child::terminate(&child, &exited).await;
+        drop(channels);
+        let children = self.with_slot(slot, |s| {
+            let shared = s.link.mux.swap(None).zip(s.exits.take());
+            lanes::take(s).into_iter().chain(shared).collect::<Vec<_>>()
+        });
+        let stopping: Vec<_> = children
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(child, exited)| {
+                monoio::spawn(async move { child::terminate(&child, &exited).await })
+            })
+            .collect();
+        for s in stopping {
+            s.await;
         }
         self.pools.retain(|l| l.slot != slot);
         self.slots.borrow_mut().remove(&slot);

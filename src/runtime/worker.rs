@@ -20,7 +20,7 @@ use monoio::net::{TcpListener, TcpStream};
 use super::WorkerMsg;
 use crate::proxy::{Gateway, Worker};
 use crate::runtime::front;
-use crate::transport::listener::set_nodelay;
+use crate::transport::listener::{set_cloexec, set_nodelay};
 use crate::transport::stream::NetStream;
 use crate::transport::tls;
 
@@ -44,6 +44,14 @@ pub fn block_on<F: std::future::Future>(fut: F) -> std::io::Result<F::Output> {
     Ok(rt.block_on(fut))
 }
 
+/// What woke the accept loop.
+enum Wake {
+    Accepted(std::io::Result<(TcpStream, SocketAddr)>),
+    /// A reload moved the front: accept here from now on.
+    Moved(std::net::TcpListener),
+    Stop,
+}
+
 /// The body of worker thread `index`.
 pub async fn run(
     index: u16,
@@ -51,41 +59,55 @@ pub async fn run(
     listener: std::net::TcpListener,
     inbox: async_channel::Receiver<WorkerMsg>,
 ) {
-    let listener = match TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            log::error!("worker {index}: cannot use listener: {e}");
-            return;
-        }
+    let Some(mut listener) = adopt(index, listener) else {
+        return;
     };
-    log::info!(
-        "worker {index}: serving on {} with {}",
-        listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default(),
-        driver_name()
-    );
     let w = Rc::new(Worker::new(index, &gw));
+    w.pools.set_worker(usize::from(index));
     warm(&w).await;
     let (stop_tx, mut stop_rx) = local_sync::oneshot::channel::<()>();
-    let inbox_task = monoio::spawn(handle_inbox(w.clone(), inbox, stop_tx));
+    let (moved_tx, mut moved_rx) = local_sync::mpsc::unbounded::channel();
+    let inbox_task = monoio::spawn(serve_inbox(w.clone(), inbox, stop_tx, Some(moved_tx)));
     loop {
-        monoio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = set_nodelay(&stream);
-                    monoio::spawn(serve_accepted(gw.clone(), w.clone(), stream, peer));
-                }
-                Err(e) => log::warn!("worker {index}: accept failed: {e}"),
+        let wake = monoio::select! {
+            accepted = listener.accept() => Wake::Accepted(accepted),
+            moved = moved_rx.recv() => moved.map_or(Wake::Stop, Wake::Moved),
+            _ = &mut stop_rx => Wake::Stop,
+        };
+        match wake {
+            Wake::Accepted(Ok((stream, peer))) => {
+                let _ = set_cloexec(&stream);
+                let _ = set_nodelay(&stream);
+                monoio::spawn(serve_accepted(gw.clone(), w.clone(), stream, peer));
+            }
+            Wake::Accepted(Err(e)) => log::warn!("worker {index}: accept failed: {e}"),
+            // The old listener closes here; connections it accepted are tasks of their own.
+            Wake::Moved(next) => match adopt(index, next) {
+                Some(next) => listener = next,
+                None => log::error!("worker {index}: keeps its previous listener"),
             },
-            _ = &mut stop_rx => break,
+            Wake::Stop => break,
         }
     }
     drop(listener);
     drain(&w, gw.snapshot.load().gateway.shutdown_timeout).await;
     drop(inbox_task);
     log::info!("worker {index}: stopped");
+}
+
+/// Turns a bound std listener into this runtime's, and says where the worker serves.
+fn adopt(index: u16, listener: std::net::TcpListener) -> Option<TcpListener> {
+    match TcpListener::from_std(listener) {
+        Ok(l) => {
+            let at = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            log::info!("worker {index}: serving on {at} with {}", driver_name());
+            Some(l)
+        }
+        Err(e) => {
+            log::error!("worker {index}: cannot use listener: {e}");
+            None
+        }
+    }
 }
 
 /// Serves one accepted connection: plain, or after the TLS handshake when the front terminates TLS.
@@ -125,11 +147,21 @@ async fn warm(w: &Worker) {
     }
 }
 
-/// Serves a worker's inbox until shutdown (HTTP workers and the stdio front alike).
+/// Serves a worker's inbox until shutdown (the stdio front: no listener to move).
 pub(super) async fn handle_inbox(
     w: Rc<Worker>,
     inbox: async_channel::Receiver<WorkerMsg>,
     stop: local_sync::oneshot::Sender<()>,
+) {
+    serve_inbox(w, inbox, stop, None).await;
+}
+
+/// Serves a worker's inbox until shutdown; moved listeners go to the accept loop on `moved`.
+async fn serve_inbox(
+    w: Rc<Worker>,
+    inbox: async_channel::Receiver<WorkerMsg>,
+    stop: local_sync::oneshot::Sender<()>,
+    moved: Option<local_sync::mpsc::unbounded::Tx<std::net::TcpListener>>,
 ) {
     while let Ok(msg) = inbox.recv().await {
         match msg {
@@ -146,6 +178,12 @@ pub(super) async fn handle_inbox(
             }
             WorkerMsg::Bridge(d) => w.bridge.deliver(d),
             WorkerMsg::Warm => warm(&w).await,
+            WorkerMsg::Listen(listener) => match &moved {
+                Some(moved) => {
+                    let _ = moved.send(listener);
+                }
+                None => log::debug!("worker {}: no front listener to move", w.index),
+            },
             WorkerMsg::Shutdown => break,
         }
     }

@@ -1,7 +1,10 @@
 //! The gateway's session with each downstream server, shared by all workers.
 //!
 //! Key types: [`ServerLink`] (one per configured server: its config, its current downstream session,
-//! its health), [`DownSession`] (what `initialize` with the downstream established).
+//! its health), [`DownSession`] (what `initialize` with the downstream established). A stateless
+//! stdio server (`stateless = true`) runs one child per worker: [`ServerLink::lanes`] holds them by
+//! worker index, and [`ServerLink::lane`] picks a worker's own child, or a live sibling while its
+//! own one is down (one `ArcSwap` load, no lock).
 //!
 //! Invariants: the downstream session is published with one `ArcSwapOption` store, so a worker reads
 //! it with one load and never waits for a handshake; a worker that finds it expired re-initializes and
@@ -14,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 
 use crate::config::ServerConfig;
@@ -106,8 +109,13 @@ pub struct ServerLink {
     pub session: ArcSwapOption<DownSession>,
     /// The server's resolved address (resolved on the control thread: DNS never runs on a worker).
     pub addr: ArcSwapOption<SocketAddr>,
-    /// For stdio and HTTP+SSE servers: the running child or SSE session, `None` while down.
+    /// For stdio and HTTP+SSE servers: the running child or SSE session, `None` while down. For a
+    /// stateless stdio server: the child the control thread uses (handshake, list fetches), one of
+    /// [`ServerLink::lanes`].
     pub mux: ArcSwapOption<MuxChannel>,
+    /// For a stateless stdio server: one child per worker, by worker index (`None` while that
+    /// child is down). Empty for every other server.
+    pub lanes: ArcSwap<Vec<Option<Arc<MuxChannel>>>>,
     /// Whether the server is currently believed reachable.
     up: AtomicBool,
     /// Whether the server was detected as modern era (2026-07-28: `server/discover` answered);
@@ -133,6 +141,7 @@ impl ServerLink {
             session: ArcSwapOption::empty(),
             addr: ArcSwapOption::empty(),
             mux: ArcSwapOption::empty(),
+            lanes: ArcSwap::from_pointee(Vec::new()),
             up: AtomicBool::new(false),
             modern: AtomicBool::new(false),
             epochs: AtomicU64::new(0),
@@ -142,6 +151,38 @@ impl ServerLink {
                 ..Health::default()
             }),
         }
+    }
+
+    /// The child worker `worker` sends its calls to: its own, else the next live sibling (so a
+    /// worker whose child restarts keeps serving); `None` when every child is down.
+    pub fn lane(&self, worker: usize) -> Option<Arc<MuxChannel>> {
+        let lanes = self.lanes.load();
+        let n = lanes.len();
+        (0..n).find_map(|k| lanes[(worker + k) % n].clone())
+    }
+
+    /// Every running child or SSE session of this server (the shared one, or each worker's).
+    pub fn channels(&self) -> Vec<Arc<MuxChannel>> {
+        let mut all: Vec<Arc<MuxChannel>> = self.lanes.load().iter().flatten().cloned().collect();
+        if let Some(m) = self.mux.load_full() {
+            if !all.iter().any(|c| Arc::ptr_eq(c, &m)) {
+                all.push(m);
+            }
+        }
+        all
+    }
+
+    /// How many references to `channel` the link itself holds (`mux` and `lanes`): more means
+    /// calls in flight (a retiring server is drained until none are left).
+    pub fn own_refs(&self, channel: &Arc<MuxChannel>) -> usize {
+        let lanes = self.lanes.load();
+        let in_lanes = lanes.iter().flatten().filter(|c| Arc::ptr_eq(c, channel));
+        let in_mux = self
+            .mux
+            .load()
+            .as_ref()
+            .is_some_and(|m| Arc::ptr_eq(m, channel));
+        in_lanes.count() + usize::from(in_mux)
     }
 
     /// Whether the server is believed reachable.
@@ -212,5 +253,46 @@ impl ServerLink {
     /// A copy of the health record (admin side).
     pub fn health(&self) -> Health {
         self.health.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(pid: u32) -> Arc<MuxChannel> {
+        let (tx, _) = async_channel::unbounded();
+        Arc::new(MuxChannel { tx, pid })
+    }
+
+    #[test]
+    fn a_worker_uses_its_own_child_else_a_live_sibling() {
+        let config = crate::config::parse_str(
+            "[[server]]\nname = \"s\"\ntransport = \"stdio\"\ncommand = \"x\"\nstateless = true\n",
+            &|_| None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let link = ServerLink::new(0, Arc::new(config.servers[0].clone()));
+        assert!(link.lane(0).is_none(), "no children yet");
+        let (a, b, c) = (channel(10), channel(11), channel(12));
+        link.lanes.store(Arc::new(vec![
+            Some(a.clone()),
+            Some(b.clone()),
+            Some(c.clone()),
+        ]));
+        let pid = |w| link.lane(w).map(|ch| ch.pid);
+        assert_eq!((pid(0), pid(1), pid(2)), (Some(10), Some(11), Some(12)));
+        // Worker 1's child is down: the next live sibling takes its calls.
+        link.lanes
+            .store(Arc::new(vec![Some(a.clone()), None, Some(c.clone())]));
+        assert_eq!(pid(1), Some(12));
+        link.lanes
+            .store(Arc::new(vec![Some(a.clone()), None, None]));
+        assert_eq!((pid(1), pid(2)), (Some(10), Some(10)));
+        link.mux.store(Some(a.clone()));
+        assert_eq!(link.channels().len(), 1, "mux is one of the lanes");
+        assert_eq!(link.own_refs(&a), 2);
+        link.lanes.store(Arc::new(vec![None, None, None]));
+        assert!(link.lane(0).is_none(), "every child down");
     }
 }

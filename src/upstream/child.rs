@@ -11,6 +11,13 @@
 //! a line longer than the cap is discarded with a log, not buffered without bound; when the child
 //! exits every pending request gets [`MuxEvent::Closed`] at once (no hangs) and `exited` fires.
 //! [`terminate`] shuts a child down: close stdin, wait, SIGTERM the group, wait, SIGKILL the group.
+//! A child inherits only its stdin/stdout/stderr: every other descriptor is marked close-on-exec in
+//! the child before `exec` ([`inherit_only_stdio`]), because sockets accepted through io_uring are
+//! not close-on-exec when created, and a client connection held by a child stays open (no FIN)
+//! after the gateway closed it, for as long as the child lives.
+//!
+//! `unsafe` is allowed in this module for that one `pre_exec` hook (see its SAFETY note).
+#![allow(unsafe_code)]
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader};
@@ -44,11 +51,13 @@ pub struct Spawned {
 }
 
 /// Starts the configured command. `unsolicited` receives every message that is not about a pending
-/// request (list_changed and other server notifications). Must run inside a monoio runtime.
+/// request (list_changed and other server notifications). `lane` is the worker index of a stateless
+/// server's child (its logs say which child). Must run inside a monoio runtime.
 pub fn spawn(
     config: &ServerConfig,
     max_line: usize,
     unsolicited: Rc<dyn Fn(Bytes)>,
+    lane: Option<usize>,
 ) -> std::io::Result<Spawned> {
     let (parent_in, child_in) = StdUnixStream::pair()?;
     let (parent_out, child_out) = StdUnixStream::pair()?;
@@ -63,9 +72,13 @@ pub fn spawn(
     if let Some(cwd) = &config.cwd {
         cmd.current_dir(cwd);
     }
+    inherit_only_stdio(&mut cmd);
     let mut child = cmd.spawn()?;
     let pid = child.id();
-    let name = config.name.clone();
+    let name = match lane {
+        Some(i) => format!("{}#{i}", config.name),
+        None => config.name.clone(),
+    };
     if let Some(stderr) = child.stderr.take() {
         let name = name.clone();
         std::thread::Builder::new()
@@ -112,6 +125,27 @@ pub fn spawn(
         channel: Arc::new(MuxChannel { tx, pid }),
         exited,
     })
+}
+
+/// Marks every descriptor above stderr close-on-exec in the child, after its stdio is set up and
+/// just before `exec`, so it inherits nothing else of the gateway's (client connections, listeners,
+/// other children's pipes). `CLOSE_RANGE_CLOEXEC` rather than closing: std's own exec-error pipe
+/// must stay open until `exec`. On kernels without `close_range` (before 5.11) the call fails and
+/// is ignored: descriptors the gateway made close-on-exec itself are still not inherited.
+fn inherit_only_stdio(cmd: &mut Command) {
+    // SAFETY: the hook runs in the forked child before `exec`. It makes one raw system call,
+    // which is async-signal-safe, allocates nothing, takes no lock and touches no Rust state.
+    unsafe {
+        cmd.pre_exec(|| {
+            let _ = libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        });
+    }
 }
 
 /// Owns stdin: registers routes, writes one line per message. Ends when every sender is gone or
@@ -201,4 +235,33 @@ pub async fn terminate(channel: &MuxChannel, exited: &async_channel::Receiver<St
         return;
     }
     let _ = killpg(pgid, Signal::SIGKILL);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_child_inherits_no_descriptor_but_its_stdio() {
+        // A socket that is not close-on-exec, as io_uring's accept creates them.
+        let (a, _b) = StdUnixStream::pair().expect("socketpair");
+        let fd = a.as_raw_fd();
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).expect("clear cloexec");
+        let open_in_child = |restrict: bool| {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", &format!("test -e /proc/self/fd/{fd} && echo open")]);
+            if restrict {
+                inherit_only_stdio(&mut cmd);
+            }
+            let out = cmd.output().expect("run sh");
+            String::from_utf8_lossy(&out.stdout).contains("open")
+        };
+        assert!(
+            open_in_child(false),
+            "the check sees an inherited descriptor"
+        );
+        assert!(!open_in_child(true), "inherited despite inherit_only_stdio");
+    }
 }

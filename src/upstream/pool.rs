@@ -135,9 +135,22 @@ impl Pool {
 #[derive(Default)]
 pub struct WorkerPools {
     pools: RefCell<Vec<Option<Rc<Pool>>>>,
+    /// The owning worker's index (`None` on the control thread): picks its own child of a
+    /// stateless stdio server.
+    worker: std::cell::Cell<Option<usize>>,
 }
 
 impl WorkerPools {
+    /// Records which worker owns these pools.
+    pub fn set_worker(&self, index: usize) {
+        self.worker.set(Some(index));
+    }
+
+    /// The owning worker's index, `None` on the control thread.
+    pub fn worker(&self) -> Option<usize> {
+        self.worker.get()
+    }
+
     /// The pool for `link`, created on first use. A pool made for an older link in the same slot
     /// (reload replaced the server) is replaced.
     pub fn get(&self, link: &Arc<ServerLink>) -> Rc<Pool> {

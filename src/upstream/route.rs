@@ -4,6 +4,7 @@
 //! [`Route`] is the closed set of downstream kinds (DESIGN: downstreams as an enum, not a trait).
 //! Control-plane exchanges (handshake, list fetches) use [`Route::request`], which waits for the
 //! response and drops any notifications; forwarded calls use [`crate::upstream::call::Call`].
+//! [`end_session`] ends a Streamable HTTP downstream session (`DELETE`), when a reload retires it.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use crate::session::downstream::{MuxChannel, MuxEvent, MuxMsg, ServerLink};
 
 /// Time a control-plane request may take.
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time the `DELETE` that ends a retired server's session may take (best effort).
+pub const END_SESSION_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A downstream, as reachable from this thread.
 #[derive(Clone)]
@@ -32,6 +35,12 @@ pub enum Route {
 impl Route {
     /// The route to `link`, or why there is none right now.
     pub fn to(link: &Arc<ServerLink>, pools: &WorkerPools) -> Result<Route, UpstreamError> {
+        // A stateless stdio server has a child per worker: this worker's own, or a live sibling.
+        if link.config.stateless {
+            if let Some(child) = pools.worker().and_then(|w| link.lane(w)) {
+                return Ok(Route::Mux(child));
+            }
+        }
         // A stdio child or an HTTP+SSE session (configured, or detected as a fallback) is
         // multiplexed by its owner task; plain Streamable HTTP goes through this thread's pool.
         if let Some(mux) = link.mux.load_full() {
@@ -156,4 +165,45 @@ impl Route {
                 .map_err(|_| UpstreamError::Unreachable("the server process is gone".into())),
         }
     }
+}
+
+/// Ends the link's Streamable HTTP session with a `DELETE` carrying its `Mcp-Session-Id` (the
+/// spec's way for a client to say it is done), on a fresh connection from `pool`, bounded by
+/// [`END_SESSION_TIMEOUT`]. Returns the server's status; `Ok(None)` when there is no session to
+/// end (none established, no id issued, or a modern-era server, which has no sessions). Callers
+/// run it off the workers (the control thread) and only log a failure: it is best effort.
+pub async fn end_session(pool: &Pool, link: &ServerLink) -> Result<Option<u16>, UpstreamError> {
+    let Some(session) = link.session.load_full() else {
+        return Ok(None);
+    };
+    let (Some(id), Some(url)) = (&session.id, &link.config.url) else {
+        return Ok(None);
+    };
+    if link.is_modern() {
+        return Ok(None);
+    }
+    let exchange = async {
+        let mut conn = pool.open().await?;
+        let mut headers: Vec<(&str, &[u8])> = vec![
+            ("mcp-session-id", id),
+            ("mcp-protocol-version", &session.protocol_version),
+        ];
+        headers.extend(
+            link.config
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_bytes())),
+        );
+        conn.send_request("DELETE", &url.path_and_query, &url.authority, &headers, &[])
+            .await
+            .map_err(|e| UpstreamError::Unreachable(format!("send: {e}")))?;
+        let head = conn
+            .read_response_head()
+            .await
+            .map_err(super::exchange::http_failure)?;
+        Ok(Some(head.status))
+    };
+    monoio::time::timeout(END_SESSION_TIMEOUT, exchange)
+        .await
+        .map_err(|_| UpstreamError::Timeout)?
 }

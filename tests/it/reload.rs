@@ -2,6 +2,8 @@
 //! and renamed live, calls in flight finishing across a reload, open streams surviving and hearing
 //! `list_changed`, and failed reloads changing nothing but the reported error.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -425,31 +427,229 @@ fn sighup_reloads_the_config_file() {
 }
 
 #[test]
-fn gateway_settings_apply_at_once_and_listener_changes_wait_for_a_restart() {
+fn gateway_settings_apply_at_once_and_only_the_worker_count_waits_for_a_restart() {
     let d = demos(&["a"]);
     let a = d[0].url();
     let path = config_path("gateway");
     let e = start_from_file(d, &path, &toml("", &[("alpha", a.clone(), "")]));
     let s = e.session("2025-11-25");
-    let moved = toml("page_size = 2", &[("alpha", a.clone(), "")]).replace(
-        "admin_listen = \"127.0.0.1:0\"",
-        "admin_listen = \"127.0.0.1:1\"",
-    );
-    let r = post_reload(&e, &moved);
+    let more =
+        toml("page_size = 2", &[("alpha", a.clone(), "")]).replace("workers = 2", "workers = 3");
+    let r = post_reload(&e, &more);
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
     assert_eq!(
         v["gateway"]["restartRequired"],
-        serde_json::json!(["gateway.admin_listen"])
+        serde_json::json!(["gateway.workers"])
     );
     assert_eq!(
         v["gateway"]["applied"],
         serde_json::json!(["gateway.page_size"])
     );
     assert_eq!(tools(&e, &s).len(), 2, "new page size in force");
-    // The admin listener did not move.
-    assert_eq!(get(e.admin(), "/healthz").status, 200);
+    assert_eq!(
+        v["listening"]["listen"],
+        e.addr().to_string(),
+        "nothing moved"
+    );
+    assert_eq!(v["listening"]["admin"], e.admin().to_string());
     let _ = std::fs::remove_file(&path);
+}
+
+/// A loopback address no one listens on (bound, then released).
+fn free_addr() -> SocketAddr {
+    let l = StdListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A client connection kept open across requests (keep-alive), as agents keep theirs.
+struct KeepAlive(TcpStream);
+
+impl KeepAlive {
+    fn open(addr: SocketAddr) -> KeepAlive {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        KeepAlive(s)
+    }
+
+    /// POSTs `body` on the session and returns (status, body); the connection stays open.
+    fn post(&mut self, session: &str, body: &str) -> (u16, String) {
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+             accept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\n\
+             mcp-protocol-version: 2025-11-25\r\ncontent-length: {}\r\n\r\n{body}",
+            self.0.peer_addr().unwrap(),
+            body.len()
+        );
+        self.0.write_all(head.as_bytes()).unwrap();
+        let mut reader = BufReader::new(&mut self.0);
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).unwrap();
+        let status = status_line.split(' ').nth(1).and_then(|c| c.parse().ok());
+        let mut length = None;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse::<usize>().ok();
+                }
+            }
+        }
+        let mut body = vec![0; length.expect("a content-length reply")];
+        reader.read_exact(&mut body).unwrap();
+        (status.unwrap_or(0), String::from_utf8(body).unwrap())
+    }
+}
+
+const PING: &str = r#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#;
+
+#[test]
+fn a_moved_listen_serves_the_new_port_closes_the_old_and_keeps_open_connections() {
+    let d = demos(&["a"]);
+    let a = d[0].url();
+    let e = Env::with_config(d, &toml("", &[("alpha", a.clone(), "")]));
+    let old = e.addr();
+    let s = e.session("2025-11-25");
+    let mut kept = KeepAlive::open(old);
+    assert_eq!(kept.post(&s, PING).0, 200);
+    let next = free_addr();
+    let moved = toml("", &[("alpha", a, "")]).replace(
+        "listen = \"127.0.0.1:0\"\nadmin",
+        &format!("listen = \"{next}\"\nadmin"),
+    );
+    let r = post_reload(&e, &moved);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(
+        v["gateway"]["applied"],
+        serde_json::json!(["gateway.listen"])
+    );
+    assert_eq!(v["gateway"]["restartRequired"], serde_json::json!([]));
+    assert_eq!(v["listening"]["listen"], next.to_string());
+    // The new port serves, with the sessions and tools of the old one.
+    let echoed = post(
+        next,
+        &[("mcp-session-id", &s)],
+        r#"{"jsonrpc":"2.0","id":"e","method":"tools/call","params":{"name":"alpha__echo","arguments":{"message":"moved"}}}"#,
+    )
+    .json();
+    assert_eq!(echoed["result"]["content"][0]["text"], "moved", "{echoed}");
+    // The old port stops accepting (each worker drops its listener once told).
+    assert!(
+        eventually(Duration::from_secs(10), || TcpStream::connect(old).is_err()),
+        "the old port still accepts"
+    );
+    // A connection accepted on the old port before the reload is still served.
+    for _ in 0..3 {
+        let (status, body) = kept.post(&s, PING);
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"result\""), "{body}");
+    }
+}
+
+#[test]
+fn a_listen_port_already_taken_fails_the_reload_and_the_old_port_serves() {
+    let d = demos(&["a"]);
+    let a = d[0].url();
+    let path = config_path("taken");
+    let e = start_from_file(d, &path, &toml("", &[("alpha", a.clone(), "")]));
+    let holder = StdListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap();
+    let moved = toml("page_size = 1", &[("alpha", a, "")]).replace(
+        "listen = \"127.0.0.1:0\"\nadmin",
+        &format!("listen = \"{taken}\"\nadmin"),
+    );
+    let r = post_reload(&e, &moved);
+    assert_eq!(r.status, 500, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["ok"], false);
+    let why = v["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("gateway.listen") && why.contains(&taken.to_string()),
+        "{v}"
+    );
+    // Nothing applied: the old port serves with the old settings.
+    let s = e.session("2025-11-25");
+    assert_eq!(tools(&e, &s).len(), 8, "the old page size stays");
+    let st = servers(&e);
+    assert_eq!(st["configGeneration"], 1);
+    assert!(
+        st["lastReloadError"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot bind")),
+        "{st}"
+    );
+    let metrics = get(e.admin(), "/metrics").body;
+    assert!(
+        metrics.contains("ringgate_reload_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
+    drop(holder);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn a_moved_admin_listen_serves_admin_on_the_new_port_only() {
+    let d = demos(&["a"]);
+    let a = d[0].url();
+    let e = Env::with_config(d, &toml("", &[("alpha", a.clone(), "")]));
+    let old = e.admin();
+    let next = free_addr();
+    let moved = toml("", &[("alpha", a, "")]).replace(
+        "admin_listen = \"127.0.0.1:0\"",
+        &format!("admin_listen = \"{next}\""),
+    );
+    let r = post_reload(&e, &moved);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(
+        v["gateway"]["applied"],
+        serde_json::json!(["gateway.admin_listen"])
+    );
+    assert_eq!(v["listening"]["admin"], next.to_string());
+    assert_eq!(get(next, "/healthz").status, 200);
+    let st: serde_json::Value = serde_json::from_str(&get(next, "/v1/servers").body).unwrap();
+    assert_eq!(st["configGeneration"], 2);
+    assert!(
+        eventually(Duration::from_secs(10), || TcpStream::connect(old).is_err()),
+        "the old admin port still accepts"
+    );
+    // The MCP front did not move.
+    let s = e.session("2025-11-25");
+    assert_eq!(tools(&e, &s).len(), 8);
+}
+
+#[test]
+fn removed_and_replaced_http_servers_have_their_sessions_deleted() {
+    let d = demos(&["a", "b"]);
+    let (a, b) = (d[0].url(), d[1].url());
+    let e = Env::with_config(d, &toml("", &[("alpha", a.clone(), ""), ("beta", b, "")]));
+    let s = e.session("2025-11-25");
+    assert_eq!(
+        echo(&e, &s, "beta__echo")["result"]["content"][0]["text"],
+        "hi"
+    );
+    let demo = |i: usize| e.demos[i].as_ref().unwrap().deletes();
+    assert_eq!((demo(0), demo(1)), (0, 0));
+    // beta removed, alpha replaced (a new session in a new slot; the old one is ended).
+    let r = post_reload(&e, &toml("", &[("alpha", a, "prefix = \"p\"")]));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        eventually(Duration::from_secs(15), || demo(0) == 1 && demo(1) == 1),
+        "DELETEs seen: alpha {}, beta {}",
+        demo(0),
+        demo(1)
+    );
+    // The replacement's own session is not ended: it serves.
+    assert_eq!(
+        echo(&e, &s, "p__echo")["result"]["content"][0]["text"],
+        "hi"
+    );
+    assert_eq!(demo(0), 1);
 }
 
 #[test]

@@ -185,3 +185,141 @@ fn the_stdio_front_reaches_http_and_stdio_servers() {
     );
     drop(demo);
 }
+
+/// `GET /v1/servers`.
+fn servers(e: &Env) -> serde_json::Value {
+    serde_json::from_str(&get(e.admin(), "/v1/servers").body).unwrap()
+}
+
+/// Every child's pid, as `/v1/servers` lists them.
+fn child_pids(e: &Env) -> Vec<u32> {
+    let v = servers(e);
+    v["servers"][0]["pids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pids: {v}"))
+        .iter()
+        .filter_map(|p| p.as_u64().map(|p| p as u32))
+        .collect()
+}
+
+fn generation(e: &Env) -> u64 {
+    let v = servers(e);
+    v["generation"].as_u64().unwrap()
+}
+
+/// Calls `kid__add` from several connections at once (both workers) and checks every answer.
+fn add_from_everywhere(e: &Env, s: &str) {
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let (addr, s) = (e.addr(), s.to_string());
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"jsonrpc":"2.0","id":"c{i}","method":"tools/call","params":{{"name":"kid__add","arguments":{{"a":{i},"b":1}}}}}}"#);
+                post(addr, &[("mcp-session-id", &s)], &body).json()
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let v = h.join().unwrap();
+        assert_eq!(
+            v["result"]["structuredContent"]["sum"],
+            (i + 1) as f64,
+            "{v}"
+        );
+    }
+}
+
+fn lists_kid_tools(e: &Env, s: &str) -> bool {
+    let v = e
+        .call(s, r#"{"jsonrpc":"2.0","id":"l","method":"tools/list"}"#)
+        .json();
+    v["result"]["tools"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t["name"] == "kid__echo"))
+}
+
+#[test]
+fn a_stateless_server_runs_a_child_per_worker_and_one_dying_hides_nothing() {
+    let e = Env::with_config(vec![], &config("stateless = true"));
+    let s = e.session("2025-11-25");
+    let pids = child_pids(&e);
+    assert_eq!(pids.len(), 2, "one child per worker: {pids:?}");
+    assert_ne!(pids[0], pids[1]);
+    assert!(lists_kid_tools(&e, &s));
+    add_from_everywhere(&e, &s);
+    let generation_before = generation(&e);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[1] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // Once the gateway has seen the exit, worker 1's calls go to worker 0's child.
+    assert!(
+        eventually(Duration::from_secs(10), || !child_pids(&e)
+            .contains(&pids[1])),
+        "the dead child is still listed"
+    );
+    add_from_everywhere(&e, &s);
+    assert!(lists_kid_tools(&e, &s), "the tools stay listed");
+    // It restarts; the other child was never touched.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let now = child_pids(&e);
+            now.len() == 2 && now.contains(&pids[0]) && !now.contains(&pids[1])
+        }),
+        "no restart: {:?}",
+        child_pids(&e)
+    );
+    add_from_everywhere(&e, &s);
+    // The catalog never changed: no snapshot was published, so no client heard list_changed.
+    assert_eq!(generation(&e), generation_before);
+    let v = servers(&e);
+    assert_eq!(v["servers"][0]["up"], true, "{v}");
+    // A reload that leaves the server's config as it is keeps every child.
+    let running = child_pids(&e);
+    let same = config("stateless = true").replace("workers = 2\n", "workers = 2\npage_size = 50\n");
+    let report =
+        e.gw.as_ref()
+            .unwrap()
+            .reloader()
+            .reload_blocking(ringgate::runtime::reload::ReloadSource::Text(same))
+            .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(report.unchanged, ["kid"]);
+    assert_eq!(child_pids(&e), running);
+}
+
+#[test]
+fn a_stateless_server_goes_down_only_when_every_child_is_down() {
+    let e = Env::with_config(vec![], &config("stateless = true"));
+    let s = e.session("2025-11-25");
+    let mut stream = Stream::open(e.addr(), &s);
+    let pids = child_pids(&e);
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    for pid in &pids {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+    // The tools vanish (clients are told), then the whole server restarts with both children.
+    let mut heard = false;
+    while let Some(n) = stream.next_data(Duration::from_secs(10)) {
+        if n.contains("notifications/tools/list_changed") {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "list_changed when every child is down");
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            let now = child_pids(&e);
+            now.len() == 2 && now.iter().all(|p| !pids.contains(p))
+        }),
+        "both children restarted: {:?} (before: {pids:?})",
+        child_pids(&e)
+    );
+    assert!(eventually(Duration::from_secs(10), || lists_kid_tools(
+        &e, &s
+    )));
+    add_from_everywhere(&e, &s);
+}
