@@ -226,6 +226,9 @@ impl Worker {
             return (!gw.sessions.is_revoked(&s)).then_some(s);
         }
         let session = gw.sessions.open(header)?;
+        if session.client_caps & crate::session::caps::LATE != 0 {
+            return Some(session); // not declared yet: opened again until it has
+        }
         let mut opened = self.opened.borrow_mut();
         if opened.len() >= MAX_OPENED_SESSIONS {
             opened.clear();

@@ -6,6 +6,13 @@
 //! and runs the message through the same request path as Streamable HTTP; the results are delivered
 //! to the session's stream, on whichever worker holds it (`Gateway::to_session`). Closing the stream
 //! ends the session.
+//!
+//! The id is announced before the client's `initialize`, so it is minted as a [`caps::LATE`]
+//! session: when `initialize` is answered, the version and capabilities the client declared are
+//! recorded with the codec (before the answer reaches the stream), and every later open of the id,
+//! on any worker, carries them. Server requests (sampling, elicitation, roots) and progress of a
+//! call arrive on its relay and go to the stream like its reply; the client's answers, POSTed
+//! here, take the same path as over Streamable HTTP (`proxy::client_msgs`).
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -16,7 +23,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use super::front::{media_accepted, pump_session_stream, reject, start_sse, write_json};
 use crate::error::{ErrorKind, GatewayError};
 use crate::proxy::{self, Gateway, Inbound, Outcome, Worker};
-use crate::session::versions;
+use crate::session::{caps, versions, FrontSession};
 use crate::transport::http::{Request, ServerConn};
 use crate::wire::{self, rewrite, sse};
 
@@ -48,7 +55,8 @@ pub async fn open_stream<S: AsyncReadRent + AsyncWriteRent>(
         return reject(w, conn, &e).await;
     }
     let version = versions::index_of(SSE_ERA_VERSION).unwrap_or(0);
-    let Ok((session, id)) = gw.sessions.create(version, 0) else {
+    // Minted before the client's `initialize`: what it declares there is recorded then.
+    let Ok((session, id)) = gw.sessions.create(version, caps::LATE) else {
         let e = GatewayError::new(ErrorKind::Internal, "could not mint a session id");
         return reject(w, conn, &e).await;
     };
@@ -73,7 +81,7 @@ pub async fn post_message<S: AsyncReadRent + AsyncWriteRent>(
     received: Instant,
 ) -> bool {
     let sid = req.query.as_deref().and_then(session_param);
-    let Some((sid, session)) = sid.and_then(|s| gw.sessions.open(s.as_bytes()).map(|o| (s, o)))
+    let Some((sid, session)) = sid.and_then(|s| w.open_session(gw, s.as_bytes()).map(|o| (s, o)))
     else {
         let e = GatewayError::new(ErrorKind::SessionNotFound, "unknown or ended session");
         return reject(w, conn, &e).await;
@@ -100,7 +108,14 @@ pub async fn post_message<S: AsyncReadRent + AsyncWriteRent>(
             received,
         };
         match proxy::handle_post(&gw, &w, inbound).await {
-            Outcome::Json { body, .. } => gw.to_session(&w, session.nonce, rewrite::concat(&body)),
+            Outcome::Json {
+                body, session: new, ..
+            } => {
+                if let Some(new) = new {
+                    declare(&gw, &session, &new);
+                }
+                gw.to_session(&w, session.nonce, rewrite::concat(&body));
+            }
             Outcome::Accepted => {}
             Outcome::Stream(mut relay) => {
                 while let Some(msg) = relay.next(&gw, &w).await {
@@ -111,6 +126,16 @@ pub async fn post_message<S: AsyncReadRent + AsyncWriteRent>(
         w.inflight.set(w.inflight.get() - 1);
     });
     conn.write_response(202, &[], &[]).await.is_ok()
+}
+
+/// After `initialize` (answered with a fresh sealed session, `minted`): the stream's session takes
+/// the version and capabilities the client declared, before the client can read the answer, so
+/// server requests and era decisions for its later messages see them on any worker.
+fn declare(gw: &Gateway, session: &FrontSession, minted: &str) {
+    match gw.sessions.open(minted.as_bytes()) {
+        Some(declared) => gw.sessions.declare(session, &declared),
+        None => log::warn!("sse front: the session initialize minted does not open"),
+    }
 }
 
 /// The session id from a query string (`session_id`, or `sessionId` as the TypeScript SDK spells it).

@@ -21,6 +21,7 @@ pub mod tasks;
 pub mod versions;
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -37,6 +38,9 @@ pub mod caps {
     pub const ROOTS: u8 = 4;
     /// The client declared `roots.listChanged`.
     pub const ROOTS_LIST_CHANGED: u8 = 8;
+    /// The id was minted before the client declared anything (HTTP+SSE announces it at `GET /sse`,
+    /// before `initialize`): what it declared later is kept by the codec ([`super::SessionCodec::declare`]).
+    pub const LATE: u8 = 0x80;
 }
 
 /// What a legacy-era session id carries: enough to serve any request without server-side state.
@@ -91,6 +95,10 @@ impl FrontSession {
 pub struct SessionCodec {
     sealer: Sealer,
     revoked: ArcSwap<HashMap<u64, u64>>,
+    /// (version, capabilities) declared by sessions whose id was minted first ([`caps::LATE`]),
+    /// by nonce. Touched only by such sessions' `initialize`, end, and opens until each worker has
+    /// cached the answer (`Worker::open_session`): never by Streamable HTTP or stdio traffic.
+    late: Mutex<HashMap<u64, (u8, u8)>>,
 }
 
 /// Revoked sessions kept before the oldest half is forgotten (bounds memory under DELETE floods).
@@ -107,6 +115,7 @@ impl SessionCodec {
         SessionCodec {
             sealer,
             revoked: ArcSwap::from_pointee(HashMap::new()),
+            late: Mutex::new(HashMap::new()),
         }
     }
 
@@ -133,14 +142,34 @@ impl SessionCodec {
         Ok((session, id))
     }
 
-    /// Opens a session id from a header; `None` if forged, malformed or ended.
+    /// Opens a session id from a header; `None` if forged, malformed or ended. A [`caps::LATE`]
+    /// session comes with what it declared at `initialize` once it has (until then, nothing).
     pub fn open(&self, header: &[u8]) -> Option<FrontSession> {
         let raw = self.sealer.open(header).ok()?;
-        let session = FrontSession::decode(&raw)?;
+        let mut session = FrontSession::decode(&raw)?;
         if self.revoked.load().contains_key(&session.nonce) {
             return None;
         }
+        if session.client_caps & caps::LATE != 0 {
+            let late = self.late.lock().ok()?;
+            if let Some(&(version, client_caps)) = late.get(&session.nonce) {
+                session.version = version;
+                session.client_caps = client_caps;
+            }
+        }
         Some(session)
+    }
+
+    /// Records the version and capabilities a [`caps::LATE`] session negotiated at `initialize`
+    /// (`declared`: the session `initialize` minted). Ignored for any other session.
+    pub fn declare(&self, session: &FrontSession, declared: &FrontSession) {
+        if session.client_caps & caps::LATE == 0 {
+            return;
+        }
+        if let Ok(mut late) = self.late.lock() {
+            let known = (declared.version, declared.client_caps & !caps::LATE);
+            late.insert(session.nonce, known);
+        }
     }
 
     /// Whether a session has ended (one `ArcSwap` load and a hash lookup).
@@ -150,6 +179,9 @@ impl SessionCodec {
 
     /// Ends a session (DELETE). Later opens of its id fail. Rare; copies the set.
     pub fn revoke(&self, session: &FrontSession) {
+        if let Ok(mut late) = self.late.lock() {
+            late.remove(&session.nonce);
+        }
         self.revoked.rcu(|old| {
             let mut next = HashMap::clone(old);
             if next.len() >= MAX_REVOKED {
@@ -179,6 +211,27 @@ mod tests {
         let (s, id) = a.create(1, caps::SAMPLING | caps::ROOTS).unwrap();
         assert_eq!(b.open(id.as_bytes()), Some(s));
         assert_eq!(s.protocol_version(), versions::SUPPORTED[1]);
+    }
+
+    #[test]
+    fn a_late_session_opens_with_what_it_declared_once_it_has() {
+        let c = codec();
+        let (s, id) = c.create(0, caps::LATE).unwrap();
+        assert_eq!(c.open(id.as_bytes()).unwrap().client_caps, caps::LATE);
+        let (declared, _) = c.create(3, caps::SAMPLING | caps::ROOTS).unwrap();
+        c.declare(&s, &declared);
+        let opened = c.open(id.as_bytes()).unwrap();
+        assert_eq!(
+            (opened.nonce, opened.version, opened.client_caps),
+            (s.nonce, 3, caps::SAMPLING | caps::ROOTS)
+        );
+        // Only a late session takes declarations; an ended one forgets them.
+        let (plain, plain_id) = c.create(0, 0).unwrap();
+        c.declare(&plain, &declared);
+        assert_eq!(c.open(plain_id.as_bytes()), Some(plain));
+        c.revoke(&s);
+        assert_eq!(c.open(id.as_bytes()), None);
+        assert!(c.late.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -862,6 +862,30 @@ c_tasks_everything() {
   return 1
 }
 
+# Server-to-client traffic (issue #3): a legacy-mode Python SDK client declaring sampling,
+# elicitation and roots, over each front (s2c_client.py), calls server-everything's
+# trigger-sampling-request, trigger-elicitation-request, get-roots-list and
+# trigger-long-running-operation behind each downstream transport: each request reaches its
+# callback, the answer gets back, progress reaches its progress callback; then a session that
+# declared nothing calls trigger-sampling-request and must get a clean error, not a hang. One
+# client run per front (all three downstreams), judged per pair.
+c_server_to_client() {
+  local via=$1 ds=$2 out="$WORK/s2c_$1.json" ev dss=()
+  if [ ! -s "$out" ]; then
+    for ev in "$S_MX_STDIO" "$S_MX_HTTP" "$S_MX_SSE"; do dss+=(--ds "$ev"); done
+    case $via in
+      stdio) set -- stdio "${dss[@]}" -- "$BIN" stdio --config "$WORK/matrix_stdio.toml" ;;
+      http) set -- "$GWX_URL" "${dss[@]}" ;;
+      sse) set -- "$GWX_SSE_URL" "${dss[@]}" ;;
+    esac
+    timeout 150 "$PY" "$HERE/s2c_client.py" run "$@" >"$out" 2>"$WORK/s2c_$via.err" || true
+    [ -s "$out" ] || echo '{"fatal": "client produced no report (timeout or crash; see s2c_'"$via"'.err)"}' >"$out"
+  fi
+  REASON="$("$PY" "$HERE/s2c_client.py" judge "$out" "$ds" 2>>"$WORK/checks.err")" && { echo "  ($via -> $ds: $REASON)"; return 0; }
+  [ -n "$REASON" ] || REASON="s2c_client.py judge failed without a message (see checks.err)"
+  return 1
+}
+
 # ---------------------------------------------------------------- run
 say "checks (peers: everything=$P_EV everything-sse=$P_EVS pysdk=$P_PY demo=$P_DEMO; gateway=$P_GW admin=$P_ADM; paged=$P_GW3 admin=$P_ADM3; matrix=$P_GWX admin=$P_ADMX, stdio admin=$P_ADMS)"
 CHECKS_START=$SECONDS
@@ -891,6 +915,11 @@ done
 check matrix-http-auto-mode-to-all c_matrix_auto
 check time-server-over-stdio c_time_stdio
 check bridge-over-stdio-front c_bridge_stdio_front
+for via in stdio http sse; do
+  for ds in "$S_MX_STDIO" "$S_MX_HTTP" "$S_MX_SSE"; do
+    check "server-to-client-$via-to-${ds#ev_}" c_server_to_client "$via" "$ds"
+  done
+done
 check sse-fallback-detected c_sse_fallback
 MX_LAST_USE=$EPOCHREALTIME
 check stdio-front-admin-and-clean-exit c_stdio_front_lifecycle

@@ -133,3 +133,73 @@ fn sse_and_fallback_downstreams_reach_a_legacy_sse_server() {
         events[0]
     );
 }
+
+/// `initialize` on the SSE front declaring `caps` (a JSON object), then `initialized`.
+fn initialized(c: &mut SseClient, caps: &str) {
+    let init = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{caps},"clientInfo":{{"name":"t","version":"1"}}}}}}"#
+    );
+    assert_eq!(c.post(&init), 202);
+    assert_eq!(c.next()["result"]["protocolVersion"], "2025-11-25");
+    assert_eq!(
+        c.post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+        202
+    );
+}
+
+const SAMPLE: &str = r#"{"jsonrpc":"2.0","id":"s1","method":"tools/call","params":{"name":"alpha__sample","arguments":{}}}"#;
+
+/// A client that declared sampling at `initialize` (after its id was announced) gets the server's
+/// request on its stream, answers by POST (any worker), and the call completes with its answer.
+#[test]
+fn an_sse_client_that_declared_sampling_is_asked_and_its_answer_gets_back() {
+    let e = Env::start(vec![DemoOptions::new("a")], "");
+    let mut c = SseClient::open(e.addr());
+    initialized(&mut c, r#"{"sampling":{}}"#);
+    for round in 0..3 {
+        assert_eq!(c.post(SAMPLE), 202);
+        let ask = c.next();
+        assert_eq!(ask["method"], "sampling/createMessage", "{ask}");
+        let token = ask["id"].as_str().expect("a sealed relay id");
+        let answer = format!(
+            r#"{{"jsonrpc":"2.0","id":"{token}","result":{{"role":"assistant","content":{{"type":"text","text":"hi {round}"}},"model":"m"}}}}"#
+        );
+        assert_eq!(c.post(&answer), 202);
+        let done = c.next();
+        assert_eq!(done["id"], "s1", "{done}");
+        assert_eq!(
+            done["result"]["content"][0]["text"],
+            format!("sampled: hi {round}"),
+            "{done}"
+        );
+    }
+}
+
+/// A client that declared nothing is never asked: the server is refused at once and the call ends.
+#[test]
+fn an_sse_client_that_did_not_declare_sampling_is_not_asked() {
+    let e = Env::start(vec![DemoOptions::new("a")], "");
+    let mut c = SseClient::open(e.addr());
+    initialized(&mut c, r#"{"roots":{}}"#);
+    assert_eq!(c.post(SAMPLE), 202);
+    let done = c.next();
+    assert_eq!(done["id"], "s1", "the first event is the result: {done}");
+    let text = done["result"]["content"][0]["text"].as_str().unwrap_or("");
+    assert!(text.starts_with("sampled: error"), "{done}");
+}
+
+/// Progress of a call reaches the SSE client's stream with its own token, before the result.
+#[test]
+fn progress_reaches_an_sse_client() {
+    let e = Env::start(vec![DemoOptions::new("a")], "");
+    let mut c = SseClient::open(e.addr());
+    initialized(&mut c, "{}");
+    assert_eq!(c.post(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"alpha__sleep","arguments":{"ms":40,"steps":2},"_meta":{"progressToken":"sse-tok"}}}"#), 202);
+    for step in 1..=2 {
+        let p = c.next();
+        assert_eq!(p["method"], "notifications/progress", "{p}");
+        assert_eq!(p["params"]["progressToken"], "sse-tok", "{p}");
+        assert_eq!(p["params"]["progress"], step, "{p}");
+    }
+    assert_eq!(c.next()["id"], 5);
+}

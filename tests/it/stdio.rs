@@ -323,3 +323,117 @@ fn a_stateless_server_goes_down_only_when_every_child_is_down() {
     )));
     add_from_everywhere(&e, &s);
 }
+
+/// `ringgate stdio` in front of a demo HTTP server: its stdin and stdout, as lines.
+struct StdioFront {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    /// Its stdout lines, read by a thread (so a silent gateway fails the test instead of hanging it).
+    lines: std::sync::mpsc::Receiver<String>,
+    _demo: ringgate::demo::DemoHandle,
+}
+
+impl StdioFront {
+    fn launch(tag: &str) -> StdioFront {
+        use std::process::{Command, Stdio};
+        let demo = ringgate::demo::spawn(ringgate::demo::DemoOptions::new("web")).unwrap();
+        let dir = std::env::temp_dir().join(format!("ringgate-stdio-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("gw.toml");
+        let toml = config(&format!(
+            "[[server]]\nname = \"web\"\ntransport = \"http\"\nurl = \"{}\"\n",
+            demo.url()
+        ));
+        std::fs::write(&cfg, toml.replace("workers = 2\n", "")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringgate"))
+            .args(["stdio", "--config", cfg.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(stdout).map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        StdioFront {
+            child,
+            stdin,
+            lines,
+            _demo: demo,
+        }
+    }
+
+    fn send(&mut self, msg: &str) {
+        use std::io::Write;
+        writeln!(self.stdin, "{msg}").unwrap();
+    }
+
+    fn next(&mut self) -> serde_json::Value {
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a line on stdout within 10 s");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// `initialize` declaring `caps` (a JSON object), then `initialized`.
+    fn initialized(&mut self, caps: &str) {
+        self.send(&format!(r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{caps},"clientInfo":{{"name":"t","version":"1"}}}}}}"#));
+        assert_eq!(self.next()["result"]["protocolVersion"], "2025-11-25");
+        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    }
+}
+
+impl Drop for StdioFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Over `ringgate stdio`: the server's sampling request reaches a client that declared sampling,
+/// its answer (a line on stdin) gets back, and progress of a call reaches it with its own token.
+#[test]
+fn the_stdio_front_relays_server_requests_and_progress() {
+    let mut f = StdioFront::launch("asks");
+    f.initialized(r#"{"sampling":{}}"#);
+    f.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"web__sample","arguments":{}}}"#);
+    let ask = f.next();
+    assert_eq!(ask["method"], "sampling/createMessage", "{ask}");
+    let token = ask["id"].as_str().expect("a sealed relay id").to_string();
+    f.send(&format!(r#"{{"jsonrpc":"2.0","id":"{token}","result":{{"role":"assistant","content":{{"type":"text","text":"from stdin"}},"model":"m"}}}}"#));
+    let done = f.next();
+    assert_eq!(done["id"], 2, "{done}");
+    assert_eq!(
+        done["result"]["content"][0]["text"], "sampled: from stdin",
+        "{done}"
+    );
+    f.send(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"web__sleep","arguments":{"ms":40,"steps":2},"_meta":{"progressToken":"stdio-tok"}}}"#);
+    for step in 1..=2 {
+        let p = f.next();
+        assert_eq!(p["method"], "notifications/progress", "{p}");
+        assert_eq!(p["params"]["progressToken"], "stdio-tok", "{p}");
+        assert_eq!(p["params"]["progress"], step, "{p}");
+    }
+    assert_eq!(f.next()["id"], 3);
+}
+
+/// Over `ringgate stdio`, a client that did not declare sampling is never asked: the call ends
+/// with the server's own error for the refusal.
+#[test]
+fn the_stdio_front_never_asks_a_client_that_did_not_declare_sampling() {
+    let mut f = StdioFront::launch("noasks");
+    f.initialized(r#"{"roots":{}}"#);
+    f.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"web__sample","arguments":{}}}"#);
+    let done = f.next();
+    assert_eq!(done["id"], 2, "the first line is the result: {done}");
+    let text = done["result"]["content"][0]["text"].as_str().unwrap_or("");
+    assert!(text.starts_with("sampled: error"), "{done}");
+}
