@@ -881,7 +881,9 @@ c_server_to_client() {
     timeout 150 "$PY" "$HERE/s2c_client.py" run "$@" >"$out" 2>"$WORK/s2c_$via.err" || true
     [ -s "$out" ] || echo '{"fatal": "client produced no report (timeout or crash; see s2c_'"$via"'.err)"}' >"$out"
   fi
-  REASON="$("$PY" "$HERE/s2c_client.py" judge "$out" "$ds" 2>>"$WORK/checks.err")" && { echo "  ($via -> $ds: $REASON)"; return 0; }
+  # server-everything over Streamable HTTP asks roots/list on its standalone stream (see s2c_client.py)
+  [ "$ds" = "$S_MX_HTTP" ] && set -- standalone-roots || set --
+  REASON="$("$PY" "$HERE/s2c_client.py" judge "$out" "$ds" "$@" 2>>"$WORK/checks.err")" && { echo "  ($via -> $ds: $REASON)"; return 0; }
   [ -n "$REASON" ] || REASON="s2c_client.py judge failed without a message (see checks.err)"
   return 1
 }

@@ -25,7 +25,13 @@ URL: Streamable HTTP, or legacy HTTP+SSE when it ends in /sse; `stdio` launches 
 `judge`: reads such a report and checks one downstream's share of it; prints why and exits 1
 if anything is wrong (run.sh turns that into `FAIL name: why`).
 
-    python s2c_client.py judge REPORT.json DS
+    python s2c_client.py judge REPORT.json DS [standalone-roots]
+
+`standalone-roots`: DS is server-everything over Streamable HTTP, whose get-roots-list asks
+`roots/list` without a related request, so on its standalone GET stream. That request belongs to
+no call, and the gateway refuses it there by design (upstream::watch; DESIGN: refused, never
+guessed): the tool must then end cleanly, reporting no roots, and the judge says so in its
+output. If the gateway ever relays it to the caller, the strict check applies and passes.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import json
 import sys
 import time
 import traceback
+import uuid
 from typing import Any
 
 from mcp import Client, StdioServerParameters
@@ -54,7 +61,7 @@ from mcp.types import (
 
 SAMPLED = "canned s2c reply"  # what the "model" answers
 NAME = "Grace Hopper"  # what the "user" types into every text field
-ROOT = "file:///s2c-root"  # the one root the client has
+ROOT = f"file:///s2c/{uuid.uuid4().hex[:12]}"  # the one root this client has (unique per run)
 LONG_STEPS = 3
 
 seen: list[str] = []
@@ -92,11 +99,15 @@ async def on_roots(ctx: ClientRequestContext) -> ListRootsResult:
     return ListRootsResult(roots=[Root(uri=ROOT, name="s2c")])
 
 
-async def call(client: Client, ds: str, tool: str, args: dict[str, Any], timeout: float) -> dict[str, Any]:
+async def call(
+    client: Client, ds: str, tool: str, args: dict[str, Any], timeout: float, first: asyncio.Event | None = None
+) -> dict[str, Any]:
     progress: list[list[float | None]] = []
 
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
         progress.append([value, total])
+        if first is not None:
+            first.set()
 
     name = f"{ds}__{tool}"
     out: dict[str, Any] = {"ds": ds, "name": name}
@@ -114,6 +125,24 @@ async def call(client: Client, ds: str, tool: str, args: dict[str, Any], timeout
     out["progress"] = progress
     out["asked"] = seen[before:]
     return out
+
+
+async def roots_changed_during_long_call(client: Client, ds: str, timeout: float) -> dict[str, Any]:
+    """trigger-long-running-operation; once its first progress arrived (it runs downstream), the
+    client says its roots changed. The gateway tells every server; server-everything asks for the
+    roots again (outside any call, from its point of view), and the gateway relays that to the one
+    session with a call in flight there: this one. (A downstream session is shared by the gateway's
+    clients and server-everything keeps the roots it got per session, so without this a client
+    could see another's cached roots and never be asked.)"""
+    first = asyncio.Event()
+    args = {"duration": 1.0, "steps": LONG_STEPS}
+    running = asyncio.create_task(call(client, ds, "trigger-long-running-operation", args, timeout, first))
+    try:
+        await asyncio.wait_for(first.wait(), timeout)
+        await client.session.send_roots_list_changed()
+    except (asyncio.TimeoutError, TimeoutError):
+        pass  # no progress: the judge says so
+    return await running
 
 
 def target(ns: argparse.Namespace) -> Any:
@@ -134,14 +163,15 @@ async def run(ns: argparse.Namespace, report: dict[str, Any]) -> None:
         list_roots_callback=on_roots,
     ) as client:
         report["protocol_version"] = client.protocol_version
+        report["root"] = ROOT
         for ds in ns.ds:
             for tool, args in [
                 ("trigger-sampling-request", {"prompt": "say hi", "maxTokens": 10}),
                 ("trigger-elicitation-request", {}),
-                ("get-roots-list", {}),
-                ("trigger-long-running-operation", {"duration": 0.3, "steps": LONG_STEPS}),
             ]:
                 report["calls"].append(await call(client, ds, tool, args, ns.timeout))
+            report["calls"].append(await roots_changed_during_long_call(client, ds, ns.timeout))
+            report["calls"].append(await call(client, ds, "get-roots-list", {}, ns.timeout))
     # No callbacks: this session declares no client capability at all.
     async with Client(target(ns), mode="legacy", read_timeout_seconds=ns.timeout) as bare:
         for ds in ns.ds:
@@ -153,17 +183,24 @@ def text_of(c: dict[str, Any]) -> str:
     return " | ".join(c.get("texts") or [])[:300]
 
 
-def judge(report: dict[str, Any], ds: str) -> list[str]:
+NO_ROOTS = "no roots are currently configured"
+notes: list[str] = []
+
+
+def judge(report: dict[str, Any], ds: str, standalone_roots: bool = False) -> list[str]:
     """What is wrong with DS's calls in the report (empty: all good)."""
     if report.get("fatal"):
         return [f"client failed: {report['fatal']}"]
     if report.get("protocol_version") != "2025-11-25":
         return [f"negotiated {report.get('protocol_version')!r}, expected 2025-11-25"]
     calls = {c["name"].split("__", 1)[1]: c for c in report.get("calls", []) if c.get("ds") == ds}
+    roots = calls.get("get-roots-list")
+    if roots is not None and standalone_roots and NO_ROOTS not in text_of(roots):
+        standalone_roots = False  # relayed after all: judged strictly
     wants = {
         "trigger-sampling-request": SAMPLED,
         "trigger-elicitation-request": NAME,
-        "get-roots-list": ROOT,
+        "get-roots-list": NO_ROOTS if standalone_roots else report.get("root", "?"),
         "trigger-long-running-operation": "Long running operation completed",
     }
     bad = []
@@ -182,10 +219,15 @@ def judge(report: dict[str, Any], ds: str) -> list[str]:
     for tool, method in [
         ("trigger-sampling-request", "sampling/createMessage"),
         ("trigger-elicitation-request", "elicitation/create"),
-        ("get-roots-list", "roots/list"),
     ]:
         if tool in calls and method not in calls[tool].get("asked", []):
             bad.append(f"{tool}: the client's {method} callback never ran during the call")
+    during = ["trigger-long-running-operation", "get-roots-list"]
+    asked_roots = [t for t in during if "roots/list" in calls.get(t, {}).get("asked", [])]
+    if standalone_roots:
+        notes.append("roots/list came on server-everything's standalone stream: refused by the gateway, the tool ended cleanly")
+    elif not asked_roots:
+        bad.append("the client's roots/list callback never ran (during the long call after roots/list_changed, or during get-roots-list)")
     refused = [c for c in report.get("refused", []) if c.get("ds") == ds]
     if not refused:
         bad.append("the undeclared client never called trigger-sampling-request")
@@ -204,12 +246,12 @@ def main() -> int:
     if argv[:1] == ["judge"]:
         with open(argv[1]) as f:
             report = json.load(f)
-        bad = judge(report, argv[2])
+        bad = judge(report, argv[2], argv[3:4] == ["standalone-roots"])
         refused = [c for c in report.get("refused", []) if c.get("ds") == argv[2]]
         if bad:
             print("; ".join(bad))
             return 1
-        print(f"undeclared sampling refused in {refused[0]['elapsed']}s")
+        print("; ".join([f"undeclared sampling refused in {refused[0]['elapsed']}s", *notes]))
         return 0
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("verb", choices=["run"])
