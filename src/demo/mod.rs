@@ -287,6 +287,9 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(
         return sse_with_progress(conn, body, &env).await;
     }
     if sampling::is_sample_call(body, &env) && wants_sse {
+        if sampling::is_standalone(body, &env) {
+            return sampling::call_standalone(&demo.asks, &demo.streams, conn, body, &env).await;
+        }
         return sampling::call(&demo.asks, conn, body, &env).await;
     }
     if ask::is_ask_call(body, &env) && wants_sse {

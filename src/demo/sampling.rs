@@ -11,6 +11,7 @@ use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use simd_json::prelude::*;
 
+use crate::session::streams::StreamHub;
 use crate::transport::http::ServerConn;
 use crate::wire::{encode, method, sse, Envelope, Kind};
 
@@ -71,6 +72,62 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
         Some(Err(())) if cancel_after.is_some() => "the server cancelled its request".to_string(),
         Some(Err(())) => "the client did not answer".to_string(),
         None => return false,
+    };
+    let id = env.id_raw(body).unwrap_or(b"null");
+    let mut result = b"{\"content\":[{\"type\":\"text\",\"text\":".to_vec();
+    encode::write_json_string(&mut result, &format!("sampled: {text}"));
+    result.extend_from_slice(b"}]}");
+    finish(conn, encode::result_response(id, &result)).await
+}
+
+/// Whether `sample` was called with `"standalone": true`: the request then goes out on the
+/// server's standalone GET stream(s), naming no call (as server-everything sends `roots/list`).
+pub fn is_standalone(body: &[u8], env: &Envelope) -> bool {
+    let Some(params) = env.params else {
+        return false;
+    };
+    let mut scratch = params.get(body).to_vec();
+    simd_json::to_owned_value(&mut scratch).is_ok_and(|p| {
+        p.get("arguments")
+            .and_then(|a| a.get("standalone"))
+            .and_then(|v| v.as_bool())
+            == Some(true)
+    })
+}
+
+/// Runs `sample` with `standalone`: the sampling request is broadcast on the demo's GET streams,
+/// the answer comes back by POST; the call's reply is the usual result (or the error text).
+pub async fn call_standalone<S: AsyncReadRent + AsyncWriteRent>(
+    asks: &Asks,
+    streams: &StreamHub,
+    conn: &mut ServerConn<S>,
+    body: &[u8],
+    env: &Envelope,
+) -> bool {
+    if conn
+        .start_stream(200, &[("content-type", &b"text/event-stream"[..])])
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let n = asks.next.get();
+    asks.next.set(n + 1);
+    let ask_id = Bytes::from(format!("\"demo-ask-{n}\""));
+    let (tx, rx) = local_sync::oneshot::channel();
+    asks.pending.borrow_mut().insert(ask_id.clone(), tx);
+    let params = br#"{"messages":[{"role":"user","content":{"type":"text","text":"Say hello"}}],"maxTokens":20}"#;
+    streams.broadcast(&encode::request(
+        &ask_id,
+        method::SAMPLING_CREATE_MESSAGE,
+        Some(params),
+    ));
+    let text = match monoio::time::timeout(ANSWER_TIMEOUT, rx).await {
+        Ok(Ok(answer)) => answer_text(&answer),
+        _ => {
+            asks.pending.borrow_mut().remove(&ask_id);
+            "the client did not answer".to_string()
+        }
     };
     let id = env.id_raw(body).unwrap_or(b"null");
     let mut result = b"{\"content\":[{\"type\":\"text\",\"text\":".to_vec();

@@ -55,6 +55,11 @@ pub enum WorkerMsg {
     Bridge(super::bridge::Delivery),
     /// Open pool connections to servers that became available.
     Warm,
+    /// Send this server request to one stream of one session (by nonce), if it has one here;
+    /// the reply says whether it did.
+    AskSession(u64, Bytes, async_channel::Sender<bool>),
+    /// Which sessions have calls in flight here to this server slot (see [`Worker::claimants`]).
+    Claim(usize, async_channel::Sender<Vec<(u64, u8)>>),
     /// Accept on this listener from now on (a reload moved `gateway.listen`); the old one closes,
     /// its accepted connections stay.
     Listen(std::net::TcpListener),
@@ -150,7 +155,8 @@ pub struct Worker {
     pub bridge: super::bridge::Table,
     /// Forwarded calls in flight on this worker, by (session nonce, client's raw id), so a client's
     /// `notifications/cancelled` can be sent on to the server with the id the server knows.
-    calls: RefCell<HashMap<(u64, Bytes), InFlight>>,
+    /// The value also keeps the session's declared capabilities, for [`Worker::claimants`].
+    calls: RefCell<HashMap<(u64, Bytes), (InFlight, u8)>>,
     /// Session ids this worker opened recently: opening a sealed id costs ~290 ns (AEAD), a hit
     /// here ~30 ns. Revocation is still checked on every use; the cache is cleared when full.
     opened: RefCell<HashMap<Box<[u8]>, FrontSession>>,
@@ -240,18 +246,30 @@ impl Worker {
     /// Remembers a forwarded call so the client can cancel it.
     pub fn calls_begin(
         &self,
-        session: Option<u64>,
+        session: Option<FrontSession>,
         client_id: &Bytes,
         route: &Route,
         link: &Arc<ServerLink>,
         minted: u64,
     ) {
-        if let Some(nonce) = session {
+        if let Some(s) = session {
             self.calls.borrow_mut().insert(
-                (nonce, client_id.clone()),
-                (route.clone(), link.clone(), minted),
+                (s.nonce, client_id.clone()),
+                ((route.clone(), link.clone(), minted), s.client_caps),
             );
         }
+    }
+
+    /// The sessions with calls in flight here to server `slot`, with their declared capabilities.
+    /// For a server request that arrives outside any call (see `server_asks::outside_call`).
+    pub fn claimants(&self, slot: usize) -> Vec<(u64, u8)> {
+        let mut out: Vec<(u64, u8)> = Vec::new();
+        for ((nonce, _), ((_, link, _), caps)) in self.calls.borrow().iter() {
+            if link.slot == slot && !out.iter().any(|c| c.0 == *nonce) {
+                out.push((*nonce, *caps));
+            }
+        }
+        out
     }
 
     /// Forgets a call that finished.
@@ -268,7 +286,7 @@ impl Worker {
         self.calls
             .borrow()
             .get(&(session, Bytes::copy_from_slice(client_id)))
-            .cloned()
+            .map(|(flight, _)| flight.clone())
     }
 
     /// A fresh downstream request id, unique across workers: worker index in the top 16 bits.

@@ -43,6 +43,7 @@ use smallvec::SmallVec;
 pub use client_msgs::{cancel_here, end_session};
 pub use context::{Gateway, Report, Worker, WorkerMsg};
 pub use relay::Relay;
+pub use server_asks::outside_call;
 
 use crate::catalog::{ListKind, Snapshot};
 use crate::error::{ErrorKind, GatewayError};
@@ -478,13 +479,7 @@ async fn forward(
         params,
     };
     let client_id = Bytes::copy_from_slice(id_span.get(body));
-    w.calls_begin(
-        session.map(|s| s.nonce),
-        &client_id,
-        &spec.route,
-        &entry.link,
-        minted,
-    );
+    w.calls_begin(session, &client_id, &spec.route, &entry.link, minted);
     // A modern client cancels by closing its response stream: the relay needs the route for that.
     let cancel_on_drop = modern.is_some().then(|| spec.route.clone());
     let call = Call::start(spec).await;

@@ -307,9 +307,8 @@ impl CallRelay {
                 return Flow::Final(Err(e));
             }
         };
-        let session = self.ctx.session.map(|s| s.nonce);
         w.calls_begin(
-            session,
+            self.ctx.session,
             &self.ctx.client_id,
             &spec.route,
             &self.ctx.link,

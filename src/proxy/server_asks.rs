@@ -7,7 +7,7 @@
 use bytes::Bytes;
 
 use super::bridge;
-use super::context::Worker;
+use super::context::{Worker, WorkerMsg};
 use super::modern::{self, Reject};
 use super::relay::RelayCtx;
 use super::Gateway;
@@ -93,4 +93,93 @@ pub(super) fn cancel_downstream(route: &Route, ctx: &RelayCtx, reason: &str) {
     };
     let note = encode::notification(method::CANCELLED, Some(&params));
     route.send_detached(ctx.link.clone(), note, limits);
+}
+
+/// How long the control thread waits for the workers' answers to a claim (they answer from their
+/// inbox at once; this only bounds a stalled worker).
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A request a Streamable HTTP server sent on its standalone GET stream, which names no call (the
+/// transport gives no link; server-everything sends `roots/list` this way). Runs on the control
+/// thread. It goes to a client only when that is unambiguous: every call in flight to this server,
+/// on every worker, belongs to one session, that session declared the capability, and it has a
+/// stream open. Then it goes to one stream of that session with a sealed id (the answer comes back
+/// through `client_msgs` like any other). Otherwise the server is refused at once, never left
+/// waiting, and no other session ever sees the request. `answer` sends a reply to the server.
+pub async fn outside_call(gw: &Gateway, slot: usize, msg: Bytes, answer: impl Fn(Bytes)) {
+    let Ok(env) = wire::parse(&msg) else { return };
+    let Some((id_span, _)) = env.id else { return };
+    let name = env.method(&msg).unwrap_or("");
+    let needed = bridge::needed_capability(name);
+    let mut delivered = false;
+    if let Some(nonce) = (needed != 0)
+        .then_some(())
+        .and(claim(gw, slot, needed).await)
+    {
+        if let Some(token) = gw.relay_ids.seal(slot, id_span.get(&msg)) {
+            let sealed = rewrite::concat(&rewrite::splice(&msg, &mut [(id_span, token)]));
+            delivered = deliver(gw, nonce, sealed).await;
+        }
+    }
+    if !delivered {
+        let why = format!("'{name}' arrived outside any call and no single client of this server can take it (capability not declared, calls from several sessions, or no stream)");
+        answer(encode::error_response(
+            Some(id_span.get(&msg)),
+            code::METHOD_NOT_FOUND,
+            &why,
+            None,
+        ));
+    }
+}
+
+/// Asks every worker which sessions have calls in flight to `slot`; the session when exactly one
+/// does and it declared `needed`.
+async fn claim(gw: &Gateway, slot: usize, needed: u8) -> Option<u64> {
+    let workers = gw.workers.get()?;
+    let (tx, rx) = async_channel::bounded(workers.len().max(1));
+    let asked = workers
+        .iter()
+        .filter(|w| w.try_send(WorkerMsg::Claim(slot, tx.clone())).is_ok())
+        .count();
+    drop(tx);
+    let mut session: Option<(u64, u8)> = None;
+    let gather = async {
+        let mut replies = 0;
+        while let Ok(found) = rx.recv().await {
+            replies += 1;
+            for (nonce, caps) in found {
+                match session {
+                    Some((s, _)) if s != nonce => return false, // several sessions: ambiguous
+                    _ => session = Some((nonce, caps)),
+                }
+            }
+        }
+        replies == asked
+    };
+    let complete = monoio::time::timeout(CLAIM_WAIT, gather)
+        .await
+        .unwrap_or(false);
+    let (nonce, caps) = session.filter(|_| complete)?;
+    (caps & needed != 0).then_some(nonce)
+}
+
+/// Offers the request to the workers in turn until one has a stream of the session and takes it
+/// (exactly one place gets it); whether one did.
+async fn deliver(gw: &Gateway, nonce: u64, sealed: Bytes) -> bool {
+    let Some(workers) = gw.workers.get() else {
+        return false;
+    };
+    for w in workers {
+        let (tx, rx) = async_channel::bounded(1);
+        if w.try_send(WorkerMsg::AskSession(nonce, sealed.clone(), tx))
+            .is_err()
+        {
+            continue;
+        }
+        let took = monoio::time::timeout(CLAIM_WAIT, rx.recv()).await;
+        if matches!(took, Ok(Ok(true))) {
+            return true;
+        }
+    }
+    false
 }

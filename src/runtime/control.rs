@@ -356,7 +356,14 @@ impl Control {
                 && link.session.load().as_ref().map(|s| s.epoch) == epoch
             {
                 let gw = me.gw.clone();
-                let notified = |msg: Bytes| on_downstream_message(&gw, &tasks, slot, &msg);
+                let (answers, limits) = ((pool.clone(), link.clone()), me.limits());
+                let notified = |msg: Bytes| {
+                    if is_request(&msg) {
+                        ask_outside_call(&gw, slot, msg, answers.clone(), limits);
+                    } else {
+                        on_downstream_message(&gw, &tasks, slot, &msg);
+                    }
+                };
                 let end = if link.is_modern() {
                     let relisten = me.with_slot(slot, |s| s.relisten.1.clone());
                     let (Ok(route), Some(relisten)) = (Route::to(&link, &me.pools), relisten)
@@ -570,6 +577,27 @@ fn on_downstream_message(
         // Anything else outside a call belongs to no client in particular.
         other => log::debug!("server slot {slot}: unsolicited {other:?} dropped"),
     }
+}
+
+/// Whether a message from a downstream is a request (it has a method and an id).
+fn is_request(msg: &[u8]) -> bool {
+    wire::parse(msg).is_ok_and(|env| env.kind == wire::Kind::Request)
+}
+
+/// A server request on a legacy HTTP server's GET stream (no call named): relayed to the one
+/// client it can belong to, else refused (`proxy::outside_call`); runs as its own task.
+fn ask_outside_call(
+    gw: &Arc<Gateway>,
+    slot: usize,
+    msg: Bytes,
+    (pool, link): (Rc<crate::upstream::pool::Pool>, Arc<ServerLink>),
+    limits: crate::upstream::exchange::ReplyLimits,
+) {
+    let gw = gw.clone();
+    monoio::spawn(async move {
+        let answer = |a: Bytes| Route::Http(pool.clone()).send_detached(link.clone(), a, limits);
+        crate::proxy::outside_call(&gw, slot, msg, answer).await;
+    });
 }
 
 /// Resolves the server's host (control thread only: DNS never runs on a worker).

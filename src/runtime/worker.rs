@@ -177,6 +177,12 @@ async fn serve_inbox(
                 let _ = reply.try_send((stats, w.streams.len()));
             }
             WorkerMsg::Bridge(d) => w.bridge.deliver(d),
+            WorkerMsg::AskSession(session, m, took) => {
+                let _ = took.try_send(w.streams.send_to_one(session, &m));
+            }
+            WorkerMsg::Claim(slot, reply) => {
+                let _ = reply.try_send(w.claimants(slot));
+            }
             WorkerMsg::Warm => warm(&w).await,
             WorkerMsg::Listen(listener) => match &moved {
                 Some(moved) => {

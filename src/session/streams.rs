@@ -61,6 +61,15 @@ impl StreamHub {
         sent
     }
 
+    /// Sends `message` to one stream of the session (a request must reach exactly one place);
+    /// whether one took it.
+    pub fn send_to_one(&self, session: u64, message: &Bytes) -> bool {
+        self.streams
+            .borrow()
+            .values()
+            .any(|(s, tx)| *s == session && tx.send(message.clone()).is_ok())
+    }
+
     /// Closes every stream's channel so their tasks end (graceful shutdown).
     pub fn close_all(&self) {
         self.streams.borrow_mut().clear();

@@ -35,7 +35,8 @@ pub enum WatchEnd {
     Ended(UpstreamError),
 }
 
-/// Opens the GET stream and hands every message to `on_message` until the stream ends.
+/// Opens the GET stream and hands every message to `on_message` until the stream ends. A request
+/// other than `ping` is handed over too, and `on_message` must see that it is answered.
 pub async fn watch(
     pool: &Rc<Pool>,
     limits: ReplyLimits,
@@ -79,9 +80,13 @@ pub async fn watch(
     loop {
         match sse.next_message(&mut conn).await {
             Ok(Some(msg)) => match crate::wire::parse(&msg) {
-                // A request on the standalone stream belongs to no call, so to no client: answer it
-                // here (ping) or refuse it, so the server never waits for an answer.
-                Ok(env) if env.kind == crate::wire::Kind::Request => {
+                // A ping on the standalone stream is answered here. Other requests name no call:
+                // `on_message` gets them and must answer them (relay to the one client they can
+                // belong to, or refuse), so the server never waits for an answer.
+                Ok(env)
+                    if env.kind == crate::wire::Kind::Request
+                        && env.method(&msg) == Some(crate::wire::method::PING) =>
+                {
                     if let Some(answer) = super::answer_server_request(&msg, &env) {
                         Route::Http(pool.clone()).send_detached(link.clone(), answer, limits);
                     }

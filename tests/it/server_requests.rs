@@ -27,6 +27,20 @@ fn sampling_session(e: &Env) -> String {
         .to_string()
 }
 
+/// POSTs a call and returns the reply unread (status line included: a JSON reply's head comes only
+/// with its result), for [`reply_of`].
+fn start_call(addr: SocketAddr, session: &str, body: &str) -> BufReader<TcpStream> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    BufReader::new(s)
+}
+
 /// POSTs a call and returns the open reply, to read as SSE events.
 fn open_call(addr: SocketAddr, session: &str, body: &str) -> BufReader<TcpStream> {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -137,4 +151,132 @@ fn on_stdio_a_server_request_is_refused_when_several_sessions_have_calls_in_flig
             break;
         }
     }
+}
+
+/// The result of a call started with [`start_call`]: a JSON body, or the last event of an SSE one.
+fn reply_of(r: &mut BufReader<TcpStream>) -> Value {
+    let (mut line, mut length, mut sse) = (String::new(), None, false);
+    r.read_line(&mut line).unwrap();
+    assert!(line.contains(" 200 "), "{line}");
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        let l = line.trim_end().to_ascii_lowercase();
+        if l.is_empty() {
+            break;
+        }
+        sse |= l.starts_with("content-type: text/event-stream");
+        if let Some(n) = l.strip_prefix("content-length: ") {
+            length = n.parse::<usize>().ok();
+        }
+    }
+    if sse {
+        return loop {
+            let ev = next_event(r);
+            if ev.get("id").is_some() {
+                break ev;
+            }
+        };
+    }
+    let mut body = vec![0; length.expect("a JSON reply has a length")];
+    std::io::Read::read_exact(r, &mut body).unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// Waits until the demo's own GET stream (the gateway's watcher) is open: a tool-list change the
+/// demo announces on it reaches the client's stream.
+fn watcher_ready(e: &Env, session: &str, stream: &mut Stream) {
+    let bump = r#"{"jsonrpc":"2.0","id":"b","method":"tools/call","params":{"name":"alpha__set_extra_tools","arguments":{"count":1}}}"#;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            e.call(session, bump);
+            stream
+                .next_data(Duration::from_millis(500))
+                .is_some_and(|d| d.contains("tools/list_changed"))
+        }),
+        "the gateway's GET stream to the demo never opened"
+    );
+}
+
+#[test]
+fn over_http_a_request_on_the_servers_own_stream_reaches_the_one_session_calling() {
+    let e = Env::start(vec![DemoOptions::new("a")], "");
+    let s = sampling_session(&e);
+    let mut stream = Stream::open(e.addr(), &s);
+    watcher_ready(&e, &s, &mut stream);
+    let mut reply = start_call(
+        e.addr(),
+        &s,
+        &sample("alpha__sample", r#"{"standalone":true}"#),
+    );
+    // The request names no call: it arrives on the session's GET stream, with a sealed id.
+    let ask = loop {
+        let d = stream
+            .next_data(Duration::from_secs(10))
+            .expect("the request on the session's stream");
+        let v: Value = serde_json::from_str(&d).unwrap();
+        if v["method"] == "sampling/createMessage" {
+            break v;
+        }
+    };
+    let token = ask["id"].as_str().expect("a sealed id");
+    assert!(token.starts_with("k1."), "{token}");
+    let answer = format!(
+        r#"{{"jsonrpc":"2.0","id":"{token}","result":{{"role":"assistant","content":{{"type":"text","text":"hi"}},"model":"m"}}}}"#
+    );
+    assert_eq!(e.call(&s, &answer).status, 202);
+    let done = reply_of(&mut reply);
+    assert_eq!(
+        done["result"]["content"][0]["text"], "sampled: hi",
+        "{done}"
+    );
+}
+
+#[test]
+fn over_http_a_request_on_the_servers_own_stream_is_refused_when_it_is_ambiguous() {
+    let e = Env::start(vec![DemoOptions::new("a")], "");
+    let (busy, asking) = (sampling_session(&e), sampling_session(&e));
+    let mut busy_stream = Stream::open(e.addr(), &busy);
+    watcher_ready(&e, &busy, &mut busy_stream);
+    let body = r#"{"jsonrpc":"2.0","id":"z","method":"tools/call","params":{"name":"alpha__sleep","arguments":{"ms":3000,"steps":30},"_meta":{"progressToken":"p"}}}"#;
+    let mut busy_reply = open_call(e.addr(), &busy, body);
+    assert_eq!(
+        next_event(&mut busy_reply)["method"],
+        "notifications/progress"
+    );
+    // Two sessions have calls in flight to the server: the request is refused to the server at
+    // once (the call's result says so) and neither session sees it.
+    let mut reply = start_call(
+        e.addr(),
+        &asking,
+        &sample("alpha__sample", r#"{"standalone":true}"#),
+    );
+    let done = reply_of(&mut reply);
+    let text = done["result"]["content"][0]["text"].as_str().unwrap_or("");
+    assert!(
+        text.starts_with("sampled: error"),
+        "refused to the server: {done}"
+    );
+    while let Some(d) = busy_stream.next_data(Duration::from_millis(200)) {
+        assert!(!d.contains("sampling/createMessage"), "{d}");
+    }
+}
+
+#[test]
+fn over_http_a_request_on_the_servers_own_stream_is_refused_without_the_capability() {
+    let e = Env::start(vec![DemoOptions::new("a")], "");
+    let s = e.session("2025-11-25"); // declares nothing
+    let mut stream = Stream::open(e.addr(), &s);
+    watcher_ready(&e, &s, &mut stream);
+    let mut reply = start_call(
+        e.addr(),
+        &s,
+        &sample("alpha__sample", r#"{"standalone":true}"#),
+    );
+    let done = reply_of(&mut reply);
+    let text = done["result"]["content"][0]["text"].as_str().unwrap_or("");
+    assert!(
+        text.starts_with("sampled: error"),
+        "refused to the server: {done}"
+    );
 }
