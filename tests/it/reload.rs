@@ -405,6 +405,39 @@ fn the_file_watch_applies_an_atomic_rename_and_prefixes_follow() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// A rewrite that keeps the file's inode, length and modification time (two writes within one
+/// timestamp tick, `cp -p`, `touch -r`) is still seen: the watcher compares contents too.
+#[test]
+fn the_file_watch_sees_a_rewrite_that_keeps_size_and_mtime() {
+    let d = demos(&["a"]);
+    let a = d[0].url();
+    let path = config_path("same-stamp");
+    let e = start_from_file(
+        d,
+        &path,
+        &toml("", &[("alpha", a.clone(), "prefix = \"aa\"")]),
+    );
+    let s = e.session("2025-11-25");
+    assert!(tools(&e, &s).iter().all(|t| t.starts_with("aa__")));
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, toml("", &[("alpha", a.clone(), "prefix = \"bb\"")])).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(mtime))
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || tools(&e, &s)
+            .iter()
+            .all(|t| t.starts_with("bb__"))),
+        "the catalog follows the rewritten file"
+    );
+    let v = servers(&e);
+    assert_eq!(v["lastReload"]["trigger"], "file");
+    assert_eq!(v["configGeneration"], 2);
+    let _ = std::fs::remove_file(&path);
+}
+
 #[test]
 fn sighup_reloads_the_config_file() {
     let d = demos(&["a", "b"]);
