@@ -12,7 +12,9 @@ keep-alive callers run a steady tools/call load on the servers that stay:
   - the config FILE is rewritten many ways: in-place truncating writes (open(path, 'w')), one
     of them deliberately slow (a half-written file sits on disk for over a watch interval),
     write-temp + os.replace, `cp`, and a burst of writes (debounce: only the last applies);
-    each adds/removes a server, changes a prefix, or changes nothing that matters;
+    each adds/removes a server, changes a prefix, or changes nothing that matters; then a storm
+    of in-place writes, each in two parts (the first alone a valid config lacking most servers),
+    so reloads run while the file is being rewritten;
   - after each settle: tools/list follows the file, the stdio child of the unchanged server
     keeps its pid;
   - SIGHUP re-reads the file; POST /v1/reload with a broken config answers 422 with the
@@ -46,12 +48,14 @@ from pathlib import Path
 from typing import Any
 
 from mcp import Client
+from mcp.client.sse import sse_client
 
 HERE = Path(__file__).resolve().parent
 LEGACY = "2025-11-25"
 MODERN = "2026-07-28"
 READY_S = float(os.environ.get("INTEROP_READY_TIMEOUT", "60"))  # peers and the gateway start
-SETTLE_S = 15.0  # a reload (watch interval + debounce + warm-up of a new server) must land by then
+SETTLE_S = 15.0
+STORM_WRITES = 16  # a reload (watch interval + debounce + warm-up of a new server) must land by then
 STABLE = ("ev_stdio", "ev_http", "py")  # never change: the load runs on them
 LOAD_CALLS = [
     ("ev_stdio__echo", {"message": "load"}),
@@ -298,17 +302,41 @@ class SdkWatch:
     def __init__(self, url: str) -> None:
         self.url = url
         self.legacy_changed = 0
+        self.sse_changed = 0
         self.modern_changed = 0
         self.modern_calls = 0
         self.errors: list[str] = []
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
+        self.sse_ready = asyncio.Event()
+        self.listen_ready = asyncio.Event()
         self.legacy: Client | None = None
 
-    async def on_message(self, message: Any) -> None:
+    @staticmethod
+    def is_tools_changed(message: Any) -> bool:
         method = getattr(message, "method", None) or getattr(getattr(message, "root", None), "method", None)
-        if method == "notifications/tools/list_changed":
+        return method == "notifications/tools/list_changed"
+
+    async def on_message(self, message: Any) -> None:
+        if self.is_tools_changed(message):
             self.legacy_changed += 1
+
+    async def on_sse_message(self, message: Any) -> None:
+        if self.is_tools_changed(message):
+            self.sse_changed += 1
+
+    async def run_sse(self) -> None:
+        """A legacy HTTP+SSE session (GET /sse, POST /messages) on the gateway's SSE front."""
+        url = self.url.removesuffix("/mcp") + "/sse"
+        try:
+            async with Client(sse_client(url), mode="legacy", message_handler=self.on_sse_message) as c:
+                await c.list_tools()
+                self.sse_ready.set()
+                await self.stop.wait()
+        except Exception as e:  # noqa: BLE001
+            self.errors.append(f"HTTP+SSE SDK client: {type(e).__name__}: {e}")
+        finally:
+            self.sse_ready.set()
 
     async def run_legacy(self) -> None:
         try:
@@ -325,6 +353,7 @@ class SdkWatch:
         try:
             async with Client(self.url, mode=MODERN) as c:
                 async with c.listen(tools_list_changed=True) as sub:
+                    self.listen_ready.set()
                     call = asyncio.create_task(self.modern_load(c))
                     events = asyncio.create_task(self.count(sub))
                     await self.stop.wait()
@@ -333,6 +362,8 @@ class SdkWatch:
                     await asyncio.gather(call, events, return_exceptions=True)
         except Exception as e:  # noqa: BLE001
             self.errors.append(f"modern SDK client: {type(e).__name__}: {e}")
+        finally:
+            self.listen_ready.set()
 
     async def count(self, sub: Any) -> None:
         try:
@@ -373,6 +404,14 @@ class SdkWatch:
         return counts
 
 
+STREAMS = ("raw GET stream", "SDK legacy (GET stream)", "SDK HTTP+SSE", "SDK subscriptions/listen")
+
+
+def counters(get: GetStream, sdk: SdkWatch) -> tuple[int, ...]:
+    """tools/list_changed received so far on each open stream, in STREAMS order."""
+    return (get.tools_changed, sdk.legacy_changed, sdk.sse_changed, sdk.modern_changed)
+
+
 # ----------------------------------------------------------------------------- writers
 def write_inplace(path: Path, text: str) -> None:
     with open(path, "w") as f:  # truncates first: not atomic
@@ -388,6 +427,18 @@ def write_slow_inplace(path: Path, text: str) -> None:
         f.write(text[:cut])
         f.flush()
         time.sleep(1.3)
+        f.write(text[cut:])
+
+
+def write_in_two_parts(path: Path, text: str) -> None:
+    """An in-place write in two parts 40 ms apart, the cut right after the first server: the
+    first part alone is a valid config that lacks the other servers."""
+    first = text.index("[[server]]")
+    cut = text.index("[[server]]", first + 1)
+    with open(path, "w") as f:
+        f.write(text[:cut])
+        f.flush()
+        time.sleep(0.04)
         f.write(text[cut:])
 
 
@@ -445,12 +496,12 @@ class Run:
                 return {"step": what, "generation": gen, "settled": False}
             await asyncio.sleep(0.1)
 
-    async def changed_seen(self, what: str, before: tuple[int, int, int], get: GetStream, sdk: SdkWatch) -> None:
+    async def changed_seen(self, what: str, before: tuple[int, ...], get: GetStream, sdk: SdkWatch) -> None:
         """Polls until every open stream got a tools/list_changed after `before`."""
         deadline = time.monotonic() + 5
         while True:
-            now = (get.tools_changed, sdk.legacy_changed, sdk.modern_changed)
-            missing = [n for n, b, a in zip(("raw GET stream", "SDK legacy", "SDK listen"), before, now) if a <= b]
+            now = counters(get, sdk)
+            missing = [n for n, b, a in zip(STREAMS, before, now) if a <= b]
             if not missing:
                 return
             if time.monotonic() > deadline:
@@ -461,7 +512,7 @@ class Run:
     async def step(self, what: str, writer: str, variant: dict[str, Any], get: GetStream, sdk: SdkWatch,
                    changes_tools: bool) -> None:
         gen = await asyncio.to_thread(generation, self.adm)
-        before = (get.tools_changed, sdk.legacy_changed, sdk.modern_changed)
+        before = counters(get, sdk)
         await asyncio.to_thread(WRITERS[writer], self.path, self.layout.render(**variant))
         rec = await self.settle(f"{what} ({writer})", gen, self.expected(variant["demo_prefix"], variant["py2"]), sdk)
         if changes_tools:
@@ -493,6 +544,8 @@ class Run:
         if sdk.legacy is None:
             raise RuntimeError("; ".join(sdk.errors) or "the legacy SDK client did not connect")
         modern_task = asyncio.create_task(sdk.run_modern())
+        sse_task = asyncio.create_task(sdk.run_sse())
+        await asyncio.wait_for(asyncio.gather(sdk.sse_ready.wait(), sdk.listen_ready.wait()), 30)
         self.baseline = await sdk.catalog()
         self.report["baseline"] = self.baseline
         if set(self.baseline) != {*STABLE, "demo"}:
@@ -514,7 +567,7 @@ class Run:
                 await asyncio.to_thread(t.join, 30)
         pids1 = await asyncio.to_thread(stdio_pids, self.adm)
         sdk.stop.set()
-        await asyncio.gather(legacy_task, modern_task, return_exceptions=True)
+        await asyncio.gather(legacy_task, modern_task, sse_task, return_exceptions=True)
         get.close()
         self.judge(stats, get, sdk, pids0, pids1)
 
@@ -538,16 +591,47 @@ class Run:
         rec = await self.settle("burst of 3 writes", gen, self.expected(None, False), sdk)
         rec["reloads"] = rec.get("generation", gen) - gen
         self.report["steps"].append(rec)
+        await self.storm(sdk)
+
+    async def storm(self, sdk: SdkWatch) -> None:
+        """Writes in place every 0.5-0.9 s, each in two parts 40 ms apart, cut after the first
+        server (a valid config without the others): reloads run while the file is rewritten, and
+        a read that caught it half-written must apply nothing and report nothing."""
+        error0 = (await self.admin("/v1/servers")).get("lastReloadError")
+        gen = await asyncio.to_thread(generation, self.adm)
+        variants = [(None, True), ("dm", False), ("dm", True), (None, False)]
+        for i in range(STORM_WRITES):
+            text = self.layout.render(demo_prefix=variants[i % 4][0], py2=variants[i % 4][1])
+            await asyncio.to_thread(write_in_two_parts, self.path, text)
+            await asyncio.sleep(0.5 + 0.4 * ((i * 7) % 5) / 4)
+        prefix, py2 = variants[(STORM_WRITES - 1) % 4]
+        rec = await self.settle(f"storm of {STORM_WRITES} in-place writes", gen, self.expected(prefix, py2), sdk)
+        rec["reloads"] = rec.get("generation", gen) - gen
+        self.report["steps"].append(rec)
+        error1 = (await self.admin("/v1/servers")).get("lastReloadError")
+        if error1 != error0:
+            problem(f"the storm of in-place writes left a reload error: {error1}")
 
     async def sighup_and_broken(self, gw: subprocess.Popen[bytes], get: GetStream, sdk: SdkWatch) -> None:
         # SIGHUP after a write: the file is read at once (the watcher may also see it; either applies it).
         gen = await asyncio.to_thread(generation, self.adm)
-        before = (get.tools_changed, sdk.legacy_changed, sdk.modern_changed)
+        before = counters(get, sdk)
         await asyncio.to_thread(write_atomic, self.path, self.layout.render(demo_prefix="dm", py2=True))
         gw.send_signal(signal.SIGHUP)
         rec = await self.settle("SIGHUP after an atomic write", gen, self.expected("dm", True), sdk)
         await self.changed_seen("SIGHUP", before, get, sdk)
         self.report["steps"].append(rec)
+        # SIGHUP with the file unchanged: applies (a new generation) and restarts nothing.
+        gen, pids, catalog = rec.get("generation", gen), await asyncio.to_thread(stdio_pids, self.adm), await sdk.catalog()
+        gw.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + SETTLE_S
+        while await asyncio.to_thread(generation, self.adm) <= gen:
+            if time.monotonic() > deadline:
+                problem("SIGHUP with the file unchanged: no reload recorded")
+                break
+            await asyncio.sleep(0.05)
+        if await asyncio.to_thread(stdio_pids, self.adm) != pids or await sdk.catalog() != catalog:
+            problem("SIGHUP with the file unchanged restarted a server or changed the catalog")
         servers = await self.admin("/v1/servers")
         last = servers.get("lastReload") or {}
         if last.get("trigger") not in ("signal", "file") or last.get("ok") is not True:
@@ -579,7 +663,7 @@ class Run:
             calls_ok=stats.ok + sdk.modern_calls,
             calls_failed=len(stats.failed),
             connections_dropped=stats.drops,
-            list_changed={"raw_get": get.tools_changed, "sdk_legacy": sdk.legacy_changed, "sdk_listen": sdk.modern_changed},
+            list_changed=dict(zip(STREAMS, counters(get, sdk))),
             stdio_pids={"start": pids0, "end": pids1},
         )
         if stats.failed:

@@ -862,6 +862,23 @@ c_tasks_everything() {
   return 1
 }
 
+# Hot reload under load (reload_check.py: its own peers and its own gateway, started from a
+# config file, in front of server-everything over stdio and streamableHttp, py_server.py and the
+# demo over stdio): the file rewritten many ways (in place, half-written, atomic rename, cp, a burst), SIGHUP, a broken config
+# posted to /v1/reload; zero failed calls, zero dropped connections, the catalog follows the
+# file, list_changed on GET and subscriptions/listen streams, the unchanged stdio child keeps its pid.
+c_reload_live() {
+  local rc=0
+  # Its own peers too (other checks stop the shared ones), so it can run anywhere in the list.
+  timeout 180 "$PY" "$HERE/reload_check.py" --bin "$BIN" --ev "$EV" --cjs "$HERE/loopback-only.cjs" \
+    --work "$WORK" >"$WORK/reload_live.json" 2>>"$WORK/checks.err" || rc=$?
+  [ "$rc" = 0 ] && return 0
+  REASON="$("$PY" -c 'import json,sys; print("; ".join(json.load(open(sys.argv[1])).get("problems", [])))' \
+    "$WORK/reload_live.json" 2>/dev/null)"
+  [ -n "$REASON" ] || REASON="reload_check.py exited $rc without a report (see checks.err, reload_gateway.log)"
+  return 1
+}
+
 # ---------------------------------------------------------------- run
 say "checks (peers: everything=$P_EV everything-sse=$P_EVS pysdk=$P_PY demo=$P_DEMO; gateway=$P_GW admin=$P_ADM; paged=$P_GW3 admin=$P_ADM3; matrix=$P_GWX admin=$P_ADMX, stdio admin=$P_ADMS)"
 CHECKS_START=$SECONDS
@@ -882,6 +899,7 @@ check dead-downstream-isolated c_dead_downstream
 check metrics-per-server c_metrics
 check metrics-no-duplicate-series c_metrics_unique
 check config-check-reports-all c_config_check
+check reload-live-under-load c_reload_live
 check matrix-gateway-ready ready_matrix
 for via in stdio http sse; do
   for ds in "$S_MX_STDIO" "$S_MX_HTTP" "$S_MX_SSE"; do
