@@ -93,7 +93,8 @@ class Layout:
     def __init__(self, ns: argparse.Namespace, gw: int, adm: int) -> None:
         self.ns, self.gw, self.adm = ns, gw, adm
 
-    def render(self, demo_prefix: str | None, py2: bool, comment: str = "", order_swap: bool = False) -> str:
+    def render(self, demo_prefix: str | None, py2: bool, comment: str = "", order_swap: bool = False,
+               ev_header: str | None = None) -> str:
         ns = self.ns
         head = (
             f"# {comment}\n[gateway]\nlisten = \"127.0.0.1:{self.gw}\"\nadmin_listen = \"127.0.0.1:{self.adm}\"\n"
@@ -102,7 +103,8 @@ class Layout:
         stable = [
             "[[server]]\nname = \"ev_stdio\"\ntransport = \"stdio\"\ncommand = \"node\"\n"
             f"args = [\"--require\", {tq(ns.cjs)}, {tq(ns.ev)}, \"stdio\"]\n",
-            f"[[server]]\nname = \"ev_http\"\ntransport = \"http\"\nurl = {tq(ns.ev_url)}\n",
+            f"[[server]]\nname = \"ev_http\"\ntransport = \"http\"\nurl = {tq(ns.ev_url)}\n"
+            + (f"headers = {{ X-Reload = \"{ev_header}\" }}\n" if ev_header else ""),
             f"[[server]]\nname = \"py\"\ntransport = \"http\"\nurl = {tq(ns.py_url)}\n",
         ]
         if order_swap:
@@ -577,6 +579,10 @@ class Run:
         await self.step("demo prefix -> dm", "atomic", v("dm", True), get, sdk, True)
         await self.step("remove py2", "cp", v("dm", False), get, sdk, True)
         await self.step("comment only", "inplace", v("dm", False, comment="nothing else"), get, sdk, False)
+        # ev_http takes load all along: replaced by a new instance (new downstream session), the
+        # old one drained, without a failed call.
+        await self.step("ev_http headers (restarted)", "atomic", v("dm", False, ev_header="1"), get, sdk, False)
+        await self.step("ev_http headers again", "cp", v("dm", False, ev_header="2"), get, sdk, False)
         await self.step("prefix back, servers reordered", "atomic", v(None, False, order_swap=True), get, sdk, True)
         await self.step("add py2 again", "cp", v(None, True), get, sdk, True)
         errors_before = (await self.admin("/v1/servers")).get("lastReloadError")
