@@ -155,6 +155,15 @@ def admin_post(adm: str, path: str, body: bytes) -> tuple[int, Any]:
         return e.code, json.loads(e.read() or b"null")
 
 
+def reload_errors(adm: str) -> int:
+    """ringgate_reload_total{result="error"} from /metrics."""
+    with urllib.request.urlopen(adm + "/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith('ringgate_reload_total{result="error"}'):
+                return int(float(line.split()[-1]))
+    raise RuntimeError("/metrics has no ringgate_reload_total{result=\"error\"}")
+
+
 def generation(adm: str) -> int:
     return int(admin_get(adm, "/v1/servers").get("configGeneration") or 0)
 
@@ -663,6 +672,13 @@ class Run:
             problem("broken config changed the catalog")
         if (await asyncio.to_thread(stdio_pids, self.adm)) != pids0:
             problem("broken config changed a stdio child")
+        # Errors reported over the whole run: the posted broken config, and at most one for the
+        # half-written file that sat on disk for over a second. Nothing else (no error spam from
+        # files caught while being written).
+        errors = await asyncio.to_thread(reload_errors, self.adm)
+        self.report["reload_errors"] = errors
+        if not 1 <= errors <= 2:
+            problem(f"ringgate_reload_total{{result=\"error\"}} is {errors}, expected 1 or 2")
 
     def judge(self, stats: Stats, get: GetStream, sdk: SdkWatch, pids0: dict[str, Any], pids1: dict[str, Any]) -> None:
         self.report.update(
