@@ -316,6 +316,7 @@ class SdkWatch:
         self.sse_changed = 0
         self.modern_changed = 0
         self.modern_calls = 0
+        self.sse_calls = 0
         self.errors: list[str] = []
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
@@ -343,7 +344,12 @@ class SdkWatch:
             async with Client(sse_client(url), mode="legacy", message_handler=self.on_sse_message) as c:
                 await c.list_tools()
                 self.sse_ready.set()
-                await self.stop.wait()
+                while not self.stop.is_set():  # calls over POST /messages, answers on the stream
+                    r = await c.call_tool("ev_stdio__echo", {"message": "sse"})
+                    if r.is_error:
+                        self.errors.append(f"HTTP+SSE ev_stdio__echo isError: {r.content}")
+                    self.sse_calls += 1
+                    await asyncio.sleep(0.02)
         except Exception as e:  # noqa: BLE001
             self.errors.append(f"HTTP+SSE SDK client: {type(e).__name__}: {e}")
         finally:
@@ -566,7 +572,7 @@ class Run:
         await asyncio.to_thread(get.opened.wait, 10)
         pids0 = await asyncio.to_thread(stdio_pids, self.adm)
         stats, stop = Stats(), threading.Event()
-        callers = [threading.Thread(target=caller, args=(self.port, i, stop, stats), daemon=True) for i in range(4)]
+        callers = [threading.Thread(target=caller, args=(self.port, i, stop, stats), daemon=True) for i in range(self.ns.callers)]
         for t in callers:
             t.start()
         try:
@@ -682,7 +688,7 @@ class Run:
 
     def judge(self, stats: Stats, get: GetStream, sdk: SdkWatch, pids0: dict[str, Any], pids1: dict[str, Any]) -> None:
         self.report.update(
-            calls_ok=stats.ok + sdk.modern_calls,
+            calls_ok={"keep-alive callers": stats.ok, "SDK 2026-07-28": sdk.modern_calls, "SDK HTTP+SSE": sdk.sse_calls},
             calls_failed=len(stats.failed),
             connections_dropped=stats.drops,
             list_changed=dict(zip(STREAMS, counters(get, sdk))),
@@ -692,6 +698,8 @@ class Run:
             problem(f"{len(stats.failed)} failed request(s), e.g. {stats.failed[:3]}")
         if stats.drops:
             problem(f"{stats.drops} connection(s) closed by the gateway")
+        if sdk.modern_calls < 10 or sdk.sse_calls < 10:
+            problem(f"SDK clients barely called: 2026-07-28 {sdk.modern_calls}, HTTP+SSE {sdk.sse_calls}")
         if stats.ok < 100:
             problem(f"only {stats.ok} calls completed under load")
         if get.ended:
@@ -737,6 +745,7 @@ def main() -> int:
     p.add_argument("--cjs", default=str(HERE / "loopback-only.cjs"))
     p.add_argument("--ev-url", help="a running server-everything streamableHttp (else started here)")
     p.add_argument("--py-url", help="a running py_server.py http (else started here)")
+    p.add_argument("--callers", type=int, default=4, help="concurrent keep-alive callers (default 4)")
     p.add_argument("--work", help="where the config, logs and report go (default: a temp dir)")
     ns = p.parse_args()
     ns.bin, ns.cjs = str(Path(ns.bin).resolve()), str(Path(ns.cjs).resolve())
