@@ -172,6 +172,11 @@ def stdio_pids(adm: str) -> dict[str, Any]:
     return {s["name"]: s.get("pid") for s in admin_get(adm, "/v1/servers").get("servers", []) if s.get("transport") == "stdio"}
 
 
+def up_since(adm: str) -> dict[str, Any]:
+    """When each server's running instance came up: a server kept across reloads keeps it."""
+    return {s["name"]: s.get("upSince") for s in admin_get(adm, "/v1/servers").get("servers", [])}
+
+
 # ----------------------------------------------------------------------------- raw MCP over HTTP
 def sse_or_json(resp: http.client.HTTPResponse) -> list[dict[str, Any]]:
     body = resp.read()
@@ -571,6 +576,7 @@ class Run:
         get.start()
         await asyncio.to_thread(get.opened.wait, 10)
         pids0 = await asyncio.to_thread(stdio_pids, self.adm)
+        up0 = await asyncio.to_thread(up_since, self.adm)
         stats, stop = Stats(), threading.Event()
         callers = [threading.Thread(target=caller, args=(self.port, i, stop, stats), daemon=True) for i in range(self.ns.callers)]
         for t in callers:
@@ -583,6 +589,11 @@ class Run:
             for t in callers:
                 await asyncio.to_thread(t.join, 30)
         pids1 = await asyncio.to_thread(stdio_pids, self.adm)
+        up1 = await asyncio.to_thread(up_since, self.adm)
+        self.report["up_since"] = {"start": up0, "end": up1}
+        for name in ("ev_stdio", "py"):  # never changed: the same instance all along
+            if not up0.get(name) or up0.get(name) != up1.get(name):
+                problem(f"{name} was never changed but its instance was replaced (upSince {up0.get(name)} -> {up1.get(name)})")
         sdk.stop.set()
         await asyncio.gather(legacy_task, modern_task, sse_task, return_exceptions=True)
         get.close()
