@@ -2,8 +2,10 @@
 //!
 //! Triggers: `POST /v1/reload` on the admin listener (the config file again, or a posted TOML
 //! body), SIGHUP (`super::reload_on_sighup`), and a poll of the config file ([`watch_file`], every
-//! [`WATCH_INTERVAL`], debounced, atomic-rename safe). All go through one queue ([`Reloader`])
-//! served by one task on the control thread ([`serve`]), so reloads never overlap.
+//! [`WATCH_INTERVAL`], debounced, atomic-rename safe; a version is its metadata plus a digest of its
+//! contents, and a watch-triggered reload applies exactly the version that settled, never a file
+//! caught while being written). All go through one queue ([`Reloader`]) served by one task on the
+//! control thread ([`serve`]), so reloads never overlap.
 //!
 //! A reload is prepare → commit → drain:
 //! 1. **prepare**: read and validate the whole config (every error is reported), diff it against
