@@ -2,8 +2,10 @@
 //!
 //! Triggers: `POST /v1/reload` on the admin listener (the config file again, or a posted TOML
 //! body), SIGHUP (`super::reload_on_sighup`), and a poll of the config file ([`watch_file`], every
-//! [`WATCH_INTERVAL`], debounced, atomic-rename safe). All go through one queue ([`Reloader`])
-//! served by one task on the control thread ([`serve`]), so reloads never overlap.
+//! [`WATCH_INTERVAL`], debounced, atomic-rename safe; a version is its metadata plus a digest of its
+//! contents, and a watch-triggered reload applies exactly the version that settled, never a file
+//! caught while being written). All go through one queue ([`Reloader`]) served by one task on the
+//! control thread ([`serve`]), so reloads never overlap.
 //!
 //! A reload is prepare → commit → drain:
 //! 1. **prepare**: read and validate the whole config (every error is reported), diff it against
@@ -28,6 +30,7 @@
 //! restart (how many cores a thread-per-core process runs on is decided when it starts); a change
 //! to it is reported (`restartRequired`) and the rest of the reload still applies.
 
+use std::hash::{Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -186,6 +189,9 @@ pub enum ReloadError {
     ServerFailed(Vec<(String, String)>),
     /// A moved listener address could not be bound (the old listeners keep serving).
     Bind(String),
+    /// The config file changed while it was read, or since the watcher saw it settle: it is
+    /// being written. Nothing is applied; the watcher applies it once it stays unchanged.
+    FileChanging,
     /// The gateway is shutting down.
     Unavailable,
 }
@@ -198,6 +204,7 @@ impl ReloadError {
             ReloadError::NoSource | ReloadError::BadRequest(_) => 400,
             ReloadError::ServerFailed(_) => 502,
             ReloadError::Bind(_) => 500,
+            ReloadError::FileChanging => 409,
             ReloadError::Unavailable => 503,
         }
     }
@@ -225,6 +232,10 @@ impl std::fmt::Display for ReloadError {
                 }
                 Ok(())
             }
+            ReloadError::FileChanging => f.write_str(
+                "the config file changed while it was read (still being written?); \
+                 it is applied once it stays unchanged",
+            ),
             ReloadError::Unavailable => f.write_str("the gateway is shutting down"),
         }
     }
@@ -249,6 +260,9 @@ pub struct ReloadStatus {
     pub last_ok: Option<SystemTime>,
     /// The file as it was when last read (the watcher does not reload it again).
     file_stamp: Option<FileStamp>,
+    /// The file as the watcher last saw it settle: a watch-triggered reload applies exactly that
+    /// version, or nothing.
+    settled: Option<FileStamp>,
 }
 
 impl ReloadStatus {
@@ -264,26 +278,59 @@ impl ReloadStatus {
 }
 
 /// What identifies a version of the config file: an editor's atomic rename changes the inode, an
-/// in-place write the size or modification time.
+/// in-place write the size or modification time, and the content digest catches a rewrite that
+/// keeps both (timestamps coarser than the writes, `cp -p`, `touch -r`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FileStamp {
     len: u64,
     modified: Option<SystemTime>,
     inode: u64,
     device: u64,
+    digest: u64,
 }
 
 impl FileStamp {
-    /// The stamp of the file at `path` (following symlinks), `None` while it does not exist.
+    /// The stamp of the file at `path` (following symlinks); `None` while it does not exist, cannot
+    /// be read, or changes while it is read.
     fn of(path: &Path) -> Option<FileStamp> {
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileStamp {
+        read_file(path).ok().map(|(_, stamp)| stamp)
+    }
+
+    /// The metadata part of a stamp (digest 0).
+    fn meta(path: &Path) -> std::io::Result<FileStamp> {
+        let m = std::fs::metadata(path)?;
+        Ok(FileStamp {
             len: m.len(),
             modified: m.modified().ok(),
             inode: m.ino(),
             device: m.dev(),
+            digest: 0,
         })
     }
+}
+
+/// Why the config file could not be read as one settled version.
+#[derive(Debug)]
+enum FileRead {
+    /// Missing or unreadable.
+    Unreadable(std::io::Error),
+    /// Its metadata changed while it was read, or it is shorter or longer than it says: a writer
+    /// is at work (an in-place write truncates first).
+    Changing,
+}
+
+/// Reads the config file once, with the stamp of exactly what was read.
+fn read_file(path: &Path) -> Result<(Vec<u8>, FileStamp), FileRead> {
+    let before = FileStamp::meta(path).map_err(FileRead::Unreadable)?;
+    let bytes = std::fs::read(path).map_err(FileRead::Unreadable)?;
+    let after = FileStamp::meta(path).map_err(FileRead::Unreadable)?;
+    if before != after || bytes.len() as u64 != after.len {
+        return Err(FileRead::Changing);
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    let digest = hasher.finish();
+    Ok((bytes, FileStamp { digest, ..after }))
 }
 
 /// Serves the reload queue, one reload at a time, until every [`Reloader`] is closed or dropped.
@@ -299,7 +346,10 @@ pub async fn serve(control: Rc<Control>, requests: async_channel::Receiver<Reloa
 
 /// Polls the config file every [`WATCH_INTERVAL`] and queues a reload when it changed and then
 /// stayed the same for one interval (an editor still writing is not read half-way). A file that
-/// is briefly missing (delete and re-create) is waited for. Ends when reloads are refused.
+/// is briefly missing (delete and re-create) is waited for. The reload applies the version seen
+/// settled or nothing (`ReloadError::FileChanging`: written again meanwhile; the next settled
+/// version applies), so a write that truncates the file in place is never read half-way either.
+/// Ends when reloads are refused.
 pub async fn watch_file(control: Rc<Control>, path: PathBuf) {
     let mut seen = FileStamp::of(&path);
     let mut requested = seen.clone();
@@ -315,6 +365,7 @@ pub async fn watch_file(control: Rc<Control>, path: PathBuf) {
             continue;
         }
         log::info!("config file {} changed: reloading", path.display());
+        control.reload.borrow_mut().settled = now.clone();
         requested = now;
         if !control.reloader.trigger(ReloadSource::File, Trigger::File) {
             return;
@@ -324,6 +375,13 @@ pub async fn watch_file(control: Rc<Control>, path: PathBuf) {
 
 /// Counts and logs a reload's outcome.
 fn record(control: &Control, trigger: Trigger, result: &ReloadResult) {
+    // The watcher saw the file settle, then it changed again: not a failure, and nothing to
+    // report (a file being written must not leave an error behind); its next settled version
+    // is applied.
+    if trigger == Trigger::File && matches!(result, Err(ReloadError::FileChanging)) {
+        log::info!("config file changed again while being reloaded: waiting for it to settle");
+        return;
+    }
     let now = SystemTime::now();
     let mut st = control.reload.borrow_mut();
     st.last = Some((now, trigger, result.is_ok()));
@@ -356,8 +414,9 @@ fn record(control: &Control, trigger: Trigger, result: &ReloadResult) {
     }
 }
 
-/// Reads and validates the new config.
-fn read(control: &Control, source: &ReloadSource) -> Result<Config, ReloadError> {
+/// Reads and validates the new config. From the file: one settled version, exactly the one the
+/// watcher saw settle when it asked.
+fn read(control: &Control, source: &ReloadSource, trigger: Trigger) -> Result<Config, ReloadError> {
     match source {
         ReloadSource::File => {
             let path = control
@@ -366,9 +425,28 @@ fn read(control: &Control, source: &ReloadSource) -> Result<Config, ReloadError>
                 .source
                 .clone()
                 .ok_or(ReloadError::NoSource)?;
-            // Stamped before reading: a write racing the read is seen as a further change.
-            control.reload.borrow_mut().file_stamp = FileStamp::of(&path);
-            config::load(&path).map_err(|e| ReloadError::Invalid(e.0))
+            let (bytes, stamp) = match read_file(&path) {
+                Ok(read) => read,
+                Err(FileRead::Changing) => return Err(ReloadError::FileChanging),
+                Err(FileRead::Unreadable(e)) => {
+                    let why = format!("cannot read {}: {e}", path.display());
+                    return Err(ReloadError::Invalid(vec![ConfigError::new("<file>", why)]));
+                }
+            };
+            if trigger == Trigger::File && control.reload.borrow().settled.as_ref() != Some(&stamp)
+            {
+                return Err(ReloadError::FileChanging);
+            }
+            // The watcher does not read this version again, valid or not.
+            control.reload.borrow_mut().file_stamp = Some(stamp);
+            let text = String::from_utf8(bytes).map_err(|_| {
+                let why = format!("{} is not UTF-8", path.display());
+                ReloadError::Invalid(vec![ConfigError::new("<file>", why)])
+            })?;
+            let mut config = config::parse_str(&text, &|name| std::env::var(name).ok())
+                .map_err(|e| ReloadError::Invalid(e.0))?;
+            config.source = Some(path);
+            Ok(config)
         }
         ReloadSource::Text(text) => config::parse_str(text, &|name| std::env::var(name).ok())
             .map_err(|e| ReloadError::Invalid(e.0)),
@@ -377,7 +455,7 @@ fn read(control: &Control, source: &ReloadSource) -> Result<Config, ReloadError>
 
 /// One reload: prepare, commit, drain.
 async fn apply(control: &Rc<Control>, source: &ReloadSource, trigger: Trigger) -> ReloadResult {
-    let config = read(control, source)?;
+    let config = read(control, source, trigger)?;
     let running = control.gateway();
     let gateway = diff::gateway_changes(&running, &config.gateway);
     let effective = Arc::new(diff::effective_gateway(&running, &config.gateway));
@@ -474,5 +552,65 @@ fn list_label(kind: ListKind) -> &'static str {
         ListKind::Tools => "tools",
         ListKind::Prompts => "prompts",
         ListKind::Resources | ListKind::Templates => "resources",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("ringgate-reload-{}-{tag}.toml", std::process::id()))
+    }
+
+    /// Rewrites `path` in place (same inode, same length) and puts its old modification time back:
+    /// what two writes within one timestamp tick, or `cp -p`, leave behind.
+    fn rewrite_keeping_mtime(path: &Path, text: &str) {
+        let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+        std::fs::write(path, text).unwrap();
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(mtime).unwrap();
+    }
+
+    #[test]
+    fn a_stamp_names_the_content_read() {
+        let path = temp("stamp");
+        std::fs::write(&path, "# prefix aa\n").unwrap();
+        let (bytes, stamp) = read_file(&path).unwrap();
+        assert_eq!(bytes, b"# prefix aa\n");
+        assert_eq!(
+            FileStamp::of(&path),
+            Some(stamp.clone()),
+            "unchanged: same stamp"
+        );
+        rewrite_keeping_mtime(&path, "# prefix bb\n");
+        let meta = FileStamp::meta(&path).unwrap();
+        assert_eq!(
+            meta,
+            FileStamp {
+                digest: 0,
+                ..stamp.clone()
+            },
+            "metadata alone is blind"
+        );
+        let (bytes, again) = read_file(&path).unwrap();
+        assert_eq!(bytes, b"# prefix bb\n");
+        assert_ne!(again, stamp, "the digest tells the versions apart");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_missing_file_has_no_stamp() {
+        let path = temp("missing");
+        assert!(matches!(read_file(&path), Err(FileRead::Unreadable(_))));
+        assert_eq!(FileStamp::of(&path), None);
+    }
+
+    #[test]
+    fn file_changing_is_a_conflict_not_a_config_error() {
+        assert_eq!(ReloadError::FileChanging.status(), 409);
+        assert!(ReloadError::FileChanging
+            .to_string()
+            .contains("stays unchanged"));
     }
 }

@@ -881,10 +881,28 @@ c_server_to_client() {
     timeout 150 "$PY" "$HERE/s2c_client.py" run "$@" >"$out" 2>"$WORK/s2c_$via.err" || true
     [ -s "$out" ] || echo '{"fatal": "client produced no report (timeout or crash; see s2c_'"$via"'.err)"}' >"$out"
   fi
-  # server-everything over Streamable HTTP asks roots/list on its standalone stream (see s2c_client.py)
-  [ "$ds" = "$S_MX_HTTP" ] && set -- standalone-roots || set --
+  # server-everything over Streamable HTTP asks roots/list on its standalone GET stream; the gateway
+  # hands it to the one session calling that server, so every pair is judged strictly.
+  set --
   REASON="$("$PY" "$HERE/s2c_client.py" judge "$out" "$ds" "$@" 2>>"$WORK/checks.err")" && { echo "  ($via -> $ds: $REASON)"; return 0; }
   [ -n "$REASON" ] || REASON="s2c_client.py judge failed without a message (see checks.err)"
+  return 1
+}
+
+# Hot reload under load (reload_check.py: its own peers and its own gateway, started from a
+# config file, in front of server-everything over stdio and streamableHttp, py_server.py and the
+# demo over stdio): the file rewritten many ways (in place, half-written, atomic rename, cp, a burst), SIGHUP, a broken config
+# posted to /v1/reload; zero failed calls, zero dropped connections, the catalog follows the
+# file, list_changed on GET and subscriptions/listen streams, the unchanged stdio child keeps its pid.
+c_reload_live() {
+  local rc=0
+  # Its own peers too (other checks stop the shared ones), so it can run anywhere in the list.
+  timeout 180 "$PY" "$HERE/reload_check.py" --bin "$BIN" --ev "$EV" --cjs "$HERE/loopback-only.cjs" \
+    --work "$WORK" >"$WORK/reload_live.json" 2>>"$WORK/checks.err" || rc=$?
+  [ "$rc" = 0 ] && return 0
+  REASON="$("$PY" -c 'import json,sys; print("; ".join(json.load(open(sys.argv[1])).get("problems", [])))' \
+    "$WORK/reload_live.json" 2>/dev/null)"
+  [ -n "$REASON" ] || REASON="reload_check.py exited $rc without a report (see checks.err, reload_gateway.log)"
   return 1
 }
 
@@ -908,6 +926,7 @@ check dead-downstream-isolated c_dead_downstream
 check metrics-per-server c_metrics
 check metrics-no-duplicate-series c_metrics_unique
 check config-check-reports-all c_config_check
+check reload-live-under-load c_reload_live
 check matrix-gateway-ready ready_matrix
 for via in stdio http sse; do
   for ds in "$S_MX_STDIO" "$S_MX_HTTP" "$S_MX_SSE"; do

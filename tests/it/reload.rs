@@ -11,7 +11,10 @@ use std::time::Duration;
 use crate::harness::*;
 use ringgate::config;
 use ringgate::demo::{self, DemoHandle, DemoOptions};
-use ringgate::runtime::{self, reload::ReloadSource};
+use ringgate::runtime::{
+    self,
+    reload::{ReloadSource, Trigger},
+};
 
 /// A `[[server]]` entry: (name, URL, extra keys).
 type Server<'a> = (&'a str, String, &'a str);
@@ -402,6 +405,69 @@ fn the_file_watch_applies_an_atomic_rename_and_prefixes_follow() {
     assert!(eventually(Duration::from_secs(10), || tools(&e, &s)
         .iter()
         .all(|t| t.starts_with("again__"))));
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A rewrite that keeps the file's inode, length and modification time (two writes within one
+/// timestamp tick, `cp -p`, `touch -r`) is still seen: the watcher compares contents too.
+#[test]
+fn the_file_watch_sees_a_rewrite_that_keeps_size_and_mtime() {
+    let d = demos(&["a"]);
+    let a = d[0].url();
+    let path = config_path("same-stamp");
+    let e = start_from_file(
+        d,
+        &path,
+        &toml("", &[("alpha", a.clone(), "prefix = \"aa\"")]),
+    );
+    let s = e.session("2025-11-25");
+    assert!(tools(&e, &s).iter().all(|t| t.starts_with("aa__")));
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, toml("", &[("alpha", a.clone(), "prefix = \"bb\"")])).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(mtime))
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || tools(&e, &s)
+            .iter()
+            .all(|t| t.starts_with("bb__"))),
+        "the catalog follows the rewritten file"
+    );
+    let v = servers(&e);
+    assert_eq!(v["lastReload"]["trigger"], "file");
+    assert_eq!(v["configGeneration"], 2);
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A watch-triggered reload applies only the version of the file the watcher saw settle: when the
+/// file read is another one (written again meanwhile, e.g. truncated by an in-place write), it
+/// applies nothing and reports nothing, and the next settled version applies.
+#[test]
+fn a_watch_reload_applies_only_the_version_the_watcher_saw_settle() {
+    let d = demos(&["a"]);
+    let a = d[0].url();
+    let path = config_path("settled");
+    let e = start_from_file(d, &path, &toml("", &[("alpha", a.clone(), "")]));
+    let reloader = e.gw.as_ref().unwrap().reloader();
+    // The file never changed, so the watcher settled on no version: a file-triggered reload
+    // stands for one whose file changed after the watcher looked.
+    assert!(reloader.trigger(ReloadSource::File, Trigger::File));
+    // Queued behind it (reloads apply in order): the first one's outcome is known when this returns.
+    let report = reloader
+        .reload_blocking(ReloadSource::File)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.config_generation, 2, "only the API reload applied");
+    let v = servers(&e);
+    assert_eq!(v["lastReloadError"], serde_json::Value::Null, "{v}");
+    assert_eq!(v["lastReload"]["trigger"], "api");
+    let metrics = get(e.admin(), "/metrics").body;
+    assert!(
+        metrics.contains("ringgate_reload_total{result=\"ok\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ringgate_reload_total{result=\"error\"} 0\n"));
     let _ = std::fs::remove_file(&path);
 }
 
