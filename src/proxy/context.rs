@@ -74,7 +74,7 @@ pub struct Gateway {
     /// Sealed task ids and the owners of tasks created through the gateway (experimental tasks).
     pub tasks: crate::session::tasks::Tasks,
     /// Which sessions watch which resources (reference-counted per downstream).
-    pub subscriptions: super::subscriptions::Subscriptions,
+    pub subscriptions: Arc<super::subscriptions::Subscriptions>,
     /// Reports to the control thread (never blocks: unbounded).
     pub reports: async_channel::Sender<Report>,
     /// Every worker's inbox (set once at startup), for messages that must reach the worker

@@ -342,14 +342,14 @@ fn legacy_clients_see_no_modern_fields() {
     assert_eq!(error_of(&r), (200, -32601));
 }
 
-#[test]
-fn listen_streams_acknowledged_then_tagged_list_changes() {
+/// Opens a `subscriptions/listen` stream with `notifications` (a `SubscriptionFilter`'s members);
+/// returns a reader of its `data:` payloads.
+fn listen(e: &Env, id: u32, notifications: &str) -> impl FnMut() -> Value {
     use std::io::{BufRead, BufReader, Write};
-    let e = env();
     let listen = body(
-        11,
+        id,
         "subscriptions/listen",
-        r#""notifications":{"toolsListChanged":true,"resourceSubscriptions":["demo://a/readme"]}"#,
+        &format!(r#""notifications":{{{notifications}}}"#),
     );
     let mut s = std::net::TcpStream::connect(e.addr()).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
@@ -361,13 +361,23 @@ fn listen_streams_acknowledged_then_tagged_list_changes() {
     );
     s.write_all(head.as_bytes()).unwrap();
     let mut reader = BufReader::new(s);
-    let mut next_data = || loop {
+    move || loop {
         let mut line = String::new();
         assert!(reader.read_line(&mut line).unwrap() > 0, "stream ended");
         if let Some(d) = line.trim_end().strip_prefix("data: ") {
             return serde_json::from_str::<Value>(d).unwrap();
         }
-    };
+    }
+}
+
+#[test]
+fn listen_streams_acknowledged_then_tagged_list_changes() {
+    let e = env();
+    let mut next_data = listen(
+        &e,
+        11,
+        r#""toolsListChanged":true,"promptsListChanged":false"#,
+    );
     let ack = next_data();
     assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
     assert_eq!(
@@ -397,6 +407,53 @@ fn listen_streams_acknowledged_then_tagged_list_changes() {
     assert_eq!(
         post(e.addr(), &h, &body(12, "subscriptions/listen", "")).status,
         406
+    );
+}
+
+#[test]
+fn listen_acknowledges_resource_subscriptions_and_delivers_their_updates() {
+    let e = env();
+    let watched = r#""resourceSubscriptions":["demo://a/readme","nobody://owns-this"]"#;
+    let mut next_data = listen(&e, 21, watched);
+    let ack = next_data();
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    // The URI no server owns is not honoured: no update can ever come for it.
+    assert_eq!(
+        ack["params"]["notifications"],
+        serde_json::json!({"resourceSubscriptions": ["demo://a/readme"]})
+    );
+    // An update of another resource is not delivered; the watched one is, tagged.
+    assert_eq!(
+        call(&e, "beta__touch", r#"{"uri":"demo://b/readme"}"#).status,
+        200
+    );
+    assert_eq!(
+        call(&e, "alpha__touch", r#"{"uri":"demo://a/readme"}"#).status,
+        200
+    );
+    let note = next_data();
+    assert_eq!(note["method"], "notifications/resources/updated", "{note}");
+    assert_eq!(note["params"]["uri"], "demo://a/readme");
+    assert_eq!(
+        note["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        21
+    );
+    // A second stream on the same URI hears it too; closing the first leaves the second working.
+    let mut second = listen(&e, 22, r#""resourceSubscriptions":["demo://a/readme"]"#);
+    assert_eq!(
+        second()["method"],
+        "notifications/subscriptions/acknowledged"
+    );
+    drop(next_data);
+    assert_eq!(
+        call(&e, "alpha__touch", r#"{"uri":"demo://a/readme"}"#).status,
+        200
+    );
+    let note = second();
+    assert_eq!(note["params"]["uri"], "demo://a/readme");
+    assert_eq!(
+        note["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        22
     );
 }
 
