@@ -644,3 +644,79 @@ fn a_state_only_round_is_retried_at_once_even_without_a_stream() {
     assert_eq!(v["result"]["content"][0]["text"], "polled", "{v}");
     assert!(v["result"].get("resultType").is_none(), "{v}");
 }
+
+/// A legacy stdio child (shared by every client: the gateway mints the progress tokens it sees).
+fn stdio_child() -> Env {
+    let toml = format!(
+        "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
+         [[server]]\nname = \"kid\"\ntransport = \"stdio\"\ncommand = \"{}\"\nargs = [\"demo-server\", \"--transport\", \"stdio\", \"--name\", \"kid\"]\n",
+        env!("CARGO_BIN_EXE_ringgate")
+    );
+    Env::with_config(vec![], &toml)
+}
+
+/// A modern `tools/call` of `kid__sample` (declaring sampling), with `extra` params members and
+/// a progress token (in the same `_meta` as the era's keys) if given.
+fn modern_call_with_token(e: &Env, id: u32, extra: &str, token: Option<&str>) -> Response {
+    let token = token.map_or(String::new(), |t| format!(r#""progressToken":"{t}","#));
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"kid__sample","arguments":{{}}{extra},"_meta":{{{token}"io.modelcontextprotocol/protocolVersion":"{V}","io.modelcontextprotocol/clientCapabilities":{{"sampling":{{}}}}}}}}}}"#
+    );
+    let h = [
+        ("mcp-protocol-version", V),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "kid__sample"),
+    ];
+    post(e.addr(), &h, &body)
+}
+
+#[test]
+fn progress_after_a_resume_carries_the_retry_s_own_token() {
+    let e = stdio_child();
+    let sampled =
+        json!({"role": "assistant", "content": {"type": "text", "text": "hi"}, "model": "m"});
+    for (i, retry_token) in [Some("retry-tok"), None].into_iter().enumerate() {
+        let id = 10 * i as u32;
+        let first = modern_call_with_token(&e, id + 1, "", Some("first-tok"));
+        let (res, state) = asked(&first);
+        assert_eq!(
+            res["inputRequests"]["sampling"]["method"],
+            "sampling/createMessage"
+        );
+        let extra = format!(
+            r#","inputResponses":{{"sampling":{sampled}}},"requestState":{}"#,
+            json!(state)
+        );
+        let done = modern_call_with_token(&e, id + 2, &extra, retry_token);
+        assert_eq!(done.status, 200, "{}", done.body);
+        let events: Vec<Value> = done
+            .body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let progress: Vec<&Value> = events
+            .iter()
+            .filter(|v| v["method"] == "notifications/progress")
+            .collect();
+        match retry_token {
+            Some(t) => {
+                assert_eq!(progress.len(), 1, "{}", done.body);
+                assert_eq!(progress[0]["params"]["progressToken"], t, "{}", done.body);
+            }
+            // A retry that asked for no progress gets none (not the gateway's token).
+            None => assert!(progress.is_empty(), "{}", done.body),
+        }
+        let last = if events.is_empty() {
+            done.json()
+        } else {
+            events[events.len() - 1].clone()
+        };
+        assert_eq!(last["id"], id + 2);
+        assert_eq!(
+            last["result"]["content"][0]["text"], "sampled: hi",
+            "{}",
+            done.body
+        );
+    }
+}

@@ -68,6 +68,13 @@ fn discover_advertises_versions_capabilities_and_hints() {
     assert_eq!(versions[0], V);
     assert!(versions.contains(&"2025-11-25"));
     assert!(res["capabilities"]["tools"].is_object());
+    // Resource updates come through subscriptions/listen (resourceSubscriptions).
+    assert_eq!(res["capabilities"]["resources"]["subscribe"], true);
+    // Legacy-era `tasks` is not a 2026-07-28 capability (the era routes no tasks/* method),
+    // though legacy sessions still see it.
+    assert!(res["capabilities"].get("tasks").is_none(), "{}", r.body);
+    let init = post(e.addr(), &[], r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#).json();
+    assert!(init["result"]["capabilities"]["tasks"].is_object());
     assert!(res["instructions"].as_str().unwrap().contains("alpha__"));
     assert_eq!(res["resultType"], "complete");
     assert_eq!(res["ttlMs"], 0);

@@ -457,7 +457,12 @@ pub(in crate::proxy) async fn resume(
     let ctx = RelayCtx {
         link,
         client_id: Bytes::copy_from_slice(env.id_raw(body).unwrap_or(b"null")),
-        client_token: None,
+        // The downstream still uses the first request's token (minted, on a shared stdio
+        // child): progress goes back under the retry's own token, or not at all (empty).
+        client_token: Some(
+            env.progress_token
+                .map_or_else(Bytes::new, |t| body.slice(t.start as usize..t.end as usize)),
+        ),
         minted: token.minted,
         class: classify(method_name, Kind::Request),
         received: req.received,
