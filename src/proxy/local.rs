@@ -74,11 +74,18 @@ fn read_initialize_params(
         let c = c
             .as_object()
             .ok_or_else(|| bad("capabilities must be an object"))?;
-        if c.contains_key("sampling") {
-            flags |= caps::SAMPLING;
-        }
-        if c.contains_key("elicitation") {
-            flags |= caps::ELICITATION;
+        let has = |cap: &str, sub: &str| c.get(cap).and_then(|v| v.get(sub)).is_some();
+        for (cap, sub, flag) in [
+            ("sampling", None, caps::SAMPLING),
+            ("sampling", Some("tools"), caps::SAMPLING_TOOLS),
+            ("sampling", Some("context"), caps::SAMPLING_CONTEXT),
+            ("elicitation", None, caps::ELICITATION),
+            ("elicitation", Some("form"), caps::ELICITATION_FORM),
+            ("elicitation", Some("url"), caps::ELICITATION_URL),
+        ] {
+            if sub.map_or(c.contains_key(cap), |sub| has(cap, sub)) {
+                flags |= flag;
+            }
         }
         if let Some(roots) = c.get("roots") {
             flags |= caps::ROOTS;

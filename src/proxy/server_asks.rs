@@ -39,13 +39,15 @@ pub(super) fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Byt
         return ServerAsk::Refused;
     };
     let name = env.method(&msg).unwrap_or("");
-    let needed = bridge::needed_capability(name);
+    let needed = bridge::needed_capability(name, env.params.map(|p| p.get(&msg)));
     if let Some(m) = &ctx.modern {
-        if needed != 0 && modern::capability_flags(&m.caps) & needed != 0 {
+        if bridge::satisfies(modern::capability_flags(&m.caps), needed) {
             return ServerAsk::Park(msg);
         }
     }
-    let declared = ctx.session.is_some_and(|s| s.client_caps & needed != 0);
+    let declared = ctx
+        .session
+        .is_some_and(|s| bridge::satisfies(s.client_caps, needed));
     let token = (needed != 0 && declared && ctx.accepts_sse)
         .then(|| gw.relay_ids.seal(ctx.link.slot, id_span.get(&msg)))
         .flatten();

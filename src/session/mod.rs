@@ -37,6 +37,14 @@ pub mod caps {
     pub const ROOTS: u8 = 4;
     /// The client declared `roots.listChanged`.
     pub const ROOTS_LIST_CHANGED: u8 = 8;
+    /// The client declared `elicitation.form` (a bare `elicitation: {}` means form only).
+    pub const ELICITATION_FORM: u8 = 16;
+    /// The client declared `elicitation.url`.
+    pub const ELICITATION_URL: u8 = 32;
+    /// The client declared `sampling.tools`.
+    pub const SAMPLING_TOOLS: u8 = 64;
+    /// The client declared `sampling.context`.
+    pub const SAMPLING_CONTEXT: u8 = 128;
 }
 
 /// What a legacy-era session id carries: enough to serve any request without server-side state.

@@ -9,9 +9,10 @@
 //! sender (forwarded calls, list fetches, detached sends) gets it from one place.
 //!
 //! Client capabilities declared downstream: none on the gateway's own requests; on a legacy
-//! client's call, those its session declared and can be sent (the bridge turns the server's
-//! `input_required` into real requests to that client: [`meta_edit_for`]). A server that needs
-//! one that was not declared answers -32021.
+//! client's call, those its session declared, with their sub-capabilities (`sampling.tools`,
+//! `elicitation.form` / `.url`, …; the bridge turns the server's `input_required` into real
+//! requests to that client: [`meta_edit_for`]). A server that needs one that was not declared
+//! answers -32021.
 //!
 //! Perf: one envelope scan of the outgoing message (joined first when it is in pieces); the
 //! message's own bytes are kept, with at most one splice.
@@ -46,22 +47,61 @@ fn meta_members_with(caps: u8) -> Vec<u8> {
         b"\",\"io.modelcontextprotocol/clientInfo\":{\"name\":\"ringgate\",\"version\":\"",
     );
     m.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
-    m.extend_from_slice(b"\"},\"io.modelcontextprotocol/clientCapabilities\":{");
-    let declared = [
-        (super::caps::SAMPLING, &b"\"sampling\":{}"[..]),
-        (super::caps::ELICITATION, b"\"elicitation\":{}"),
-        (super::caps::ROOTS, b"\"roots\":{}"),
+    m.extend_from_slice(b"\"},\"io.modelcontextprotocol/clientCapabilities\":");
+    write_capabilities(&mut m, caps);
+    m
+}
+
+/// The `ClientCapabilities` object the [`super::caps`] flags `caps` stand for, sub-capabilities
+/// included (`sampling.tools`, `elicitation.form` / `.url`, `roots.listChanged`, …), so a
+/// modern server sees what the session really declared.
+fn write_capabilities(m: &mut Vec<u8>, caps: u8) {
+    use super::caps::*;
+    let groups: [(&[u8], u8, &[(&[u8], u8)]); 3] = [
+        (
+            b"\"sampling\":{",
+            SAMPLING,
+            &[
+                (b"\"tools\":{}", SAMPLING_TOOLS),
+                (b"\"context\":{}", SAMPLING_CONTEXT),
+            ],
+        ),
+        (
+            b"\"elicitation\":{",
+            ELICITATION,
+            &[
+                (b"\"form\":{}", ELICITATION_FORM),
+                (b"\"url\":{}", ELICITATION_URL),
+            ],
+        ),
+        (
+            b"\"roots\":{",
+            ROOTS,
+            &[(b"\"listChanged\":true", ROOTS_LIST_CHANGED)],
+        ),
     ];
+    m.push(b'{');
     let mut first = true;
-    for (_, member) in declared.iter().filter(|(flag, _)| caps & flag != 0) {
+    for (open, flag, subs) in groups {
+        if caps & flag == 0 {
+            continue;
+        }
         if !first {
             m.push(b',');
         }
         first = false;
-        m.extend_from_slice(member);
+        m.extend_from_slice(open);
+        let mut first_sub = true;
+        for &(member, _) in subs.iter().filter(|(_, f)| caps & f != 0) {
+            if !first_sub {
+                m.push(b',');
+            }
+            first_sub = false;
+            m.extend_from_slice(member);
+        }
+        m.push(b'}');
     }
     m.push(b'}');
-    m
 }
 
 /// `"_meta":{…}` as the gateway writes it for a request of its own.

@@ -399,10 +399,15 @@ fn notifications_before_the_question_stream_and_input_required_ends_the_stream()
     );
     assert!(r.body.contains(r#""progressToken":"p1""#), "{}", r.body);
     let (_, state) = asked(&r);
-    // The retry's reply streams the next round's progress, then asks again.
+    // The retry's reply streams the next round's progress (under the retry's own token: the
+    // first request's is not the retry's), then asks again.
     let extra = retry_fields(Some(&accept("Ada")), &state);
-    let r = modern_call(&e, 2, "alpha__ask", args, &extra, caps);
-    assert!(r.body.contains("notifications/progress"), "{}", r.body);
+    let params = format!(r#""name":"alpha__ask","arguments":{args}{extra}"#);
+    let body = modern_body(2, "tools/call", &params, caps)
+        .replace(r#""_meta":{"#, r#""_meta":{"progressToken":"p2","#);
+    let r = post(e.addr(), &h, &body);
+    assert!(r.body.contains(r#""progressToken":"p2""#), "{}", r.body);
+    assert!(!r.body.contains(r#""progressToken":"p1""#), "{}", r.body);
     let (res, state) = asked(&r);
     assert_eq!(
         res["inputRequests"]["elicitation"]["params"]["message"],
@@ -717,6 +722,153 @@ fn progress_after_a_resume_carries_the_retry_s_own_token() {
             last["result"]["content"][0]["text"], "sampled: hi",
             "{}",
             done.body
+        );
+    }
+}
+
+/// A minimal modern-only Streamable HTTP server with one tool, `peek`, whose result is the
+/// `clientCapabilities` its request declared (as text). Returns its MCP URL.
+fn peeking_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || serve_peek(conn));
+        }
+    });
+    format!("http://{addr}/mcp")
+}
+
+fn serve_peek(conn: TcpStream) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut out = conn;
+    loop {
+        let mut len = 0usize;
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end().to_ascii_lowercase();
+            if h.is_empty() {
+                break;
+            }
+            if let Some(v) = h.strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; len];
+        if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+            return;
+        }
+        let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let hint = json!({"resultType": "complete", "ttlMs": 0, "cacheScope": "private"});
+        let mut result = match req["method"].as_str().unwrap_or("") {
+            "server/discover" => {
+                json!({"supportedVersions": [V], "capabilities": {"tools": {}}})
+            }
+            "tools/list" => json!({"tools": [{"name": "peek", "inputSchema": {"type": "object"}}]}),
+            "tools/call" => {
+                let caps = &req["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"];
+                json!({"content": [{"type": "text", "text": caps.to_string()}], "isError": false})
+            }
+            _ => Value::Null,
+        };
+        let (status, reply) = match result.as_object_mut() {
+            Some(r) => {
+                r.extend(hint.as_object().unwrap().clone());
+                (
+                    "200 OK",
+                    json!({"jsonrpc": "2.0", "id": req["id"], "result": result}),
+                )
+            }
+            None if req.get("id").is_none() => ("202 Accepted", Value::Null),
+            None => (
+                "404 Not Found",
+                json!({"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32601, "message": "Method not found"}}),
+            ),
+        };
+        let text = if reply.is_null() {
+            String::new()
+        } else {
+            reply.to_string()
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            text.len()
+        );
+        if out
+            .write_all(head.as_bytes())
+            .and_then(|_| out.write_all(text.as_bytes()))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_legacy_session_s_sub_capabilities_reach_a_modern_server() {
+    let toml = format!(
+        "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
+         [[server]]\nname = \"m\"\ntransport = \"http\"\nurl = \"{}\"\n",
+        peeking_server()
+    );
+    let e = Env::with_config(vec![], &toml);
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"m__peek","arguments":{}}}"#;
+    let declared = |caps: &str| -> Value {
+        let s = session_with(&e, caps);
+        let r = e.call(&s, call);
+        let text = r.json()["result"]["content"][0]["text"].clone();
+        serde_json::from_str(text.as_str().unwrap_or("null")).unwrap_or(Value::Null)
+    };
+    let full = r#"{"sampling":{"tools":{},"context":{}},"elicitation":{"form":{},"url":{}},"roots":{"listChanged":true},"experimental":{}}"#;
+    assert_eq!(
+        declared(full),
+        json!({"sampling":{"tools":{},"context":{}},"elicitation":{"form":{},"url":{}},"roots":{"listChanged":true}})
+    );
+    // Only what was declared: a bare elicitation stays bare (form by default), url-only stays so.
+    assert_eq!(
+        declared(r#"{"elicitation":{},"sampling":{}}"#),
+        json!({"sampling":{},"elicitation":{}})
+    );
+    assert_eq!(
+        declared(r#"{"elicitation":{"url":{}}}"#),
+        json!({"elicitation":{"url":{}}})
+    );
+}
+
+#[test]
+fn a_modern_client_needs_the_sub_capability_the_server_s_request_calls_for() {
+    let e = legacy_with_ask();
+    // The demo's question is a form elicitation: url-only does not cover it.
+    let r = modern_call(
+        &e,
+        1,
+        "alpha__ask",
+        "{}",
+        "",
+        r#"{"elicitation":{"url":{}}}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let err = &r.json()["error"];
+    assert_eq!(err["code"], -32021, "{}", r.body);
+    assert_eq!(
+        err["data"],
+        json!({"requiredCapabilities": {"elicitation": {"form": {}}}}),
+        "{}",
+        r.body
+    );
+    // Form declared explicitly, or bare (form by default): the question is asked.
+    for caps in [r#"{"elicitation":{"form":{}}}"#, ELICIT] {
+        let (res, _) = asked(&modern_call(&e, 2, "alpha__ask", "{}", "", caps));
+        assert_eq!(
+            res["inputRequests"]["elicitation"]["method"],
+            "elicitation/create"
         );
     }
 }

@@ -32,7 +32,9 @@ use super::super::context::{Gateway, Worker};
 use super::super::modern::{self, ModernCall, Reject};
 use super::super::relay::{self, Leg, RelayCtx};
 use super::super::{classify, one, Answer, Inbound, Pieces};
-use super::{needed_capability, now_ms, random_id, send, Delivery, MAX_PARKED_PER_WORKER};
+use super::{
+    needed_capability, now_ms, random_id, satisfies, send, Delivery, MAX_PARKED_PER_WORKER,
+};
 use crate::catalog::Snapshot;
 use crate::error::{ErrorKind, GatewayError};
 use crate::session::request_state::{self, StateToken, DIGEST_LEN};
@@ -253,8 +255,8 @@ impl Driver {
     fn server_request(&mut self, request: Bytes) -> Option<Step> {
         let env = wire::parse(&request).ok()?;
         let name = env.method(&request).unwrap_or("");
-        let needed = needed_capability(name);
-        if needed != 0 && self.caps & needed != 0 {
+        let needed = needed_capability(name, env.params.map(|p| p.get(&request)));
+        if satisfies(self.caps, needed) {
             self.repark(Some(request));
             return Some(self.ask_step());
         }

@@ -82,7 +82,7 @@ pub fn read(body: &[u8], env: &Envelope) -> RequestMeta {
     m
 }
 
-/// The [`caps`] flags of a (validated) `clientCapabilities` object.
+/// The [`caps`] flags of a (validated) `clientCapabilities` object, sub-capabilities included.
 pub fn capability_flags(raw: &[u8]) -> u8 {
     if !is_object(raw) {
         return 0;
@@ -91,16 +91,38 @@ pub fn capability_flags(raw: &[u8]) -> u8 {
     let mut flags = 0;
     members(body, 0, |k, escaped, v| {
         let name = k.get(body);
-        if key_eq(name, escaped, b"sampling") {
+        let subs: &[(&[u8], u8)] = if key_eq(name, escaped, b"sampling") {
             flags |= caps::SAMPLING;
+            &[
+                (b"tools", caps::SAMPLING_TOOLS),
+                (b"context", caps::SAMPLING_CONTEXT),
+            ]
         } else if key_eq(name, escaped, b"elicitation") {
             flags |= caps::ELICITATION;
+            &[
+                (b"form", caps::ELICITATION_FORM),
+                (b"url", caps::ELICITATION_URL),
+            ]
         } else if key_eq(name, escaped, b"roots") {
             flags |= caps::ROOTS;
-            if v.get(body).windows(11).any(|w| w == b"listChanged") {
+            &[]
+        } else {
+            &[]
+        };
+        members(body, v.start as usize, |sk, sescaped, sv| {
+            let sub = sk.get(body);
+            for &(n, flag) in subs {
+                if key_eq(sub, sescaped, n) {
+                    flags |= flag;
+                }
+            }
+            if key_eq(name, escaped, b"roots")
+                && key_eq(sub, sescaped, b"listChanged")
+                && sv.get(body) == b"true"
+            {
                 flags |= caps::ROOTS_LIST_CHANGED;
             }
-        }
+        });
     });
     flags
 }
@@ -217,15 +239,89 @@ pub fn log_level_of(msg: &[u8], env: &Envelope) -> Option<u8> {
     level
 }
 
-/// Encodes `{"requiredCapabilities":{<name>:{}}}` for -32021.
-pub fn required_capability_data(flag: u8) -> Vec<u8> {
-    let name = match flag {
-        caps::SAMPLING => "sampling",
-        caps::ELICITATION => "elicitation",
-        _ => "roots",
-    };
+/// Encodes `{"requiredCapabilities":{…}}` for -32021: the [`caps`] flags a request needed, as a
+/// `ClientCapabilities` object (e.g. `{"elicitation":{"url":{}}}`, `{"sampling":{"tools":{}}}`).
+pub fn required_capability_data(needed: u8) -> Vec<u8> {
     let mut out = b"{\"requiredCapabilities\":{".to_vec();
-    encode::write_json_string(&mut out, name);
-    out.extend_from_slice(b":{}}}");
+    let groups: [(&str, u8, &[(&str, u8)]); 3] = [
+        (
+            "sampling",
+            caps::SAMPLING,
+            &[
+                ("tools", caps::SAMPLING_TOOLS),
+                ("context", caps::SAMPLING_CONTEXT),
+            ],
+        ),
+        (
+            "elicitation",
+            caps::ELICITATION,
+            &[
+                ("form", caps::ELICITATION_FORM),
+                ("url", caps::ELICITATION_URL),
+            ],
+        ),
+        ("roots", caps::ROOTS, &[]),
+    ];
+    let mut first = true;
+    for (name, flag, subs) in groups {
+        if needed & flag == 0 {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        encode::write_json_string(&mut out, name);
+        out.extend_from_slice(b":{");
+        let mut first_sub = true;
+        for &(sub, _) in subs.iter().filter(|(_, f)| needed & f != 0) {
+            if !first_sub {
+                out.push(b',');
+            }
+            first_sub = false;
+            encode::write_json_string(&mut out, sub);
+            out.extend_from_slice(b":{}");
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"}}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_read_with_their_sub_capabilities_and_required_ones_are_written_so() {
+        let flags = capability_flags(
+            br#"{"sampling":{"tools":{}},"elicitation":{"url":{}},"roots":{"listChanged":true},"x":{"form":{}}}"#,
+        );
+        assert_eq!(
+            flags,
+            caps::SAMPLING
+                | caps::SAMPLING_TOOLS
+                | caps::ELICITATION
+                | caps::ELICITATION_URL
+                | caps::ROOTS
+                | caps::ROOTS_LIST_CHANGED
+        );
+        assert_eq!(
+            capability_flags(br#"{"elicitation":{}}"#),
+            caps::ELICITATION
+        );
+        let data = |flags| String::from_utf8(required_capability_data(flags)).unwrap();
+        assert_eq!(
+            data(caps::ELICITATION | caps::ELICITATION_URL),
+            r#"{"requiredCapabilities":{"elicitation":{"url":{}}}}"#
+        );
+        assert_eq!(
+            data(caps::SAMPLING | caps::SAMPLING_TOOLS),
+            r#"{"requiredCapabilities":{"sampling":{"tools":{}}}}"#
+        );
+        assert_eq!(
+            data(caps::ROOTS),
+            r#"{"requiredCapabilities":{"roots":{}}}"#
+        );
+    }
 }
