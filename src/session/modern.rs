@@ -52,52 +52,68 @@ fn meta_members_with(caps: u8) -> Vec<u8> {
     m
 }
 
+/// One client capability and its sub-capabilities, as [`super::caps`] flags and JSON.
+pub struct CapabilityGroup {
+    /// The capability's key (`sampling`, …).
+    pub name: &'static str,
+    /// Its flag.
+    pub flag: u8,
+    /// Its sub-capabilities: (key, flag, the JSON value declaring it).
+    pub subs: &'static [(&'static str, u8, &'static str)],
+}
+
+/// The client capabilities the gateway tracks (those a server-to-client request may need).
+pub const CAPABILITY_GROUPS: [CapabilityGroup; 3] = {
+    use super::caps::*;
+    [
+        CapabilityGroup {
+            name: "sampling",
+            flag: SAMPLING,
+            subs: &[
+                ("tools", SAMPLING_TOOLS, "{}"),
+                ("context", SAMPLING_CONTEXT, "{}"),
+            ],
+        },
+        CapabilityGroup {
+            name: "elicitation",
+            flag: ELICITATION,
+            subs: &[
+                ("form", ELICITATION_FORM, "{}"),
+                ("url", ELICITATION_URL, "{}"),
+            ],
+        },
+        CapabilityGroup {
+            name: "roots",
+            flag: ROOTS,
+            subs: &[("listChanged", ROOTS_LIST_CHANGED, "true")],
+        },
+    ]
+};
+
 /// The `ClientCapabilities` object the [`super::caps`] flags `caps` stand for, sub-capabilities
 /// included (`sampling.tools`, `elicitation.form` / `.url`, `roots.listChanged`, …), so a
 /// modern server sees what the session really declared.
-fn write_capabilities(m: &mut Vec<u8>, caps: u8) {
-    use super::caps::*;
-    let groups: [(&[u8], u8, &[(&[u8], u8)]); 3] = [
-        (
-            b"\"sampling\":{",
-            SAMPLING,
-            &[
-                (b"\"tools\":{}", SAMPLING_TOOLS),
-                (b"\"context\":{}", SAMPLING_CONTEXT),
-            ],
-        ),
-        (
-            b"\"elicitation\":{",
-            ELICITATION,
-            &[
-                (b"\"form\":{}", ELICITATION_FORM),
-                (b"\"url\":{}", ELICITATION_URL),
-            ],
-        ),
-        (
-            b"\"roots\":{",
-            ROOTS,
-            &[(b"\"listChanged\":true", ROOTS_LIST_CHANGED)],
-        ),
-    ];
+pub fn write_capabilities(m: &mut Vec<u8>, caps: u8) {
     m.push(b'{');
-    let mut first = true;
-    for (open, flag, subs) in groups {
-        if caps & flag == 0 {
-            continue;
-        }
-        if !first {
+    for (i, g) in CAPABILITY_GROUPS
+        .iter()
+        .filter(|g| caps & g.flag != 0)
+        .enumerate()
+    {
+        if i > 0 {
             m.push(b',');
         }
-        first = false;
-        m.extend_from_slice(open);
-        let mut first_sub = true;
-        for &(member, _) in subs.iter().filter(|(_, f)| caps & f != 0) {
-            if !first_sub {
+        m.push(b'"');
+        m.extend_from_slice(g.name.as_bytes());
+        m.extend_from_slice(b"\":{");
+        for (j, (key, _, value)) in g.subs.iter().filter(|s| caps & s.1 != 0).enumerate() {
+            if j > 0 {
                 m.push(b',');
             }
-            first_sub = false;
-            m.extend_from_slice(member);
+            m.push(b'"');
+            m.extend_from_slice(key.as_bytes());
+            m.extend_from_slice(b"\":");
+            m.extend_from_slice(value.as_bytes());
         }
         m.push(b'}');
     }

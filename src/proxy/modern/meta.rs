@@ -17,10 +17,11 @@
 use super::answer::Reject;
 use super::headers::{decode_value, RoutingHeaders};
 use super::skim::members;
-use crate::session::{caps, versions};
+use crate::session::modern::CAPABILITY_GROUPS;
+use crate::session::versions;
 use crate::wire::names::meta as key;
 use crate::wire::scan::key_eq;
-use crate::wire::{code, encode, method, Envelope, Span};
+use crate::wire::{code, method, Envelope, Span};
 
 /// What a modern request's `_meta` declares.
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,7 +83,7 @@ pub fn read(body: &[u8], env: &Envelope) -> RequestMeta {
     m
 }
 
-/// The [`caps`] flags of a (validated) `clientCapabilities` object, sub-capabilities included.
+/// The [`crate::session::caps`] flags of a (validated) `clientCapabilities` object, sub-capabilities included.
 pub fn capability_flags(raw: &[u8]) -> u8 {
     if !is_object(raw) {
         return 0;
@@ -91,36 +92,21 @@ pub fn capability_flags(raw: &[u8]) -> u8 {
     let mut flags = 0;
     members(body, 0, |k, escaped, v| {
         let name = k.get(body);
-        let subs: &[(&[u8], u8)] = if key_eq(name, escaped, b"sampling") {
-            flags |= caps::SAMPLING;
-            &[
-                (b"tools", caps::SAMPLING_TOOLS),
-                (b"context", caps::SAMPLING_CONTEXT),
-            ]
-        } else if key_eq(name, escaped, b"elicitation") {
-            flags |= caps::ELICITATION;
-            &[
-                (b"form", caps::ELICITATION_FORM),
-                (b"url", caps::ELICITATION_URL),
-            ]
-        } else if key_eq(name, escaped, b"roots") {
-            flags |= caps::ROOTS;
-            &[]
-        } else {
-            &[]
+        let Some(g) = CAPABILITY_GROUPS
+            .iter()
+            .find(|g| key_eq(name, escaped, g.name.as_bytes()))
+        else {
+            return;
         };
+        flags |= g.flag;
         members(body, v.start as usize, |sk, sescaped, sv| {
             let sub = sk.get(body);
-            for &(n, flag) in subs {
-                if key_eq(sub, sescaped, n) {
+            for &(key, flag, value) in g.subs {
+                // `roots.listChanged` counts only when true; the others are objects.
+                let on = value != "true" || sv.get(body) == b"true";
+                if on && key_eq(sub, sescaped, key.as_bytes()) {
                     flags |= flag;
                 }
-            }
-            if key_eq(name, escaped, b"roots")
-                && key_eq(sub, sescaped, b"listChanged")
-                && sv.get(body) == b"true"
-            {
-                flags |= caps::ROOTS_LIST_CHANGED;
             }
         });
     });
@@ -239,58 +225,19 @@ pub fn log_level_of(msg: &[u8], env: &Envelope) -> Option<u8> {
     level
 }
 
-/// Encodes `{"requiredCapabilities":{…}}` for -32021: the [`caps`] flags a request needed, as a
+/// Encodes `{"requiredCapabilities":{…}}` for -32021: the [`crate::session::caps`] flags a request needed, as a
 /// `ClientCapabilities` object (e.g. `{"elicitation":{"url":{}}}`, `{"sampling":{"tools":{}}}`).
 pub fn required_capability_data(needed: u8) -> Vec<u8> {
-    let mut out = b"{\"requiredCapabilities\":{".to_vec();
-    let groups: [(&str, u8, &[(&str, u8)]); 3] = [
-        (
-            "sampling",
-            caps::SAMPLING,
-            &[
-                ("tools", caps::SAMPLING_TOOLS),
-                ("context", caps::SAMPLING_CONTEXT),
-            ],
-        ),
-        (
-            "elicitation",
-            caps::ELICITATION,
-            &[
-                ("form", caps::ELICITATION_FORM),
-                ("url", caps::ELICITATION_URL),
-            ],
-        ),
-        ("roots", caps::ROOTS, &[]),
-    ];
-    let mut first = true;
-    for (name, flag, subs) in groups {
-        if needed & flag == 0 {
-            continue;
-        }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        encode::write_json_string(&mut out, name);
-        out.extend_from_slice(b":{");
-        let mut first_sub = true;
-        for &(sub, _) in subs.iter().filter(|(_, f)| needed & f != 0) {
-            if !first_sub {
-                out.push(b',');
-            }
-            first_sub = false;
-            encode::write_json_string(&mut out, sub);
-            out.extend_from_slice(b":{}");
-        }
-        out.push(b'}');
-    }
-    out.extend_from_slice(b"}}");
+    let mut out = b"{\"requiredCapabilities\":".to_vec();
+    crate::session::modern::write_capabilities(&mut out, needed);
+    out.push(b'}');
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::caps;
 
     #[test]
     fn capabilities_read_with_their_sub_capabilities_and_required_ones_are_written_so() {
