@@ -872,3 +872,35 @@ fn a_modern_client_needs_the_sub_capability_the_server_s_request_calls_for() {
         );
     }
 }
+
+/// The value of an unlabelled metric in the gateway's Prometheus output.
+fn metric(e: &Env, name: &str) -> Option<u64> {
+    let text = get(e.admin(), "/metrics").body;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn parked_calls_resumes_and_expiries_are_metrics() {
+    let e = legacy_with_ask();
+    assert_eq!(metric(&e, "ringgate_bridge_parked_calls"), Some(0));
+    let (_, state) = asked(&modern_call(&e, 1, "alpha__ask", "{}", "", ELICIT));
+    assert_eq!(metric(&e, "ringgate_bridge_parked_calls"), Some(1));
+    let extra = retry_fields(Some(&accept("Ada")), &state);
+    let done = modern_call(&e, 2, "alpha__ask", "{}", &extra, ELICIT);
+    assert_eq!(done.json()["result"]["content"][0]["text"], "hello Ada");
+    assert_eq!(metric(&e, "ringgate_bridge_parked_calls"), Some(0));
+    assert_eq!(metric(&e, "ringgate_bridge_resumes_total"), Some(1));
+    assert_eq!(metric(&e, "ringgate_bridge_expiries_total"), Some(0));
+
+    let mut opts = DemoOptions::new("a");
+    opts.ask = true;
+    let e = Env::start(vec![opts], "input_timeout_ms = 1");
+    asked(&modern_call(&e, 1, "alpha__ask", "{}", "", ELICIT));
+    let expired = eventually(Duration::from_secs(10), || {
+        metric(&e, "ringgate_bridge_expiries_total") == Some(1)
+    });
+    assert!(expired, "{}", get(e.admin(), "/metrics").body);
+    assert_eq!(metric(&e, "ringgate_bridge_parked_calls"), Some(0));
+    assert_eq!(metric(&e, "ringgate_bridge_resumes_total"), Some(0));
+}

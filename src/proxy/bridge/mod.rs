@@ -35,7 +35,7 @@
 mod ask;
 mod park;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -47,6 +47,7 @@ pub use park::{input_required, park, retry_fields, Remote, Resume, Step};
 
 use super::context::{Gateway, Worker, WorkerMsg};
 use crate::session::caps;
+use crate::telemetry::BridgeStats;
 use crate::wire::method;
 
 /// Most `input_required` rounds bridged for one legacy client's call (the Python and TypeScript
@@ -76,6 +77,15 @@ pub struct Table {
     parked: Rc<RefCell<HashMap<u64, async_channel::Sender<Resume>>>>,
     /// Open asks: id → the waiting relay's inbox (with the id, so one relay can wait on many).
     asks: RefCell<HashMap<u64, async_channel::Sender<(u64, Bytes)>>>,
+    /// How parked calls ended (shared with the drivers; read at scrape).
+    counters: Rc<Counters>,
+}
+
+/// How this worker's parked calls ended so far.
+#[derive(Default)]
+struct Counters {
+    resumes: Cell<u64>,
+    expiries: Cell<u64>,
 }
 
 impl Table {
@@ -101,6 +111,15 @@ impl Table {
     /// Number of parked calls (tests, metrics).
     pub fn parked_len(&self) -> usize {
         self.parked.borrow().len()
+    }
+
+    /// The bridge's figures for a metrics scrape.
+    pub fn stats(&self) -> BridgeStats {
+        BridgeStats {
+            parked: self.parked_len() as u64,
+            resumes: self.counters.resumes.get(),
+            expiries: self.counters.expiries.get(),
+        }
     }
 
     fn open_ask(&self, id: u64, tx: async_channel::Sender<(u64, Bytes)>) {

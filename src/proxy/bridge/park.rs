@@ -99,6 +99,7 @@ type Parked = Rc<RefCell<HashMap<u64, Sender<Resume>>>>;
 struct Driver {
     call: Call,
     table: Parked,
+    counters: Rc<super::Counters>,
     inbox: (Sender<Resume>, Receiver<Resume>),
     worker: u16,
     park: u64,
@@ -142,6 +143,7 @@ pub fn park(
     let driver = Driver {
         call,
         table: w.bridge.parked.clone(),
+        counters: w.bridge.counters.clone(),
         inbox,
         worker: w.index,
         park: id,
@@ -187,9 +189,15 @@ impl Driver {
     /// Waits for the retry; `None` (and the entry removed) when it does not come in time.
     async fn wait(&self) -> Option<Resume> {
         match monoio::time::timeout(self.timeout, self.inbox.1.recv()).await {
-            Ok(Ok(r)) => Some(r),
+            Ok(Ok(r)) => {
+                let n = &self.counters.resumes;
+                n.set(n.get() + 1);
+                Some(r)
+            }
             _ => {
                 self.table.borrow_mut().remove(&self.park);
+                let n = &self.counters.expiries;
+                n.set(n.get() + 1);
                 None
             }
         }
