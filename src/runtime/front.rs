@@ -260,6 +260,8 @@ pub(super) async fn start_sse<S: AsyncReadRent + AsyncWriteRent>(conn: &mut Serv
     let headers = [
         ("content-type", &b"text/event-stream"[..]),
         ("cache-control", b"no-cache"),
+        // Reverse proxies must not buffer events (the 2026-07-28 transport's SHOULD).
+        ("x-accel-buffering", b"no"),
     ];
     conn.start_stream(200, &headers).await.is_ok()
 }

@@ -771,7 +771,34 @@ fn serve_peek(conn: TcpStream) {
             "server/discover" => {
                 json!({"supportedVersions": [V], "capabilities": {"tools": {}}})
             }
-            "tools/list" => json!({"tools": [{"name": "peek", "inputSchema": {"type": "object"}}]}),
+            "tools/list" => json!({"tools": [
+                {"name": "peek", "inputSchema": {"type": "object"}},
+                {"name": "log", "inputSchema": {"type": "object"}}
+            ]}),
+            "tools/call" if req["params"]["name"] == "log" => {
+                // Log messages at two levels (whatever the request asked for), then the result.
+                let mut events = String::new();
+                for level in ["debug", "error"] {
+                    let note = json!({"jsonrpc": "2.0", "method": "notifications/message",
+                        "params": {"level": level, "data": format!("at {level}")}});
+                    events.push_str(&format!("event: message\ndata: {note}\n\n"));
+                }
+                let done = json!({"jsonrpc": "2.0", "id": req["id"], "result":
+                    {"content": [], "isError": false, "resultType": "complete"}});
+                events.push_str(&format!("event: message\ndata: {done}\n\n"));
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n",
+                    events.len()
+                );
+                if out
+                    .write_all(head.as_bytes())
+                    .and_then(|_| out.write_all(events.as_bytes()))
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
             "tools/call" => {
                 let caps = &req["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"];
                 json!({"content": [{"type": "text", "text": caps.to_string()}], "isError": false})
@@ -903,4 +930,41 @@ fn parked_calls_resumes_and_expiries_are_metrics() {
     assert!(expired, "{}", get(e.admin(), "/metrics").body);
     assert_eq!(metric(&e, "ringgate_bridge_parked_calls"), Some(0));
     assert_eq!(metric(&e, "ringgate_bridge_resumes_total"), Some(0));
+}
+
+#[test]
+fn a_modern_client_gets_log_messages_at_or_above_its_log_level_only() {
+    let toml = format!(
+        "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
+         [[server]]\nname = \"m\"\ntransport = \"http\"\nurl = \"{}\"\n",
+        peeking_server()
+    );
+    let e = Env::with_config(vec![], &toml);
+    let h = [
+        ("mcp-protocol-version", V),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "m__log"),
+    ];
+    let levels = |log_level: Option<&str>| -> Vec<String> {
+        let mut b = modern_body(1, "tools/call", r#""name":"m__log","arguments":{}"#, "{}");
+        if let Some(l) = log_level {
+            let with = format!(r#""_meta":{{"io.modelcontextprotocol/logLevel":"{l}","#);
+            b = b.replace(r#""_meta":{"#, &with);
+        }
+        let r = post(e.addr(), &h, &b);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["result"]["resultType"], "complete", "{}", r.body);
+        r.body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter(|v| v["method"] == "notifications/message")
+            .map(|v| v["params"]["level"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(levels(Some("debug")), ["debug", "error"]);
+    assert_eq!(levels(Some("warning")), ["error"]);
+    assert_eq!(levels(Some("emergency")), Vec::<String>::new());
+    // No logLevel: the request asked for no log messages.
+    assert_eq!(levels(None), Vec::<String>::new());
 }

@@ -115,6 +115,14 @@ fn a_modern_client_lists_and_calls_tools_on_legacy_servers() {
     let r = send(&e, "tools/call", Some("alpha__sleep"), &b);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["result"]["resultType"], "complete");
+    // A streamed reply (progress asked for) tells reverse proxies not to buffer it.
+    let b = b.replace(r#""_meta":{"#, r#""_meta":{"progressToken":"t","#);
+    let r = send(&e, "tools/call", Some("alpha__sleep"), &b);
+    assert!(r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/event-stream")));
+    assert!(r.body.contains(r#""progressToken":"t""#), "{}", r.body);
+    assert_eq!(r.header("x-accel-buffering"), Some("no"), "{}", r.body);
 }
 
 #[test]
@@ -644,4 +652,46 @@ mod modern_back {
         drop(e);
         drop(rt);
     }
+}
+
+#[test]
+fn id_rules_and_header_spelling_follow_the_spec() {
+    let e = env();
+    let h = [("mcp-protocol-version", V), ("mcp-method", "tools/list")];
+    // A request id must be a string or a number; a posted response is not a request.
+    let null_id = body(1, "tools/list", "").replacen(r#""id":1"#, r#""id":null"#, 1);
+    assert_eq!(error_of(&post(e.addr(), &h, &null_id)), (400, -32600));
+    let object_id = body(1, "tools/list", "").replacen(r#""id":1"#, r#""id":{}"#, 1);
+    assert_eq!(error_of(&post(e.addr(), &h, &object_id)), (400, -32600));
+    let response = r#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
+    assert_eq!(error_of(&post(e.addr(), &h, response)), (400, -32600));
+    // String ids come back verbatim.
+    let string_id = body(1, "tools/list", "").replacen(r#""id":1"#, r#""id":"a-1""#, 1);
+    assert_eq!(post(e.addr(), &h, &string_id).json()["id"], "a-1");
+    // Header names are case-insensitive and values are trimmed; values are case-sensitive.
+    let echo = body(
+        2,
+        "tools/call",
+        r#""name":"alpha__echo","arguments":{"message":"x"}"#,
+    );
+    let loud = [
+        ("MCP-PROTOCOL-VERSION", V),
+        ("MCP-METHOD", "  tools/call\t"),
+        ("mcp-NAME", "alpha__echo "),
+    ];
+    let r = post(e.addr(), &loud, &echo);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["result"]["content"][0]["text"], "x");
+    let cased = [("mcp-protocol-version", V), ("mcp-method", "Tools/List")];
+    let r = post(e.addr(), &cased, &body(3, "tools/list", ""));
+    assert_eq!(error_of(&r), (400, -32020), "{}", r.body);
+    // A modern request ignores a session id (and gets none).
+    let with_session = [
+        ("mcp-protocol-version", V),
+        ("mcp-method", "tools/list"),
+        ("mcp-session-id", "not-a-session"),
+    ];
+    let r = post(e.addr(), &with_session, &body(4, "tools/list", ""));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("mcp-session-id").is_none());
 }
