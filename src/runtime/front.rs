@@ -154,10 +154,19 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(
 ) -> bool {
     let accept = req.headers.get("accept");
     let accepts_sse = accept.is_none_or(|a| media_accepted(a, b"text/event-stream"));
-    if accept.is_some_and(|a| !media_accepted(a, b"application/json") && !accepts_sse) {
+    // A 2026-07-28 request must accept a JSON reply (the Python SDK v2 answers 406 otherwise).
+    let modern = req
+        .headers
+        .get("mcp-protocol-version")
+        .is_some_and(crate::session::versions::is_modern);
+    if accept.is_some_and(|a| !media_accepted(a, b"application/json") && (modern || !accepts_sse)) {
         let e = GatewayError::new(
             ErrorKind::NotAcceptable,
-            "Accept must allow application/json or text/event-stream",
+            if modern {
+                "Accept must allow application/json"
+            } else {
+                "Accept must allow application/json or text/event-stream"
+            },
         );
         return reject(w, conn, &e).await;
     }

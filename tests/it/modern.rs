@@ -695,3 +695,35 @@ fn id_rules_and_header_spelling_follow_the_spec() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.header("mcp-session-id").is_none());
 }
+
+#[test]
+fn a_modern_request_must_accept_json_replies() {
+    let e = env();
+    let list = body(1, "tools/list", "");
+    let with_accept = |accept: &'static str| {
+        let h = [
+            ("mcp-protocol-version", V),
+            ("mcp-method", "tools/list"),
+            ("accept", accept),
+        ];
+        post(e.addr(), &h, &list).status
+    };
+    assert_eq!(with_accept("text/event-stream"), 406);
+    assert_eq!(with_accept("text/html"), 406);
+    assert_eq!(with_accept("application/json"), 200);
+    assert_eq!(with_accept("application/json, text/event-stream"), 200);
+    assert_eq!(with_accept("*/*"), 200);
+    // A legacy session may still take SSE only.
+    let s = e.session("2025-11-25");
+    let h = [
+        ("mcp-session-id", s.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+        ("accept", "text/event-stream"),
+    ];
+    let r = post(
+        e.addr(),
+        &h,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
