@@ -423,6 +423,15 @@ fn listen_streams_acknowledged_then_tagged_list_changes() {
         post(e.addr(), &h, &body(12, "subscriptions/listen", "")).status,
         406
     );
+    // The filter is required.
+    let h = [
+        ("mcp-protocol-version", V),
+        ("mcp-method", "subscriptions/listen"),
+    ];
+    for params in ["", r#""notifications":true"#] {
+        let r = post(e.addr(), &h, &body(13, "subscriptions/listen", params));
+        assert_eq!(error_of(&r), (400, -32602), "{params}: {}", r.body);
+    }
 }
 
 #[test]

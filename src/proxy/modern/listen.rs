@@ -38,20 +38,17 @@ pub struct Filter {
 
 impl Filter {
     /// Reads `params.notifications` of a listen request (the body is validated).
-    pub fn read(body: &[u8], env: &Envelope) -> Filter {
+    /// `None` when `params.notifications` (required) is missing or not an object.
+    pub fn read(body: &[u8], env: &Envelope) -> Option<Filter> {
         let mut f = Filter::default();
-        let Some(params) = env.params else {
-            return f;
-        };
+        let params = env.params?;
         let mut wanted = None;
         members(body, params.start as usize, |k, escaped, v| {
             if key_eq(k.get(body), escaped, b"notifications") {
                 wanted = Some(v);
             }
         });
-        let Some(wanted) = wanted else {
-            return f;
-        };
+        let wanted = wanted.filter(|w| body.get(w.start as usize) == Some(&b'{'))?;
         members(body, wanted.start as usize, |k, escaped, v| {
             let on = v.get(body) == b"true";
             let name = k.get(body);
@@ -65,7 +62,7 @@ impl Filter {
                 f.uris = uri_list(body, v);
             }
         });
-        f
+        Some(f)
     }
 
     /// Whether a notification with this method passes.
@@ -287,7 +284,7 @@ mod tests {
     fn the_filter_reads_and_writes_the_agreed_set() {
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true,"promptsListChanged":false,"resourceSubscriptions":["x"]}}}"#;
         let env = wire::parse(body).unwrap();
-        let mut f = Filter::read(body, &env);
+        let mut f = Filter::read(body, &env).unwrap();
         assert!(f.admits(method::TOOLS_LIST_CHANGED) && !f.admits(method::PROMPTS_LIST_CHANGED));
         assert_eq!(f.uris, ["x"]);
         let mut out = Vec::new();
@@ -301,7 +298,7 @@ mod tests {
         f.write(&mut out);
         assert_eq!(out, br#"{"toolsListChanged":true}"#);
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":[ "a\u0062" , 3, "c"]}}}"#;
-        let f = Filter::read(body, &wire::parse(body).unwrap());
+        let f = Filter::read(body, &wire::parse(body).unwrap()).unwrap();
         assert_eq!(f.uris, ["ab"], "a non-string ends the list");
         let mut out = Vec::new();
         f.write(&mut out);

@@ -310,7 +310,12 @@ async fn execute(
                 r.status = 406;
                 return Err(r);
             }
-            let mut filter = listen::Filter::read(body, env);
+            let mut filter = listen::Filter::read(body, env).ok_or_else(|| {
+                Reject::new(
+                    code::INVALID_PARAMS,
+                    "params.notifications (a SubscriptionFilter object) is required",
+                )
+            })?;
             let uris = std::mem::take(&mut filter.uris);
             let watches = (!uris.is_empty()).then(|| watches::Watches::open(gw, w, snap, uris));
             let key = watches.as_ref().map_or(LISTEN_STREAM, |x| x.key);
