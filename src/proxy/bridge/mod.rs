@@ -154,8 +154,9 @@ fn random_id() -> u64 {
 
 /// The [`caps`] flags a server-to-client request needs (0: none the bridge knows): the
 /// capability, plus the sub-capability its params call for (`elicitation.url` for a URL-mode
-/// elicitation, else `elicitation.form`; `sampling.tools` when it offers tools,
-/// `sampling.context` when it asks to include context). `params` is the raw params object.
+/// elicitation, else `elicitation.form`; `sampling.tools` when it offers tools). `includeContext`
+/// needs no `sampling.context` here: servers only SHOULD check it, and a client without it
+/// ignores the field, so refusing would break calls that work. `params` is the raw params object.
 pub fn needed_capability(method_name: &str, params: Option<&[u8]>) -> u8 {
     let member = |name: &[u8]| {
         let raw = params?;
@@ -172,9 +173,6 @@ pub fn needed_capability(method_name: &str, params: Option<&[u8]>) -> u8 {
             let mut needed = caps::SAMPLING;
             if member(b"tools").is_some_and(|t| t != b"null" && t != b"[]") {
                 needed |= caps::SAMPLING_TOOLS;
-            }
-            if member(b"includeContext").is_some_and(|c| c != b"\"none\"" && c != b"null") {
-                needed |= caps::SAMPLING_CONTEXT;
             }
             needed
         }
@@ -235,7 +233,7 @@ mod tests {
         assert_eq!(form, caps::ELICITATION | caps::ELICITATION_FORM);
         assert_eq!(url, caps::ELICITATION | caps::ELICITATION_URL);
         assert_eq!(tools, caps::SAMPLING | caps::SAMPLING_TOOLS);
-        assert_eq!(context, caps::SAMPLING | caps::SAMPLING_CONTEXT);
+        assert_eq!(context, caps::SAMPLING, "includeContext is not refused");
         assert_eq!(needed_capability("ping", None), 0);
         // A bare elicitation declaration is form mode; url-only is not.
         assert!(satisfies(caps::ELICITATION, form));
@@ -244,7 +242,11 @@ mod tests {
         assert!(satisfies(caps::ELICITATION | caps::ELICITATION_URL, url));
         assert!(!satisfies(caps::SAMPLING, tools));
         assert!(satisfies(caps::SAMPLING | caps::SAMPLING_TOOLS, tools));
-        assert!(!satisfies(caps::SAMPLING, context));
+        assert!(satisfies(caps::SAMPLING, context));
+        assert!(!satisfies(
+            caps::SAMPLING,
+            caps::SAMPLING | caps::SAMPLING_CONTEXT
+        ));
         assert!(!satisfies(caps::ROOTS, form) && !satisfies(caps::ROOTS, 0));
     }
 }
