@@ -219,7 +219,26 @@ async fn stream_relay<S: AsyncReadRent + AsyncWriteRent>(
         return false;
     }
     let mut event = Vec::with_capacity(512);
-    while let Some(msg) = relay.next(gw, w).await {
+    // A listen stream may stay quiet for long: keep-alive comments keep intermediaries from
+    // closing it and show a vanished client (whose stream, and resource subscriptions, then end).
+    let listen = matches!(*relay, Relay::Listen(_));
+    loop {
+        let next = relay.next(gw, w);
+        let msg = if listen {
+            match monoio::time::timeout(STREAM_KEEPALIVE, next).await {
+                Ok(msg) => msg,
+                Err(_) => {
+                    let comment = Bytes::from_static(b": keep-alive\n\n");
+                    if conn.write_chunk(&[comment]).await.is_err() {
+                        return false;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            next.await
+        };
+        let Some(msg) = msg else { break };
         event.clear();
         sse::encode_event(&mut event, Some("message"), None, &msg);
         if conn

@@ -736,3 +736,35 @@ fn a_modern_request_must_accept_json_replies() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+#[test]
+fn a_quiet_listen_stream_gets_keep_alive_comments() {
+    use std::io::{BufRead, BufReader, Write};
+    let e = env();
+    let listen = body(
+        31,
+        "subscriptions/listen",
+        r#""notifications":{"toolsListChanged":true}"#,
+    );
+    let mut s = std::net::TcpStream::connect(e.addr()).unwrap();
+    // The keep-alive interval is 25 s: a deadline well past it, polled by a blocking read.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-protocol-version: {V}\r\nmcp-method: subscriptions/listen\r\ncontent-length: {}\r\n\r\n{listen}",
+        e.addr(),
+        listen.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut reader = BufReader::new(s);
+    let mut saw_ack = false;
+    loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "stream ended");
+        saw_ack |= line.contains("notifications/subscriptions/acknowledged");
+        if line.starts_with(": keep-alive") {
+            break;
+        }
+    }
+    assert!(saw_ack, "the acknowledgement comes first");
+}
