@@ -240,6 +240,13 @@ pub async fn call_lines(asks: &Asks, body: &[u8], env: &Envelope, write: impl Fn
             "the client did not answer".to_string()
         }
     };
+    // Progress after the answer (a call resumed through the era bridge must carry it back).
+    if let Some(token) = env.progress_token {
+        let mut p = b"{\"progressToken\":".to_vec();
+        p.extend_from_slice(token.get(body));
+        p.extend_from_slice(b",\"progress\":1,\"total\":1}");
+        write(&encode::notification(method::PROGRESS, Some(&p)));
+    }
     let mut result = b"{\"content\":[{\"type\":\"text\",\"text\":".to_vec();
     encode::write_json_string(&mut result, &format!("sampled: {text}"));
     result.extend_from_slice(b"}]}");

@@ -59,7 +59,7 @@ pub enum WorkerMsg {
     /// the reply says whether it did.
     AskSession(u64, Bytes, async_channel::Sender<bool>),
     /// Which sessions have calls in flight here to this server slot (see [`Worker::claimants`]).
-    Claim(usize, async_channel::Sender<Vec<(u64, u8)>>),
+    Claim(usize, async_channel::Sender<Vec<(u64, u16)>>),
     /// Accept on this listener from now on (a reload moved `gateway.listen`); the old one closes,
     /// its accepted connections stay.
     Listen(std::net::TcpListener),
@@ -79,7 +79,7 @@ pub struct Gateway {
     /// Sealed task ids and the owners of tasks created through the gateway (experimental tasks).
     pub tasks: crate::session::tasks::Tasks,
     /// Which sessions watch which resources (reference-counted per downstream).
-    pub subscriptions: super::subscriptions::Subscriptions,
+    pub subscriptions: Arc<super::subscriptions::Subscriptions>,
     /// Reports to the control thread (never blocks: unbounded).
     pub reports: async_channel::Sender<Report>,
     /// Every worker's inbox (set once at startup), for messages that must reach the worker
@@ -156,7 +156,7 @@ pub struct Worker {
     /// Forwarded calls in flight on this worker, by (session nonce, client's raw id), so a client's
     /// `notifications/cancelled` can be sent on to the server with the id the server knows.
     /// The value also keeps the session's declared capabilities, for [`Worker::claimants`].
-    calls: RefCell<HashMap<(u64, Bytes), (InFlight, u8)>>,
+    calls: RefCell<HashMap<(u64, Bytes), (InFlight, u16)>>,
     /// Session ids this worker opened recently: opening a sealed id costs ~290 ns (AEAD), a hit
     /// here ~30 ns. Revocation is still checked on every use; the cache is cleared when full.
     opened: RefCell<HashMap<Box<[u8]>, FrontSession>>,
@@ -262,8 +262,8 @@ impl Worker {
 
     /// The sessions with calls in flight here to server `slot`, with their declared capabilities.
     /// For a server request that arrives outside any call (see `server_asks::outside_call`).
-    pub fn claimants(&self, slot: usize) -> Vec<(u64, u8)> {
-        let mut out: Vec<(u64, u8)> = Vec::new();
+    pub fn claimants(&self, slot: usize) -> Vec<(u64, u16)> {
+        let mut out: Vec<(u64, u16)> = Vec::new();
         for ((nonce, _), ((_, link, _), caps)) in self.calls.borrow().iter() {
             if link.slot == slot && !out.iter().any(|c| c.0 == *nonce) {
                 out.push((*nonce, *caps));

@@ -50,7 +50,7 @@ pub fn initialize(
 fn read_initialize_params(
     body: &[u8],
     env: &Envelope,
-) -> Result<(Option<String>, u8), GatewayError> {
+) -> Result<(Option<String>, u16), GatewayError> {
     let bad = |why: &'static str| GatewayError::new(ErrorKind::InvalidParams, why);
     let span = env
         .params
@@ -69,16 +69,23 @@ fn read_initialize_params(
         ),
         None => return Err(bad("params.protocolVersion is required")),
     };
-    let mut flags = 0u8;
+    let mut flags = 0u16;
     if let Some(c) = params.get("capabilities") {
         let c = c
             .as_object()
             .ok_or_else(|| bad("capabilities must be an object"))?;
-        if c.contains_key("sampling") {
-            flags |= caps::SAMPLING;
-        }
-        if c.contains_key("elicitation") {
-            flags |= caps::ELICITATION;
+        let has = |cap: &str, sub: &str| c.get(cap).and_then(|v| v.get(sub)).is_some();
+        for (cap, sub, flag) in [
+            ("sampling", None, caps::SAMPLING),
+            ("sampling", Some("tools"), caps::SAMPLING_TOOLS),
+            ("sampling", Some("context"), caps::SAMPLING_CONTEXT),
+            ("elicitation", None, caps::ELICITATION),
+            ("elicitation", Some("form"), caps::ELICITATION_FORM),
+            ("elicitation", Some("url"), caps::ELICITATION_URL),
+        ] {
+            if sub.map_or(c.contains_key(cap), |sub| has(cap, sub)) {
+                flags |= flag;
+            }
         }
         if let Some(roots) = c.get("roots") {
             flags |= caps::ROOTS;

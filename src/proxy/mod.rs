@@ -434,8 +434,17 @@ async fn forward(
         .ok_or_else(|| GatewayError::new(ErrorKind::InvalidRequest, "request without id"))?;
     let route = Route::to(&entry.link, &w.pools).map_err(|e| e.for_client(&entry.link.name))?;
     let minted = w.mint_id();
+    // A modern client has no session: its call is its own origin (high bit set, so it never
+    // collides with the gateway's own 0), so a multiplexed server's request can be attributed.
     let origin = Origin {
-        session: session.map_or(0, |s| s.nonce),
+        session: session.map_or(
+            if modern.is_some() {
+                minted | 1 << 63
+            } else {
+                0
+            },
+            |s| s.nonce,
+        ),
         task: tasks::task_of(method, name_edit.as_ref()),
     };
     // A legacy client's call to a modern server: its capabilities go downstream (the bridge
@@ -508,7 +517,7 @@ async fn forward(
 
 /// The client capabilities a legacy session declares downstream (to a modern server, per
 /// request): only those whose requests can reach it (it takes a stream).
-fn client_caps(session: &Option<FrontSession>, req: &Inbound<'_>) -> u8 {
+fn client_caps(session: &Option<FrontSession>, req: &Inbound<'_>) -> u16 {
     session
         .filter(|_| req.accepts_sse)
         .map_or(0, |s| s.client_caps)

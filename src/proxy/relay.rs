@@ -380,17 +380,22 @@ fn relayable(gw: &Gateway, ctx: &RelayCtx, n: Bytes) -> Option<Bytes> {
             }
         }
     }
-    Some(restore_token(ctx, n))
+    restore_token(ctx, n)
 }
 
-/// Puts the client's own progress token back into a progress notification.
-fn restore_token(ctx: &RelayCtx, n: Bytes) -> Bytes {
+/// Puts the client's own progress token back into a progress notification; `None` (dropped)
+/// when the client's token is empty: a resumed call whose retry asked for no progress.
+fn restore_token(ctx: &RelayCtx, n: Bytes) -> Option<Bytes> {
     let Some(token) = &ctx.client_token else {
-        return n;
+        return Some(n);
     };
     match wire::parse(&n).ok().and_then(|env| env.progress_token) {
-        Some(span) => rewrite::concat(&rewrite::splice(&n, &mut [(span, token.clone())])),
-        None => n,
+        Some(_) if token.is_empty() => None,
+        Some(span) => Some(rewrite::concat(&rewrite::splice(
+            &n,
+            &mut [(span, token.clone())],
+        ))),
+        None => Some(n),
     }
 }
 

@@ -25,7 +25,7 @@ pub(super) enum ServerAsk {
     /// A modern client that declared the capability: park the call, ask with `input_required`.
     Park(Bytes),
     /// Refused; the modern client did not declare this capability: the call ends with -32021.
-    Missing(u8),
+    Missing(u16),
 }
 
 /// A request from the server for this call's client: forwarded with a sealed id if the client
@@ -39,13 +39,15 @@ pub(super) fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Byt
         return ServerAsk::Refused;
     };
     let name = env.method(&msg).unwrap_or("");
-    let needed = bridge::needed_capability(name);
+    let needed = bridge::needed_capability(name, env.params.map(|p| p.get(&msg)));
     if let Some(m) = &ctx.modern {
-        if needed != 0 && modern::capability_flags(&m.caps) & needed != 0 {
+        if bridge::satisfies(modern::capability_flags(&m.caps), needed) {
             return ServerAsk::Park(msg);
         }
     }
-    let declared = ctx.session.is_some_and(|s| s.client_caps & needed != 0);
+    let declared = ctx
+        .session
+        .is_some_and(|s| bridge::satisfies(s.client_caps, needed));
     let token = (needed != 0 && declared && ctx.accepts_sse)
         .then(|| gw.relay_ids.seal(ctx.link.slot, id_span.get(&msg)))
         .flatten();
@@ -69,7 +71,7 @@ pub(super) fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Byt
 /// Ends a modern client's call that needs a capability it did not declare: the downstream call is
 /// cancelled (unless its driver already did: `cancel` false) and the client gets -32021 with
 /// `data.requiredCapabilities`.
-pub(super) fn missing_capability(w: &Worker, ctx: &RelayCtx, flag: u8, cancel: bool) -> Reject {
+pub(super) fn missing_capability(w: &Worker, ctx: &RelayCtx, flag: u16, cancel: bool) -> Reject {
     if let Some(route) = Route::to(&ctx.link, &w.pools).ok().filter(|_| cancel) {
         cancel_downstream(&route, ctx, "the client lacks a required capability");
     }
@@ -110,7 +112,7 @@ pub async fn outside_call(gw: &Gateway, slot: usize, msg: Bytes, answer: impl Fn
     let Ok(env) = wire::parse(&msg) else { return };
     let Some((id_span, _)) = env.id else { return };
     let name = env.method(&msg).unwrap_or("");
-    let needed = bridge::needed_capability(name);
+    let needed = bridge::needed_capability(name, env.params.map(|p| p.get(&msg)));
     let mut delivered = false;
     if let Some(nonce) = (needed != 0)
         .then_some(())
@@ -134,7 +136,7 @@ pub async fn outside_call(gw: &Gateway, slot: usize, msg: Bytes, answer: impl Fn
 
 /// Asks every worker which sessions have calls in flight to `slot`; the session when exactly one
 /// does and it declared `needed`.
-async fn claim(gw: &Gateway, slot: usize, needed: u8) -> Option<u64> {
+async fn claim(gw: &Gateway, slot: usize, needed: u16) -> Option<u64> {
     let workers = gw.workers.get()?;
     let (tx, rx) = async_channel::bounded(workers.len().max(1));
     let asked = workers
@@ -142,7 +144,7 @@ async fn claim(gw: &Gateway, slot: usize, needed: u8) -> Option<u64> {
         .filter(|w| w.try_send(WorkerMsg::Claim(slot, tx.clone())).is_ok())
         .count();
     drop(tx);
-    let mut session: Option<(u64, u8)> = None;
+    let mut session: Option<(u64, u16)> = None;
     let gather = async {
         let mut replies = 0;
         while let Ok(found) = rx.recv().await {
@@ -160,7 +162,7 @@ async fn claim(gw: &Gateway, slot: usize, needed: u8) -> Option<u64> {
         .await
         .unwrap_or(false);
     let (nonce, caps) = session.filter(|_| complete)?;
-    (caps & needed != 0).then_some(nonce)
+    bridge::satisfies(caps, needed).then_some(nonce)
 }
 
 /// Offers the request to the workers in turn until one has a stream of the session and takes it

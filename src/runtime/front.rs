@@ -154,10 +154,19 @@ async fn post<S: AsyncReadRent + AsyncWriteRent>(
 ) -> bool {
     let accept = req.headers.get("accept");
     let accepts_sse = accept.is_none_or(|a| media_accepted(a, b"text/event-stream"));
-    if accept.is_some_and(|a| !media_accepted(a, b"application/json") && !accepts_sse) {
+    // A 2026-07-28 request must accept a JSON reply (the Python SDK v2 answers 406 otherwise).
+    let modern = req
+        .headers
+        .get("mcp-protocol-version")
+        .is_some_and(crate::session::versions::is_modern);
+    if accept.is_some_and(|a| !media_accepted(a, b"application/json") && (modern || !accepts_sse)) {
         let e = GatewayError::new(
             ErrorKind::NotAcceptable,
-            "Accept must allow application/json or text/event-stream",
+            if modern {
+                "Accept must allow application/json"
+            } else {
+                "Accept must allow application/json or text/event-stream"
+            },
         );
         return reject(w, conn, &e).await;
     }
@@ -210,7 +219,26 @@ async fn stream_relay<S: AsyncReadRent + AsyncWriteRent>(
         return false;
     }
     let mut event = Vec::with_capacity(512);
-    while let Some(msg) = relay.next(gw, w).await {
+    // A listen stream may stay quiet for long: keep-alive comments keep intermediaries from
+    // closing it and show a vanished client (whose stream, and resource subscriptions, then end).
+    let listen = matches!(*relay, Relay::Listen(_));
+    loop {
+        let next = relay.next(gw, w);
+        let msg = if listen {
+            match monoio::time::timeout(STREAM_KEEPALIVE, next).await {
+                Ok(msg) => msg,
+                Err(_) => {
+                    let comment = Bytes::from_static(b": keep-alive\n\n");
+                    if conn.write_chunk(&[comment]).await.is_err() {
+                        return false;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            next.await
+        };
+        let Some(msg) = msg else { break };
         event.clear();
         sse::encode_event(&mut event, Some("message"), None, &msg);
         if conn
@@ -260,6 +288,8 @@ pub(super) async fn start_sse<S: AsyncReadRent + AsyncWriteRent>(conn: &mut Serv
     let headers = [
         ("content-type", &b"text/event-stream"[..]),
         ("cache-control", b"no-cache"),
+        // Reverse proxies must not buffer events (the 2026-07-28 transport's SHOULD).
+        ("x-accel-buffering", b"no"),
     ];
     conn.start_stream(200, &headers).await.is_ok()
 }

@@ -173,7 +173,8 @@ async fn serve_inbox(
                 w.streams.send_to_session(session, &m);
             }
             WorkerMsg::Scrape(reply) => {
-                let stats = w.stats.borrow().clone();
+                let mut stats = w.stats.borrow().clone();
+                stats.bridge = w.bridge.stats();
                 let _ = reply.try_send((stats, w.streams.len()));
             }
             WorkerMsg::Bridge(d) => w.bridge.deliver(d),

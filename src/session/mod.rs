@@ -31,16 +31,24 @@ use crate::seal::{SealError, Sealer};
 /// Client capabilities a session declared at `initialize`, as bit flags (kept in the sealed id).
 pub mod caps {
     /// The client declared `sampling`.
-    pub const SAMPLING: u8 = 1;
+    pub const SAMPLING: u16 = 1;
     /// The client declared `elicitation`.
-    pub const ELICITATION: u8 = 2;
+    pub const ELICITATION: u16 = 2;
     /// The client declared `roots`.
-    pub const ROOTS: u8 = 4;
+    pub const ROOTS: u16 = 4;
     /// The client declared `roots.listChanged`.
-    pub const ROOTS_LIST_CHANGED: u8 = 8;
+    pub const ROOTS_LIST_CHANGED: u16 = 8;
+    /// The client declared `elicitation.form` (a bare `elicitation: {}` means form only).
+    pub const ELICITATION_FORM: u16 = 16;
+    /// The client declared `elicitation.url`.
+    pub const ELICITATION_URL: u16 = 32;
+    /// The client declared `sampling.tools`.
+    pub const SAMPLING_TOOLS: u16 = 64;
+    /// The client declared `sampling.context`.
+    pub const SAMPLING_CONTEXT: u16 = 128;
     /// The id was minted before the client declared anything (HTTP+SSE announces it at `GET /sse`,
     /// before `initialize`): what it declared later is kept by the codec ([`super::SessionCodec::declare`]).
-    pub const LATE: u8 = 0x80;
+    pub const LATE: u16 = 0x100;
 }
 
 /// What a legacy-era session id carries: enough to serve any request without server-side state.
@@ -51,12 +59,12 @@ pub struct FrontSession {
     /// Index into [`versions::SUPPORTED`] of the negotiated protocol version.
     pub version: u8,
     /// Bit set of [`caps`] the client declared.
-    pub client_caps: u8,
+    pub client_caps: u16,
     /// Creation time, seconds since the Unix epoch.
     pub created: u64,
 }
 
-const PAYLOAD_LEN: usize = 8 + 1 + 1 + 8;
+const PAYLOAD_LEN: usize = 8 + 1 + 2 + 8;
 
 impl FrontSession {
     /// The negotiated protocol version string.
@@ -71,8 +79,8 @@ impl FrontSession {
         let mut out = [0u8; PAYLOAD_LEN];
         out[..8].copy_from_slice(&self.nonce.to_le_bytes());
         out[8] = self.version;
-        out[9] = self.client_caps;
-        out[10..].copy_from_slice(&self.created.to_le_bytes());
+        out[9..11].copy_from_slice(&self.client_caps.to_le_bytes());
+        out[11..].copy_from_slice(&self.created.to_le_bytes());
         out
     }
 
@@ -81,11 +89,11 @@ impl FrontSession {
             return None;
         }
         let nonce = u64::from_le_bytes(raw[..8].try_into().ok()?);
-        let created = u64::from_le_bytes(raw[10..].try_into().ok()?);
+        let created = u64::from_le_bytes(raw[11..].try_into().ok()?);
         Some(FrontSession {
             nonce,
             version: raw[8],
-            client_caps: raw[9],
+            client_caps: u16::from_le_bytes([raw[9], raw[10]]),
             created,
         })
     }
@@ -98,7 +106,7 @@ pub struct SessionCodec {
     /// (version, capabilities) declared by sessions whose id was minted first ([`caps::LATE`]),
     /// by nonce. Touched only by such sessions' `initialize`, end, and opens until each worker has
     /// cached the answer (`Worker::open_session`): never by Streamable HTTP or stdio traffic.
-    late: Mutex<HashMap<u64, (u8, u8)>>,
+    late: Mutex<HashMap<u64, (u8, u16)>>,
 }
 
 /// Revoked sessions kept before the oldest half is forgotten (bounds memory under DELETE floods).
@@ -123,7 +131,7 @@ impl SessionCodec {
     pub fn create(
         &self,
         version: u8,
-        client_caps: u8,
+        client_caps: u16,
     ) -> Result<(FrontSession, String), SealError> {
         let mut nonce = [0u8; 8];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
@@ -199,6 +207,33 @@ impl SessionCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capability_flags_are_distinct_bits_and_survive_the_sealed_id() {
+        let all = [
+            caps::SAMPLING,
+            caps::ELICITATION,
+            caps::ROOTS,
+            caps::ROOTS_LIST_CHANGED,
+            caps::ELICITATION_FORM,
+            caps::ELICITATION_URL,
+            caps::SAMPLING_TOOLS,
+            caps::SAMPLING_CONTEXT,
+            caps::LATE,
+        ];
+        let mut seen = 0u16;
+        for flag in all {
+            assert_eq!(flag.count_ones(), 1, "{flag:#x}");
+            assert_eq!(seen & flag, 0, "{flag:#x} is used twice");
+            seen |= flag;
+        }
+        let c = codec();
+        let (_, id) = c.create(0, seen & !caps::LATE).unwrap();
+        assert_eq!(
+            c.open(id.as_bytes()).unwrap().client_caps,
+            seen & !caps::LATE
+        );
+    }
 
     fn codec() -> SessionCodec {
         SessionCodec::with_sealer(Sealer::from_key(&[7; 32], b"test"))

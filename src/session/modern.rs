@@ -9,9 +9,10 @@
 //! sender (forwarded calls, list fetches, detached sends) gets it from one place.
 //!
 //! Client capabilities declared downstream: none on the gateway's own requests; on a legacy
-//! client's call, those its session declared and can be sent (the bridge turns the server's
-//! `input_required` into real requests to that client: [`meta_edit_for`]). A server that needs
-//! one that was not declared answers -32021.
+//! client's call, those its session declared, with their sub-capabilities (`sampling.tools`,
+//! `elicitation.form` / `.url`, …; the bridge turns the server's `input_required` into real
+//! requests to that client: [`meta_edit_for`]). A server that needs one that was not declared
+//! answers -32021.
 //!
 //! Perf: one envelope scan of the outgoing message (joined first when it is in pieces); the
 //! message's own bytes are kept, with at most one splice.
@@ -38,7 +39,7 @@ fn meta_members() -> Vec<u8> {
 }
 
 /// The `_meta` members declaring the [`super::caps`] flags `caps` (no braces).
-fn meta_members_with(caps: u8) -> Vec<u8> {
+fn meta_members_with(caps: u16) -> Vec<u8> {
     let mut m = Vec::with_capacity(200);
     m.extend_from_slice(b"\"io.modelcontextprotocol/protocolVersion\":\"");
     m.extend_from_slice(versions::LATEST_MODERN.as_bytes());
@@ -46,22 +47,77 @@ fn meta_members_with(caps: u8) -> Vec<u8> {
         b"\",\"io.modelcontextprotocol/clientInfo\":{\"name\":\"ringgate\",\"version\":\"",
     );
     m.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
-    m.extend_from_slice(b"\"},\"io.modelcontextprotocol/clientCapabilities\":{");
-    let declared = [
-        (super::caps::SAMPLING, &b"\"sampling\":{}"[..]),
-        (super::caps::ELICITATION, b"\"elicitation\":{}"),
-        (super::caps::ROOTS, b"\"roots\":{}"),
-    ];
-    let mut first = true;
-    for (_, member) in declared.iter().filter(|(flag, _)| caps & flag != 0) {
-        if !first {
+    m.extend_from_slice(b"\"},\"io.modelcontextprotocol/clientCapabilities\":");
+    write_capabilities(&mut m, caps);
+    m
+}
+
+/// One client capability and its sub-capabilities, as [`super::caps`] flags and JSON.
+pub struct CapabilityGroup {
+    /// The capability's key (`sampling`, …).
+    pub name: &'static str,
+    /// Its flag.
+    pub flag: u16,
+    /// Its sub-capabilities: (key, flag, the JSON value declaring it).
+    pub subs: &'static [(&'static str, u16, &'static str)],
+}
+
+/// The client capabilities the gateway tracks (those a server-to-client request may need).
+pub const CAPABILITY_GROUPS: [CapabilityGroup; 3] = {
+    use super::caps::*;
+    [
+        CapabilityGroup {
+            name: "sampling",
+            flag: SAMPLING,
+            subs: &[
+                ("tools", SAMPLING_TOOLS, "{}"),
+                ("context", SAMPLING_CONTEXT, "{}"),
+            ],
+        },
+        CapabilityGroup {
+            name: "elicitation",
+            flag: ELICITATION,
+            subs: &[
+                ("form", ELICITATION_FORM, "{}"),
+                ("url", ELICITATION_URL, "{}"),
+            ],
+        },
+        CapabilityGroup {
+            name: "roots",
+            flag: ROOTS,
+            subs: &[("listChanged", ROOTS_LIST_CHANGED, "true")],
+        },
+    ]
+};
+
+/// The `ClientCapabilities` object the [`super::caps`] flags `caps` stand for, sub-capabilities
+/// included (`sampling.tools`, `elicitation.form` / `.url`, `roots.listChanged`, …), so a
+/// modern server sees what the session really declared.
+pub fn write_capabilities(m: &mut Vec<u8>, caps: u16) {
+    m.push(b'{');
+    for (i, g) in CAPABILITY_GROUPS
+        .iter()
+        .filter(|g| caps & g.flag != 0)
+        .enumerate()
+    {
+        if i > 0 {
             m.push(b',');
         }
-        first = false;
-        m.extend_from_slice(member);
+        m.push(b'"');
+        m.extend_from_slice(g.name.as_bytes());
+        m.extend_from_slice(b"\":{");
+        for (j, (key, _, value)) in g.subs.iter().filter(|s| caps & s.1 != 0).enumerate() {
+            if j > 0 {
+                m.push(b',');
+            }
+            m.push(b'"');
+            m.extend_from_slice(key.as_bytes());
+            m.extend_from_slice(b"\":");
+            m.extend_from_slice(value.as_bytes());
+        }
+        m.push(b'}');
     }
     m.push(b'}');
-    m
 }
 
 /// `"_meta":{…}` as the gateway writes it for a request of its own.
@@ -127,7 +183,7 @@ fn has_modern_meta(msg: &[u8], meta: Option<Span>) -> bool {
 
 /// The splice giving a legacy client's request (`msg`, not yet spliced) the modern `_meta`,
 /// declaring the [`super::caps`] flags `caps`; `None` if it already has one (or cannot take one).
-pub fn meta_edit_for(msg: &[u8], env: &wire::Envelope, caps: u8) -> Option<(Span, Bytes)> {
+pub fn meta_edit_for(msg: &[u8], env: &wire::Envelope, caps: u16) -> Option<(Span, Bytes)> {
     if has_modern_meta(msg, env.meta) {
         return None;
     }

@@ -118,6 +118,8 @@ pub struct CoreStats {
     pub rejected: u64,
     /// Per downstream server slot (`None` for slots this core never called).
     pub servers: Vec<Option<ServerStats>>,
+    /// The era bridge's parked calls (modern clients of legacy servers waiting for a retry).
+    pub bridge: BridgeStats,
 }
 
 impl Default for CoreStats {
@@ -130,6 +132,7 @@ impl Default for CoreStats {
             errors: [0; 9],
             rejected: 0,
             servers: Vec::new(),
+            bridge: BridgeStats::default(),
         }
     }
 }
@@ -197,6 +200,7 @@ impl CoreStats {
             self.errors[i] += other.errors[i];
         }
         self.rejected += other.rejected;
+        self.bridge.merge(&other.bridge);
         for (slot, s) in other.servers.iter().enumerate() {
             let Some(s) = s else { continue };
             let mine = self.server(slot, &s.name);
@@ -209,6 +213,27 @@ impl CoreStats {
 }
 
 /// How a downstream call ended, for per-server counters.
+/// The era bridge on one worker: a gauge of parked calls (filled in at scrape: the bridge's
+/// table is the truth) and counters of how parked calls ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BridgeStats {
+    /// Calls parked right now, waiting for the client's retry.
+    pub parked: u64,
+    /// Retries that resumed a parked call.
+    pub resumes: u64,
+    /// Parked calls given up because no retry came in time.
+    pub expiries: u64,
+}
+
+impl BridgeStats {
+    /// Adds another worker's figures.
+    pub fn merge(&mut self, other: &BridgeStats) {
+        self.parked += other.parked;
+        self.resumes += other.resumes;
+        self.expiries += other.expiries;
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallOutcome {
     /// A reply arrived (it may still be a JSON-RPC error from the tool: that is the server's answer).

@@ -121,9 +121,28 @@ pub fn render(stats: &CoreStats, g: &Gauges<'_>) -> String {
         true,
     );
     render_servers(&mut out, stats, g);
+    render_bridge(&mut out, stats);
     let _ = writeln!(out, "# HELP ringgate_snapshot_generation Generation of the serving snapshot.\n# TYPE ringgate_snapshot_generation gauge\nringgate_snapshot_generation {}", g.generation);
     let _ = writeln!(out, "# HELP ringgate_open_streams Open client notification streams.\n# TYPE ringgate_open_streams gauge\nringgate_open_streams {}", g.open_streams);
     out
+}
+
+/// The era bridge: parked calls now, and how parked calls ended.
+fn render_bridge(out: &mut String, stats: &CoreStats) {
+    let b = &stats.bridge;
+    let _ = writeln!(out, "# HELP ringgate_bridge_parked_calls Calls parked for a modern client's input_required retry.\n# TYPE ringgate_bridge_parked_calls gauge\nringgate_bridge_parked_calls {}", b.parked);
+    counter_header(
+        out,
+        "ringgate_bridge_resumes_total",
+        "Parked calls resumed by the client's retry.",
+    );
+    let _ = writeln!(out, "ringgate_bridge_resumes_total {}", b.resumes);
+    counter_header(
+        out,
+        "ringgate_bridge_expiries_total",
+        "Parked calls given up (cancelled downstream) because no retry came in time.",
+    );
+    let _ = writeln!(out, "ringgate_bridge_expiries_total {}", b.expiries);
 }
 
 fn render_servers(out: &mut String, stats: &CoreStats, g: &Gauges<'_>) {

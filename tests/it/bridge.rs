@@ -399,10 +399,15 @@ fn notifications_before_the_question_stream_and_input_required_ends_the_stream()
     );
     assert!(r.body.contains(r#""progressToken":"p1""#), "{}", r.body);
     let (_, state) = asked(&r);
-    // The retry's reply streams the next round's progress, then asks again.
+    // The retry's reply streams the next round's progress (under the retry's own token: the
+    // first request's is not the retry's), then asks again.
     let extra = retry_fields(Some(&accept("Ada")), &state);
-    let r = modern_call(&e, 2, "alpha__ask", args, &extra, caps);
-    assert!(r.body.contains("notifications/progress"), "{}", r.body);
+    let params = format!(r#""name":"alpha__ask","arguments":{args}{extra}"#);
+    let body = modern_body(2, "tools/call", &params, caps)
+        .replace(r#""_meta":{"#, r#""_meta":{"progressToken":"p2","#);
+    let r = post(e.addr(), &h, &body);
+    assert!(r.body.contains(r#""progressToken":"p2""#), "{}", r.body);
+    assert!(!r.body.contains(r#""progressToken":"p1""#), "{}", r.body);
     let (res, state) = asked(&r);
     assert_eq!(
         res["inputRequests"]["elicitation"]["params"]["message"],
@@ -643,4 +648,323 @@ fn a_state_only_round_is_retried_at_once_even_without_a_stream() {
     let v = r.json();
     assert_eq!(v["result"]["content"][0]["text"], "polled", "{v}");
     assert!(v["result"].get("resultType").is_none(), "{v}");
+}
+
+/// A legacy stdio child (shared by every client: the gateway mints the progress tokens it sees).
+fn stdio_child() -> Env {
+    let toml = format!(
+        "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
+         [[server]]\nname = \"kid\"\ntransport = \"stdio\"\ncommand = \"{}\"\nargs = [\"demo-server\", \"--transport\", \"stdio\", \"--name\", \"kid\"]\n",
+        env!("CARGO_BIN_EXE_ringgate")
+    );
+    Env::with_config(vec![], &toml)
+}
+
+/// A modern `tools/call` of `kid__sample` (declaring sampling), with `extra` params members and
+/// a progress token (in the same `_meta` as the era's keys) if given.
+fn modern_call_with_token(e: &Env, id: u32, extra: &str, token: Option<&str>) -> Response {
+    let token = token.map_or(String::new(), |t| format!(r#""progressToken":"{t}","#));
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"kid__sample","arguments":{{}}{extra},"_meta":{{{token}"io.modelcontextprotocol/protocolVersion":"{V}","io.modelcontextprotocol/clientCapabilities":{{"sampling":{{}}}}}}}}}}"#
+    );
+    let h = [
+        ("mcp-protocol-version", V),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "kid__sample"),
+    ];
+    post(e.addr(), &h, &body)
+}
+
+#[test]
+fn progress_after_a_resume_carries_the_retry_s_own_token() {
+    let e = stdio_child();
+    let sampled =
+        json!({"role": "assistant", "content": {"type": "text", "text": "hi"}, "model": "m"});
+    for (i, retry_token) in [Some("retry-tok"), None].into_iter().enumerate() {
+        let id = 10 * i as u32;
+        let first = modern_call_with_token(&e, id + 1, "", Some("first-tok"));
+        let (res, state) = asked(&first);
+        assert_eq!(
+            res["inputRequests"]["sampling"]["method"],
+            "sampling/createMessage"
+        );
+        let extra = format!(
+            r#","inputResponses":{{"sampling":{sampled}}},"requestState":{}"#,
+            json!(state)
+        );
+        let done = modern_call_with_token(&e, id + 2, &extra, retry_token);
+        assert_eq!(done.status, 200, "{}", done.body);
+        let events: Vec<Value> = done
+            .body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let progress: Vec<&Value> = events
+            .iter()
+            .filter(|v| v["method"] == "notifications/progress")
+            .collect();
+        match retry_token {
+            Some(t) => {
+                assert_eq!(progress.len(), 1, "{}", done.body);
+                assert_eq!(progress[0]["params"]["progressToken"], t, "{}", done.body);
+            }
+            // A retry that asked for no progress gets none (not the gateway's token).
+            None => assert!(progress.is_empty(), "{}", done.body),
+        }
+        let last = if events.is_empty() {
+            done.json()
+        } else {
+            events[events.len() - 1].clone()
+        };
+        assert_eq!(last["id"], id + 2);
+        assert_eq!(
+            last["result"]["content"][0]["text"], "sampled: hi",
+            "{}",
+            done.body
+        );
+    }
+}
+
+/// A minimal modern-only Streamable HTTP server with one tool, `peek`, whose result is the
+/// `clientCapabilities` its request declared (as text). Returns its MCP URL.
+fn peeking_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || serve_peek(conn));
+        }
+    });
+    format!("http://{addr}/mcp")
+}
+
+fn serve_peek(conn: TcpStream) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut out = conn;
+    loop {
+        let mut len = 0usize;
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end().to_ascii_lowercase();
+            if h.is_empty() {
+                break;
+            }
+            if let Some(v) = h.strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; len];
+        if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+            return;
+        }
+        let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let hint = json!({"resultType": "complete", "ttlMs": 0, "cacheScope": "private"});
+        let mut result = match req["method"].as_str().unwrap_or("") {
+            "server/discover" => {
+                json!({"supportedVersions": [V], "capabilities": {"tools": {}}})
+            }
+            "tools/list" => json!({"tools": [
+                {"name": "peek", "inputSchema": {"type": "object"}},
+                {"name": "log", "inputSchema": {"type": "object"}}
+            ]}),
+            "tools/call" if req["params"]["name"] == "log" => {
+                // Log messages at two levels (whatever the request asked for), then the result.
+                let mut events = String::new();
+                for level in ["debug", "error"] {
+                    let note = json!({"jsonrpc": "2.0", "method": "notifications/message",
+                        "params": {"level": level, "data": format!("at {level}")}});
+                    events.push_str(&format!("event: message\ndata: {note}\n\n"));
+                }
+                let done = json!({"jsonrpc": "2.0", "id": req["id"], "result":
+                    {"content": [], "isError": false, "resultType": "complete"}});
+                events.push_str(&format!("event: message\ndata: {done}\n\n"));
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n",
+                    events.len()
+                );
+                if out
+                    .write_all(head.as_bytes())
+                    .and_then(|_| out.write_all(events.as_bytes()))
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+            "tools/call" => {
+                let caps = &req["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"];
+                json!({"content": [{"type": "text", "text": caps.to_string()}], "isError": false})
+            }
+            _ => Value::Null,
+        };
+        let (status, reply) = match result.as_object_mut() {
+            Some(r) => {
+                r.extend(hint.as_object().unwrap().clone());
+                (
+                    "200 OK",
+                    json!({"jsonrpc": "2.0", "id": req["id"], "result": result}),
+                )
+            }
+            None if req.get("id").is_none() => ("202 Accepted", Value::Null),
+            None => (
+                "404 Not Found",
+                json!({"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32601, "message": "Method not found"}}),
+            ),
+        };
+        let text = if reply.is_null() {
+            String::new()
+        } else {
+            reply.to_string()
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            text.len()
+        );
+        if out
+            .write_all(head.as_bytes())
+            .and_then(|_| out.write_all(text.as_bytes()))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_legacy_session_s_sub_capabilities_reach_a_modern_server() {
+    let toml = format!(
+        "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
+         [[server]]\nname = \"m\"\ntransport = \"http\"\nurl = \"{}\"\n",
+        peeking_server()
+    );
+    let e = Env::with_config(vec![], &toml);
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"m__peek","arguments":{}}}"#;
+    let declared = |caps: &str| -> Value {
+        let s = session_with(&e, caps);
+        let r = e.call(&s, call);
+        let text = r.json()["result"]["content"][0]["text"].clone();
+        serde_json::from_str(text.as_str().unwrap_or("null")).unwrap_or(Value::Null)
+    };
+    let full = r#"{"sampling":{"tools":{},"context":{}},"elicitation":{"form":{},"url":{}},"roots":{"listChanged":true},"experimental":{}}"#;
+    assert_eq!(
+        declared(full),
+        json!({"sampling":{"tools":{},"context":{}},"elicitation":{"form":{},"url":{}},"roots":{"listChanged":true}})
+    );
+    // Only what was declared: a bare elicitation stays bare (form by default), url-only stays so.
+    assert_eq!(
+        declared(r#"{"elicitation":{},"sampling":{}}"#),
+        json!({"sampling":{},"elicitation":{}})
+    );
+    assert_eq!(
+        declared(r#"{"elicitation":{"url":{}}}"#),
+        json!({"elicitation":{"url":{}}})
+    );
+}
+
+#[test]
+fn a_modern_client_needs_the_sub_capability_the_server_s_request_calls_for() {
+    let e = legacy_with_ask();
+    // The demo's question is a form elicitation: url-only does not cover it.
+    let r = modern_call(
+        &e,
+        1,
+        "alpha__ask",
+        "{}",
+        "",
+        r#"{"elicitation":{"url":{}}}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let err = &r.json()["error"];
+    assert_eq!(err["code"], -32021, "{}", r.body);
+    assert_eq!(
+        err["data"],
+        json!({"requiredCapabilities": {"elicitation": {"form": {}}}}),
+        "{}",
+        r.body
+    );
+    // Form declared explicitly, or bare (form by default): the question is asked.
+    for caps in [r#"{"elicitation":{"form":{}}}"#, ELICIT] {
+        let (res, _) = asked(&modern_call(&e, 2, "alpha__ask", "{}", "", caps));
+        assert_eq!(
+            res["inputRequests"]["elicitation"]["method"],
+            "elicitation/create"
+        );
+    }
+}
+
+/// The value of an unlabelled metric in the gateway's Prometheus output.
+fn metric(e: &Env, name: &str) -> Option<u64> {
+    let text = get(e.admin(), "/metrics").body;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn parked_calls_resumes_and_expiries_are_metrics() {
+    let e = legacy_with_ask();
+    assert_eq!(metric(&e, "ringgate_bridge_parked_calls"), Some(0));
+    let (_, state) = asked(&modern_call(&e, 1, "alpha__ask", "{}", "", ELICIT));
+    assert_eq!(metric(&e, "ringgate_bridge_parked_calls"), Some(1));
+    let extra = retry_fields(Some(&accept("Ada")), &state);
+    let done = modern_call(&e, 2, "alpha__ask", "{}", &extra, ELICIT);
+    assert_eq!(done.json()["result"]["content"][0]["text"], "hello Ada");
+    assert_eq!(metric(&e, "ringgate_bridge_parked_calls"), Some(0));
+    assert_eq!(metric(&e, "ringgate_bridge_resumes_total"), Some(1));
+    assert_eq!(metric(&e, "ringgate_bridge_expiries_total"), Some(0));
+
+    let mut opts = DemoOptions::new("a");
+    opts.ask = true;
+    let e = Env::start(vec![opts], "input_timeout_ms = 1");
+    asked(&modern_call(&e, 1, "alpha__ask", "{}", "", ELICIT));
+    let expired = eventually(Duration::from_secs(10), || {
+        metric(&e, "ringgate_bridge_expiries_total") == Some(1)
+    });
+    assert!(expired, "{}", get(e.admin(), "/metrics").body);
+    assert_eq!(metric(&e, "ringgate_bridge_parked_calls"), Some(0));
+    assert_eq!(metric(&e, "ringgate_bridge_resumes_total"), Some(0));
+}
+
+#[test]
+fn a_modern_client_gets_log_messages_at_or_above_its_log_level_only() {
+    let toml = format!(
+        "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
+         [[server]]\nname = \"m\"\ntransport = \"http\"\nurl = \"{}\"\n",
+        peeking_server()
+    );
+    let e = Env::with_config(vec![], &toml);
+    let h = [
+        ("mcp-protocol-version", V),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "m__log"),
+    ];
+    let levels = |log_level: Option<&str>| -> Vec<String> {
+        let mut b = modern_body(1, "tools/call", r#""name":"m__log","arguments":{}"#, "{}");
+        if let Some(l) = log_level {
+            let with = format!(r#""_meta":{{"io.modelcontextprotocol/logLevel":"{l}","#);
+            b = b.replace(r#""_meta":{"#, &with);
+        }
+        let r = post(e.addr(), &h, &b);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["result"]["resultType"], "complete", "{}", r.body);
+        r.body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter(|v| v["method"] == "notifications/message")
+            .map(|v| v["params"]["level"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(levels(Some("debug")), ["debug", "error"]);
+    assert_eq!(levels(Some("warning")), ["error"]);
+    assert_eq!(levels(Some("emergency")), Vec::<String>::new());
+    // No logLevel: the request asked for no log messages.
+    assert_eq!(levels(None), Vec::<String>::new());
 }

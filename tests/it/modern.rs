@@ -68,6 +68,13 @@ fn discover_advertises_versions_capabilities_and_hints() {
     assert_eq!(versions[0], V);
     assert!(versions.contains(&"2025-11-25"));
     assert!(res["capabilities"]["tools"].is_object());
+    // Resource updates come through subscriptions/listen (resourceSubscriptions).
+    assert_eq!(res["capabilities"]["resources"]["subscribe"], true);
+    // Legacy-era `tasks` is not a 2026-07-28 capability (the era routes no tasks/* method),
+    // though legacy sessions still see it.
+    assert!(res["capabilities"].get("tasks").is_none(), "{}", r.body);
+    let init = post(e.addr(), &[], r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#).json();
+    assert!(init["result"]["capabilities"]["tasks"].is_object());
     assert!(res["instructions"].as_str().unwrap().contains("alpha__"));
     assert_eq!(res["resultType"], "complete");
     assert_eq!(res["ttlMs"], 0);
@@ -108,6 +115,14 @@ fn a_modern_client_lists_and_calls_tools_on_legacy_servers() {
     let r = send(&e, "tools/call", Some("alpha__sleep"), &b);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["result"]["resultType"], "complete");
+    // A streamed reply (progress asked for) tells reverse proxies not to buffer it.
+    let b = b.replace(r#""_meta":{"#, r#""_meta":{"progressToken":"t","#);
+    let r = send(&e, "tools/call", Some("alpha__sleep"), &b);
+    assert!(r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/event-stream")));
+    assert!(r.body.contains(r#""progressToken":"t""#), "{}", r.body);
+    assert_eq!(r.header("x-accel-buffering"), Some("no"), "{}", r.body);
 }
 
 #[test]
@@ -342,14 +357,14 @@ fn legacy_clients_see_no_modern_fields() {
     assert_eq!(error_of(&r), (200, -32601));
 }
 
-#[test]
-fn listen_streams_acknowledged_then_tagged_list_changes() {
+/// Opens a `subscriptions/listen` stream with `notifications` (a `SubscriptionFilter`'s members);
+/// returns a reader of its `data:` payloads.
+fn listen(e: &Env, id: u32, notifications: &str) -> impl FnMut() -> Value {
     use std::io::{BufRead, BufReader, Write};
-    let e = env();
     let listen = body(
-        11,
+        id,
         "subscriptions/listen",
-        r#""notifications":{"toolsListChanged":true,"resourceSubscriptions":["demo://a/readme"]}"#,
+        &format!(r#""notifications":{{{notifications}}}"#),
     );
     let mut s = std::net::TcpStream::connect(e.addr()).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
@@ -361,13 +376,23 @@ fn listen_streams_acknowledged_then_tagged_list_changes() {
     );
     s.write_all(head.as_bytes()).unwrap();
     let mut reader = BufReader::new(s);
-    let mut next_data = || loop {
+    move || loop {
         let mut line = String::new();
         assert!(reader.read_line(&mut line).unwrap() > 0, "stream ended");
         if let Some(d) = line.trim_end().strip_prefix("data: ") {
             return serde_json::from_str::<Value>(d).unwrap();
         }
-    };
+    }
+}
+
+#[test]
+fn listen_streams_acknowledged_then_tagged_list_changes() {
+    let e = env();
+    let mut next_data = listen(
+        &e,
+        11,
+        r#""toolsListChanged":true,"promptsListChanged":false"#,
+    );
     let ack = next_data();
     assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
     assert_eq!(
@@ -397,6 +422,62 @@ fn listen_streams_acknowledged_then_tagged_list_changes() {
     assert_eq!(
         post(e.addr(), &h, &body(12, "subscriptions/listen", "")).status,
         406
+    );
+    // The filter is required.
+    let h = [
+        ("mcp-protocol-version", V),
+        ("mcp-method", "subscriptions/listen"),
+    ];
+    for params in ["", r#""notifications":true"#] {
+        let r = post(e.addr(), &h, &body(13, "subscriptions/listen", params));
+        assert_eq!(error_of(&r), (400, -32602), "{params}: {}", r.body);
+    }
+}
+
+#[test]
+fn listen_acknowledges_resource_subscriptions_and_delivers_their_updates() {
+    let e = env();
+    let watched = r#""resourceSubscriptions":["demo://a/readme","nobody://owns-this"]"#;
+    let mut next_data = listen(&e, 21, watched);
+    let ack = next_data();
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    // The URI no server owns is not honoured: no update can ever come for it.
+    assert_eq!(
+        ack["params"]["notifications"],
+        serde_json::json!({"resourceSubscriptions": ["demo://a/readme"]})
+    );
+    // An update of another resource is not delivered; the watched one is, tagged.
+    assert_eq!(
+        call(&e, "beta__touch", r#"{"uri":"demo://b/readme"}"#).status,
+        200
+    );
+    assert_eq!(
+        call(&e, "alpha__touch", r#"{"uri":"demo://a/readme"}"#).status,
+        200
+    );
+    let note = next_data();
+    assert_eq!(note["method"], "notifications/resources/updated", "{note}");
+    assert_eq!(note["params"]["uri"], "demo://a/readme");
+    assert_eq!(
+        note["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        21
+    );
+    // A second stream on the same URI hears it too; closing the first leaves the second working.
+    let mut second = listen(&e, 22, r#""resourceSubscriptions":["demo://a/readme"]"#);
+    assert_eq!(
+        second()["method"],
+        "notifications/subscriptions/acknowledged"
+    );
+    drop(next_data);
+    assert_eq!(
+        call(&e, "alpha__touch", r#"{"uri":"demo://a/readme"}"#).status,
+        200
+    );
+    let note = second();
+    assert_eq!(note["params"]["uri"], "demo://a/readme");
+    assert_eq!(
+        note["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        22
     );
 }
 
@@ -580,4 +661,110 @@ mod modern_back {
         drop(e);
         drop(rt);
     }
+}
+
+#[test]
+fn id_rules_and_header_spelling_follow_the_spec() {
+    let e = env();
+    let h = [("mcp-protocol-version", V), ("mcp-method", "tools/list")];
+    // A request id must be a string or a number; a posted response is not a request.
+    let null_id = body(1, "tools/list", "").replacen(r#""id":1"#, r#""id":null"#, 1);
+    assert_eq!(error_of(&post(e.addr(), &h, &null_id)), (400, -32600));
+    let object_id = body(1, "tools/list", "").replacen(r#""id":1"#, r#""id":{}"#, 1);
+    assert_eq!(error_of(&post(e.addr(), &h, &object_id)), (400, -32600));
+    let response = r#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
+    assert_eq!(error_of(&post(e.addr(), &h, response)), (400, -32600));
+    // String ids come back verbatim.
+    let string_id = body(1, "tools/list", "").replacen(r#""id":1"#, r#""id":"a-1""#, 1);
+    assert_eq!(post(e.addr(), &h, &string_id).json()["id"], "a-1");
+    // Header names are case-insensitive and values are trimmed; values are case-sensitive.
+    let echo = body(
+        2,
+        "tools/call",
+        r#""name":"alpha__echo","arguments":{"message":"x"}"#,
+    );
+    let loud = [
+        ("MCP-PROTOCOL-VERSION", V),
+        ("MCP-METHOD", "  tools/call\t"),
+        ("mcp-NAME", "alpha__echo "),
+    ];
+    let r = post(e.addr(), &loud, &echo);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["result"]["content"][0]["text"], "x");
+    let cased = [("mcp-protocol-version", V), ("mcp-method", "Tools/List")];
+    let r = post(e.addr(), &cased, &body(3, "tools/list", ""));
+    assert_eq!(error_of(&r), (400, -32020), "{}", r.body);
+    // A modern request ignores a session id (and gets none).
+    let with_session = [
+        ("mcp-protocol-version", V),
+        ("mcp-method", "tools/list"),
+        ("mcp-session-id", "not-a-session"),
+    ];
+    let r = post(e.addr(), &with_session, &body(4, "tools/list", ""));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("mcp-session-id").is_none());
+}
+
+#[test]
+fn a_modern_request_must_accept_json_replies() {
+    let e = env();
+    let list = body(1, "tools/list", "");
+    let with_accept = |accept: &'static str| {
+        let h = [
+            ("mcp-protocol-version", V),
+            ("mcp-method", "tools/list"),
+            ("accept", accept),
+        ];
+        post(e.addr(), &h, &list).status
+    };
+    assert_eq!(with_accept("text/event-stream"), 406);
+    assert_eq!(with_accept("text/html"), 406);
+    assert_eq!(with_accept("application/json"), 200);
+    assert_eq!(with_accept("application/json, text/event-stream"), 200);
+    assert_eq!(with_accept("*/*"), 200);
+    // A legacy session may still take SSE only.
+    let s = e.session("2025-11-25");
+    let h = [
+        ("mcp-session-id", s.as_str()),
+        ("mcp-protocol-version", "2025-11-25"),
+        ("accept", "text/event-stream"),
+    ];
+    let r = post(
+        e.addr(),
+        &h,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn a_quiet_listen_stream_gets_keep_alive_comments() {
+    use std::io::{BufRead, BufReader, Write};
+    let e = env();
+    let listen = body(
+        31,
+        "subscriptions/listen",
+        r#""notifications":{"toolsListChanged":true}"#,
+    );
+    let mut s = std::net::TcpStream::connect(e.addr()).unwrap();
+    // The keep-alive interval is 25 s: a deadline well past it, polled by a blocking read.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-protocol-version: {V}\r\nmcp-method: subscriptions/listen\r\ncontent-length: {}\r\n\r\n{listen}",
+        e.addr(),
+        listen.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut reader = BufReader::new(s);
+    let mut saw_ack = false;
+    loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "stream ended");
+        saw_ack |= line.contains("notifications/subscriptions/acknowledged");
+        if line.starts_with(": keep-alive") {
+            break;
+        }
+    }
+    assert!(saw_ack, "the acknowledgement comes first");
 }

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use super::super::context::{Gateway, Worker};
 use super::super::relay::RelayCtx;
 use super::super::Pieces;
-use super::{needed_capability, random_id, MAX_ROUNDS};
+use super::{needed_capability, random_id, satisfies, MAX_ROUNDS};
 use crate::error::{ErrorKind, GatewayError};
 use crate::upstream::call::CallSpec;
 use crate::upstream::exchange::ReplyLimits;
@@ -126,7 +126,7 @@ impl Asking {
                     "server '{server}' sent an unreadable input request"
                 ))
             })?;
-            client_can_take(ctx, &name)?;
+            client_can_take(ctx, &name, params.map(|p| p.get(msg)))?;
             let id = random_id();
             let token = gw
                 .relay_ids
@@ -227,19 +227,21 @@ fn method_and_params(msg: &[u8], request: Span) -> Option<(String, Option<Span>)
     name.map(|n| (n, params))
 }
 
-/// Whether the legacy client of `ctx` can be sent a `name` request now.
-fn client_can_take(ctx: &RelayCtx, name: &str) -> Result<(), GatewayError> {
-    let needed = needed_capability(name);
+/// Whether the legacy client of `ctx` can be sent a `name` request (with `params`) now.
+fn client_can_take(ctx: &RelayCtx, name: &str, params: Option<&[u8]>) -> Result<(), GatewayError> {
+    let needed = needed_capability(name, params);
     if needed == 0 {
         return Err(refuse(format!(
             "server '{}' asked the client for '{name}', which the gateway does not relay",
             ctx.link.name
         )));
     }
-    let declared = ctx.session.is_some_and(|s| s.client_caps & needed != 0);
+    let declared = ctx
+        .session
+        .is_some_and(|s| satisfies(s.client_caps, needed));
     if !declared {
         return Err(refuse(format!(
-            "server '{}' needs the client to answer '{name}', a capability this session did not declare",
+            "server '{}' needs the client to answer '{name}', a capability (or sub-capability) this session did not declare",
             ctx.link.name
         )));
     }

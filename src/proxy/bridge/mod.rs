@@ -35,7 +35,7 @@
 mod ask;
 mod park;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -47,6 +47,7 @@ pub use park::{input_required, park, retry_fields, Remote, Resume, Step};
 
 use super::context::{Gateway, Worker, WorkerMsg};
 use crate::session::caps;
+use crate::telemetry::BridgeStats;
 use crate::wire::method;
 
 /// Most `input_required` rounds bridged for one legacy client's call (the Python and TypeScript
@@ -76,6 +77,15 @@ pub struct Table {
     parked: Rc<RefCell<HashMap<u64, async_channel::Sender<Resume>>>>,
     /// Open asks: id → the waiting relay's inbox (with the id, so one relay can wait on many).
     asks: RefCell<HashMap<u64, async_channel::Sender<(u64, Bytes)>>>,
+    /// How parked calls ended (shared with the drivers; read at scrape).
+    counters: Rc<Counters>,
+}
+
+/// How this worker's parked calls ended so far.
+#[derive(Default)]
+struct Counters {
+    resumes: Cell<u64>,
+    expiries: Cell<u64>,
 }
 
 impl Table {
@@ -101,6 +111,15 @@ impl Table {
     /// Number of parked calls (tests, metrics).
     pub fn parked_len(&self) -> usize {
         self.parked.borrow().len()
+    }
+
+    /// The bridge's figures for a metrics scrape.
+    pub fn stats(&self) -> BridgeStats {
+        BridgeStats {
+            parked: self.parked_len() as u64,
+            resumes: self.counters.resumes.get(),
+            expiries: self.counters.expiries.get(),
+        }
     }
 
     fn open_ask(&self, id: u64, tx: async_channel::Sender<(u64, Bytes)>) {
@@ -133,14 +152,58 @@ fn random_id() -> u64 {
     u64::from_le_bytes(raw)
 }
 
-/// The capability flag a server-to-client request needs (0: none the bridge knows).
-pub fn needed_capability(method_name: &str) -> u8 {
+/// The [`caps`] flags a server-to-client request needs (0: none the bridge knows): the
+/// capability, plus the sub-capability its params call for (`elicitation.url` for a URL-mode
+/// elicitation, else `elicitation.form`; `sampling.tools` when it offers tools). `includeContext`
+/// needs no `sampling.context` here: servers only SHOULD check it, and a client without it
+/// ignores the field, so refusing would break calls that work. `params` is the raw params object.
+pub fn needed_capability(method_name: &str, params: Option<&[u8]>) -> u16 {
+    let member = |name: &[u8]| {
+        let raw = params?;
+        let mut found = None;
+        super::modern::members(raw, 0, |k, escaped, v| {
+            if found.is_none() && crate::wire::scan::key_eq(k.get(raw), escaped, name) {
+                found = Some(v.get(raw));
+            }
+        });
+        found
+    };
     match method_name {
-        method::SAMPLING_CREATE_MESSAGE => caps::SAMPLING,
-        method::ELICITATION_CREATE => caps::ELICITATION,
+        method::SAMPLING_CREATE_MESSAGE => {
+            let mut needed = caps::SAMPLING;
+            if member(b"tools").is_some_and(|t| t != b"null" && t != b"[]") {
+                needed |= caps::SAMPLING_TOOLS;
+            }
+            needed
+        }
+        method::ELICITATION_CREATE if member(b"mode") == Some(b"\"url\"") => {
+            caps::ELICITATION | caps::ELICITATION_URL
+        }
+        method::ELICITATION_CREATE => caps::ELICITATION | caps::ELICITATION_FORM,
         method::ROOTS_LIST => caps::ROOTS,
         _ => 0,
     }
+}
+
+/// Whether a client that declared `declared` can take a request that needs `needed` (both
+/// [`caps`] flags). A bare `elicitation: {}` declares form mode only.
+pub fn satisfies(declared: u16, needed: u16) -> bool {
+    let base = needed & (caps::SAMPLING | caps::ELICITATION | caps::ROOTS);
+    if base == 0 || declared & base != base {
+        return false;
+    }
+    let modes = caps::ELICITATION_FORM | caps::ELICITATION_URL;
+    let form = declared & caps::ELICITATION_FORM != 0 || declared & modes == 0;
+    let subs = [
+        (caps::ELICITATION_FORM, form),
+        (caps::ELICITATION_URL, declared & caps::ELICITATION_URL != 0),
+        (caps::SAMPLING_TOOLS, declared & caps::SAMPLING_TOOLS != 0),
+        (
+            caps::SAMPLING_CONTEXT,
+            declared & caps::SAMPLING_CONTEXT != 0,
+        ),
+    ];
+    subs.iter().all(|&(flag, has)| needed & flag == 0 || has)
 }
 
 /// Milliseconds since the Unix epoch.
@@ -149,4 +212,41 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_need_their_capability_and_the_sub_capability_their_params_call_for() {
+        let form = needed_capability(method::ELICITATION_CREATE, Some(br#"{"message":"m"}"#));
+        let url = needed_capability(method::ELICITATION_CREATE, Some(br#"{"mode":"url"}"#));
+        let tools = needed_capability(
+            method::SAMPLING_CREATE_MESSAGE,
+            Some(br#"{"tools":[{"name":"t"}],"includeContext":"none"}"#),
+        );
+        let context = needed_capability(
+            method::SAMPLING_CREATE_MESSAGE,
+            Some(br#"{"includeContext":"thisServer"}"#),
+        );
+        assert_eq!(form, caps::ELICITATION | caps::ELICITATION_FORM);
+        assert_eq!(url, caps::ELICITATION | caps::ELICITATION_URL);
+        assert_eq!(tools, caps::SAMPLING | caps::SAMPLING_TOOLS);
+        assert_eq!(context, caps::SAMPLING, "includeContext is not refused");
+        assert_eq!(needed_capability("ping", None), 0);
+        // A bare elicitation declaration is form mode; url-only is not.
+        assert!(satisfies(caps::ELICITATION, form));
+        assert!(!satisfies(caps::ELICITATION, url));
+        assert!(!satisfies(caps::ELICITATION | caps::ELICITATION_URL, form));
+        assert!(satisfies(caps::ELICITATION | caps::ELICITATION_URL, url));
+        assert!(!satisfies(caps::SAMPLING, tools));
+        assert!(satisfies(caps::SAMPLING | caps::SAMPLING_TOOLS, tools));
+        assert!(satisfies(caps::SAMPLING, context));
+        assert!(!satisfies(
+            caps::SAMPLING,
+            caps::SAMPLING | caps::SAMPLING_CONTEXT
+        ));
+        assert!(!satisfies(caps::ROOTS, form) && !satisfies(caps::ROOTS, 0));
+    }
 }

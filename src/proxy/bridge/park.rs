@@ -32,7 +32,9 @@ use super::super::context::{Gateway, Worker};
 use super::super::modern::{self, ModernCall, Reject};
 use super::super::relay::{self, Leg, RelayCtx};
 use super::super::{classify, one, Answer, Inbound, Pieces};
-use super::{needed_capability, now_ms, random_id, send, Delivery, MAX_PARKED_PER_WORKER};
+use super::{
+    needed_capability, now_ms, random_id, satisfies, send, Delivery, MAX_PARKED_PER_WORKER,
+};
 use crate::catalog::Snapshot;
 use crate::error::{ErrorKind, GatewayError};
 use crate::session::request_state::{self, StateToken, DIGEST_LEN};
@@ -45,7 +47,7 @@ pub struct Resume {
     /// The client's answer to the server's request (a raw JSON result), if the retry has one.
     pub answer: Option<Bytes>,
     /// The capabilities the retry declared (the call may ask again).
-    pub caps: u8,
+    pub caps: u16,
     /// Where the driver sends what the call does next.
     pub listener: Sender<Step>,
 }
@@ -64,7 +66,7 @@ pub enum Step {
         request: Bytes,
     },
     /// The server asked for a capability the retry did not declare (the call was cancelled).
-    Missing(u8),
+    Missing(u16),
     /// The call failed.
     Failed(UpstreamError),
 }
@@ -97,12 +99,13 @@ type Parked = Rc<RefCell<HashMap<u64, Sender<Resume>>>>;
 struct Driver {
     call: Call,
     table: Parked,
+    counters: Rc<super::Counters>,
     inbox: (Sender<Resume>, Receiver<Resume>),
     worker: u16,
     park: u64,
     /// The server's request the client is answering.
     pending: Bytes,
-    caps: u8,
+    caps: u16,
     minted: u64,
     timeout: Duration,
 }
@@ -140,6 +143,7 @@ pub fn park(
     let driver = Driver {
         call,
         table: w.bridge.parked.clone(),
+        counters: w.bridge.counters.clone(),
         inbox,
         worker: w.index,
         park: id,
@@ -185,9 +189,15 @@ impl Driver {
     /// Waits for the retry; `None` (and the entry removed) when it does not come in time.
     async fn wait(&self) -> Option<Resume> {
         match monoio::time::timeout(self.timeout, self.inbox.1.recv()).await {
-            Ok(Ok(r)) => Some(r),
+            Ok(Ok(r)) => {
+                let n = &self.counters.resumes;
+                n.set(n.get() + 1);
+                Some(r)
+            }
             _ => {
                 self.table.borrow_mut().remove(&self.park);
+                let n = &self.counters.expiries;
+                n.set(n.get() + 1);
                 None
             }
         }
@@ -253,8 +263,8 @@ impl Driver {
     fn server_request(&mut self, request: Bytes) -> Option<Step> {
         let env = wire::parse(&request).ok()?;
         let name = env.method(&request).unwrap_or("");
-        let needed = needed_capability(name);
-        if needed != 0 && self.caps & needed != 0 {
+        let needed = needed_capability(name, env.params.map(|p| p.get(&request)));
+        if satisfies(self.caps, needed) {
             self.repark(Some(request));
             return Some(self.ask_step());
         }
@@ -457,7 +467,12 @@ pub(in crate::proxy) async fn resume(
     let ctx = RelayCtx {
         link,
         client_id: Bytes::copy_from_slice(env.id_raw(body).unwrap_or(b"null")),
-        client_token: None,
+        // The downstream still uses the first request's token (minted, on a shared stdio
+        // child): progress goes back under the retry's own token, or not at all (empty).
+        client_token: Some(
+            env.progress_token
+                .map_or_else(Bytes::new, |t| body.slice(t.start as usize..t.end as usize)),
+        ),
         minted: token.minted,
         class: classify(method_name, Kind::Request),
         received: req.received,

@@ -120,7 +120,7 @@ pub fn discover(snap: &Snapshot, id: &[u8]) -> Bytes {
     r.extend_from_slice(b"{\"supportedVersions\":");
     r.extend_from_slice(versions::ALL_JSON.as_bytes());
     r.extend_from_slice(b",\"capabilities\":");
-    r.extend_from_slice(&snap.capabilities);
+    modern_capabilities(&snap.capabilities, &mut r);
     if let Some(text) = &snap.instructions {
         r.extend_from_slice(b",\"instructions\":");
         encode::write_json_string(&mut r, text);
@@ -135,6 +135,31 @@ pub fn discover(snap: &Snapshot, id: &[u8]) -> Bytes {
     r.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
     r.extend_from_slice(b"\"}}}");
     encode::result_response(id, &r)
+}
+
+/// Capability members the 2026-07-28 era does not define for a server: `tasks` became an
+/// extension there, and the gateway's modern surface does not route the `tasks/*` methods.
+const LEGACY_ONLY_CAPABILITIES: [&[u8]; 1] = [b"tasks"];
+
+/// The advertised capabilities object without its legacy-only members.
+fn modern_capabilities(caps: &[u8], out: &mut Vec<u8>) {
+    out.push(b'{');
+    let mut first = true;
+    members(caps, 0, |k, escaped, v| {
+        let name = k.get(caps);
+        if LEGACY_ONLY_CAPABILITIES
+            .iter()
+            .any(|m| key_eq(name, escaped, m))
+        {
+            return;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(&caps[k.start as usize - 1..v.end as usize]);
+    });
+    out.push(b'}');
 }
 
 /// The fields a modern result gains: `"resultType":"complete"`, then the hint if given.

@@ -17,10 +17,11 @@
 use super::answer::Reject;
 use super::headers::{decode_value, RoutingHeaders};
 use super::skim::members;
-use crate::session::{caps, versions};
+use crate::session::modern::CAPABILITY_GROUPS;
+use crate::session::versions;
 use crate::wire::names::meta as key;
 use crate::wire::scan::key_eq;
-use crate::wire::{code, encode, method, Envelope, Span};
+use crate::wire::{code, method, Envelope, Span};
 
 /// What a modern request's `_meta` declares.
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,8 +83,8 @@ pub fn read(body: &[u8], env: &Envelope) -> RequestMeta {
     m
 }
 
-/// The [`caps`] flags of a (validated) `clientCapabilities` object.
-pub fn capability_flags(raw: &[u8]) -> u8 {
+/// The [`crate::session::caps`] flags of a (validated) `clientCapabilities` object, sub-capabilities included.
+pub fn capability_flags(raw: &[u8]) -> u16 {
     if !is_object(raw) {
         return 0;
     }
@@ -91,16 +92,23 @@ pub fn capability_flags(raw: &[u8]) -> u8 {
     let mut flags = 0;
     members(body, 0, |k, escaped, v| {
         let name = k.get(body);
-        if key_eq(name, escaped, b"sampling") {
-            flags |= caps::SAMPLING;
-        } else if key_eq(name, escaped, b"elicitation") {
-            flags |= caps::ELICITATION;
-        } else if key_eq(name, escaped, b"roots") {
-            flags |= caps::ROOTS;
-            if v.get(body).windows(11).any(|w| w == b"listChanged") {
-                flags |= caps::ROOTS_LIST_CHANGED;
+        let Some(g) = CAPABILITY_GROUPS
+            .iter()
+            .find(|g| key_eq(name, escaped, g.name.as_bytes()))
+        else {
+            return;
+        };
+        flags |= g.flag;
+        members(body, v.start as usize, |sk, sescaped, sv| {
+            let sub = sk.get(body);
+            for &(key, flag, value) in g.subs {
+                // `roots.listChanged` counts only when true; the others are objects.
+                let on = value != "true" || sv.get(body) == b"true";
+                if on && key_eq(sub, sescaped, key.as_bytes()) {
+                    flags |= flag;
+                }
             }
-        }
+        });
     });
     flags
 }
@@ -217,15 +225,50 @@ pub fn log_level_of(msg: &[u8], env: &Envelope) -> Option<u8> {
     level
 }
 
-/// Encodes `{"requiredCapabilities":{<name>:{}}}` for -32021.
-pub fn required_capability_data(flag: u8) -> Vec<u8> {
-    let name = match flag {
-        caps::SAMPLING => "sampling",
-        caps::ELICITATION => "elicitation",
-        _ => "roots",
-    };
-    let mut out = b"{\"requiredCapabilities\":{".to_vec();
-    encode::write_json_string(&mut out, name);
-    out.extend_from_slice(b":{}}}");
+/// Encodes `{"requiredCapabilities":{…}}` for -32021: the [`crate::session::caps`] flags a request needed, as a
+/// `ClientCapabilities` object (e.g. `{"elicitation":{"url":{}}}`, `{"sampling":{"tools":{}}}`).
+pub fn required_capability_data(needed: u16) -> Vec<u8> {
+    let mut out = b"{\"requiredCapabilities\":".to_vec();
+    crate::session::modern::write_capabilities(&mut out, needed);
+    out.push(b'}');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::caps;
+
+    #[test]
+    fn capabilities_read_with_their_sub_capabilities_and_required_ones_are_written_so() {
+        let flags = capability_flags(
+            br#"{"sampling":{"tools":{}},"elicitation":{"url":{}},"roots":{"listChanged":true},"x":{"form":{}}}"#,
+        );
+        assert_eq!(
+            flags,
+            caps::SAMPLING
+                | caps::SAMPLING_TOOLS
+                | caps::ELICITATION
+                | caps::ELICITATION_URL
+                | caps::ROOTS
+                | caps::ROOTS_LIST_CHANGED
+        );
+        assert_eq!(
+            capability_flags(br#"{"elicitation":{}}"#),
+            caps::ELICITATION
+        );
+        let data = |flags| String::from_utf8(required_capability_data(flags)).unwrap();
+        assert_eq!(
+            data(caps::ELICITATION | caps::ELICITATION_URL),
+            r#"{"requiredCapabilities":{"elicitation":{"url":{}}}}"#
+        );
+        assert_eq!(
+            data(caps::SAMPLING | caps::SAMPLING_TOOLS),
+            r#"{"requiredCapabilities":{"sampling":{"tools":{}}}}"#
+        );
+        assert_eq!(
+            data(caps::ROOTS),
+            r#"{"requiredCapabilities":{"roots":{}}}"#
+        );
+    }
 }

@@ -31,6 +31,7 @@ mod meta;
 mod params;
 mod plan;
 mod skim;
+mod watches;
 
 use std::sync::Arc;
 
@@ -78,7 +79,7 @@ pub fn era_of(version: Option<&[u8]>, session: Option<&[u8]>) -> Era {
     }
 }
 
-/// The stream-hub key of listen streams (they belong to no session).
+/// The stream-hub key of listen streams that watch no resource (they belong to no session).
 const LISTEN_STREAM: u64 = 0;
 
 /// What a forwarded call needs to know about its modern client.
@@ -309,8 +310,16 @@ async fn execute(
                 r.status = 406;
                 return Err(r);
             }
-            let filter = listen::Filter::read(body, env);
-            let listen = Listen::open(w.streams.add(LISTEN_STREAM), id, filter);
+            let mut filter = listen::Filter::read(body, env).ok_or_else(|| {
+                Reject::new(
+                    code::INVALID_PARAMS,
+                    "params.notifications (a SubscriptionFilter object) is required",
+                )
+            })?;
+            let uris = std::mem::take(&mut filter.uris);
+            let watches = (!uris.is_empty()).then(|| watches::Watches::open(gw, w, snap, uris));
+            let key = watches.as_ref().map_or(LISTEN_STREAM, |x| x.key);
+            let listen = Listen::open(w.streams.add(key), id, filter, watches);
             return Ok(Answer::Relay(Box::new(super::Relay::Listen(listen))));
         }
         Plan::Complete => {
