@@ -1,7 +1,7 @@
 //! The control thread: everything slow or shared that must stay off the workers.
 //!
 //! It connects to every downstream (DNS, TCP, `initialize`), fetches their lists, builds and
-//! publishes Snapshots, watches each downstream's GET stream for `list_changed`, reconnects failed
+//! publishes Snapshots, keeps each downstream's notification stream open (`super::watchers`), reconnects failed
 //! servers with exponential backoff and jitter, and turns catalog changes into `list_changed`
 //! notifications sent to every worker's client streams. Workers talk to it only by message
 //! ([`Report`]); it talks to them only by message ([`WorkerMsg`]) and by publishing snapshots.
@@ -34,9 +34,8 @@ use crate::session::downstream::{MuxChannel, ServerLink};
 use crate::upstream::exchange::ReplyLimits;
 use crate::upstream::pool::WorkerPools;
 use crate::upstream::route::Route;
-use crate::upstream::watch::{listen, watch, WatchEnd};
 use crate::upstream::{child, fetch, handshake, sse_session, UpstreamError};
-use crate::wire::{self, encode};
+use crate::wire::encode;
 
 /// Time allowed for a server's handshake plus list fetch before it counts as down.
 pub const CONNECT_BUDGET: Duration = Duration::from_secs(15);
@@ -74,7 +73,7 @@ pub struct Control {
     generation: Cell<u64>,
     cursors: Arc<CursorCodec>,
     pub(super) pools: WorkerPools,
-    tasks: local_sync::mpsc::unbounded::Tx<Task>,
+    pub(super) tasks: local_sync::mpsc::unbounded::Tx<Task>,
     /// The addresses served now (hot reload moves them: `super::listeners`).
     pub(super) listening: Cell<super::listeners::Listening>,
     /// Stops the admin accept loop in force.
@@ -247,7 +246,7 @@ impl Control {
     /// What handles the messages a server of `slot` sends outside any call (list_changed etc.).
     pub(super) fn unsolicited(&self, slot: usize) -> Rc<dyn Fn(Bytes)> {
         let (gw, tasks) = (self.gw.clone(), self.tasks.clone());
-        Rc::new(move |msg: Bytes| on_downstream_message(&gw, &tasks, slot, &msg))
+        Rc::new(move |msg: Bytes| super::watchers::on_downstream_message(&gw, &tasks, slot, &msg))
     }
 
     /// Opens an HTTP+SSE session (configured `sse`, or the fallback for an `http` server).
@@ -335,66 +334,6 @@ impl Control {
         monoio::spawn(async move {
             monoio::time::sleep(delay).await;
             let _ = tasks.send(Task::Connect(slot));
-        });
-    }
-
-    /// Keeps the server's GET stream open while it is up; `list_changed` schedules a refresh.
-    fn spawn_watch(self: &Rc<Self>, slot: usize) {
-        let (Some(link), Some(stop)) =
-            (self.link(slot), self.with_slot(slot, |s| s.stopped.clone()))
-        else {
-            return;
-        };
-        let me = self.clone();
-        monoio::spawn(async move {
-            let epoch = link.session.load().as_ref().map(|s| s.epoch);
-            let pool = me.pools.get(&link);
-            let tasks = me.tasks.clone();
-            let mut delay = MIN_BACKOFF;
-            while !stop.is_closed()
-                && link.is_up()
-                && link.session.load().as_ref().map(|s| s.epoch) == epoch
-            {
-                let gw = me.gw.clone();
-                let (answers, limits) = ((pool.clone(), link.clone()), me.limits());
-                let notified = |msg: Bytes| {
-                    if is_request(&msg) {
-                        ask_outside_call(&gw, slot, msg, answers.clone(), limits);
-                    } else {
-                        on_downstream_message(&gw, &tasks, slot, &msg);
-                    }
-                };
-                let end = if link.is_modern() {
-                    let relisten = me.with_slot(slot, |s| s.relisten.1.clone());
-                    let (Ok(route), Some(relisten)) = (Route::to(&link, &me.pools), relisten)
-                    else {
-                        return;
-                    };
-                    let uris = me.gw.subscriptions.uris(slot);
-                    monoio::select! {
-                        end = listen(&route, &link, me.limits(), &uris, notified) => end,
-                        // The subscribed URIs changed: listen again at once with the new set.
-                        _ = relisten.recv() => continue,
-                        _ = stop.recv() => return,
-                    }
-                } else {
-                    monoio::select! {
-                        end = watch(&pool, me.limits(), notified) => end,
-                        _ = stop.recv() => return,
-                    }
-                };
-                match end {
-                    WatchEnd::NotOffered => return,
-                    WatchEnd::Ended(e) => {
-                        log::debug!("server '{}': notification stream ended: {e}", link.name)
-                    }
-                }
-                monoio::select! {
-                    _ = monoio::time::sleep(jitter(delay)) => {},
-                    _ = stop.recv() => return,
-                }
-                delay = (delay * 2).min(MAX_BACKOFF);
-            }
         });
     }
 
@@ -552,52 +491,6 @@ fn strip_cursor(page: &Bytes) -> &[u8] {
     page.windows(needle.len())
         .position(|w| w == needle)
         .map_or(&page[..], |i| &page[..i])
-}
-
-/// Schedules a refresh when a downstream says one of its lists changed.
-fn on_downstream_message(
-    gw: &Gateway,
-    tasks: &local_sync::mpsc::unbounded::Tx<Task>,
-    slot: usize,
-    msg: &Bytes,
-) {
-    let Ok(env) = wire::parse(msg) else { return };
-    match env.method(msg) {
-        Some(
-            wire::method::TOOLS_LIST_CHANGED
-            | wire::method::PROMPTS_LIST_CHANGED
-            | wire::method::RESOURCES_LIST_CHANGED,
-        ) => {
-            let _ = tasks.send(Task::Refresh(slot));
-        }
-        // Only the sessions subscribed to that URI hear about it.
-        Some(wire::method::RESOURCES_UPDATED) => gw.resource_updated(slot, msg),
-        // Only the session that created the task hears about it (experimental tasks).
-        Some(wire::method::TASKS_STATUS) => gw.task_status(slot, msg),
-        // Anything else outside a call belongs to no client in particular.
-        other => log::debug!("server slot {slot}: unsolicited {other:?} dropped"),
-    }
-}
-
-/// Whether a message from a downstream is a request (it has a method and an id).
-fn is_request(msg: &[u8]) -> bool {
-    wire::parse(msg).is_ok_and(|env| env.kind == wire::Kind::Request)
-}
-
-/// A server request on a legacy HTTP server's GET stream (no call named): relayed to the one
-/// client it can belong to, else refused (`proxy::outside_call`); runs as its own task.
-fn ask_outside_call(
-    gw: &Arc<Gateway>,
-    slot: usize,
-    msg: Bytes,
-    (pool, link): (Rc<crate::upstream::pool::Pool>, Arc<ServerLink>),
-    limits: crate::upstream::exchange::ReplyLimits,
-) {
-    let gw = gw.clone();
-    monoio::spawn(async move {
-        let answer = |a: Bytes| Route::Http(pool.clone()).send_detached(link.clone(), a, limits);
-        crate::proxy::outside_call(&gw, slot, msg, answer).await;
-    });
 }
 
 /// Resolves the server's host (control thread only: DNS never runs on a worker).

@@ -20,6 +20,7 @@ pub mod reload;
 mod slots;
 pub mod sse_front;
 pub mod stdio_front;
+mod watchers;
 pub mod worker;
 
 use std::io;

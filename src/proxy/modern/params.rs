@@ -163,31 +163,6 @@ pub fn check(
 mod tests {
     use super::*;
 
-    fn schema(json: &str) -> Option<Vec<Param>> {
-        let mut s = json.as_bytes().to_vec();
-        annotations(&simd_json::to_owned_value(&mut s).unwrap())
-    }
-
-    #[test]
-    fn annotations_are_read_and_invalid_schemas_validate_nothing() {
-        let ok = schema(r#"{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"},"opts":{"properties":{"n":{"type":"integer","x-mcp-header":"N"}}}}}"#).unwrap();
-        assert_eq!(ok.len(), 2);
-        let n = ok.iter().find(|p| &*p.token == "N").unwrap();
-        assert_eq!(
-            n.path.iter().map(|s| &**s).collect::<Vec<_>>(),
-            ["opts", "n"]
-        );
-        for bad in [
-            r#"{"x-mcp-header":"Root","type":"string"}"#,
-            r#"{"properties":{"a":{"type":"number","x-mcp-header":"A"}}}"#,
-            r#"{"properties":{"a":{"type":"string","x-mcp-header":"A B"}}}"#,
-            r#"{"properties":{"a":{"type":"string","x-mcp-header":"A"},"b":{"type":"string","x-mcp-header":"a"}}}"#,
-            r#"{"properties":{"a":{"items":{"type":"string","x-mcp-header":"A"}}}}"#,
-        ] {
-            assert!(schema(bad).is_none(), "{bad}");
-        }
-    }
-
     #[test]
     fn values_agree_like_the_sdk() {
         assert!(agrees(Type::String, br#""us-west1""#, b"us-west1"));
