@@ -185,28 +185,39 @@ async fn read_loop(
     name: String,
 ) {
     let mut pending = BytesMut::with_capacity(READ_CHUNK);
+    // Bytes at the start of `pending` already known to hold no newline (each byte is scanned once,
+    // however long the line grows).
+    let mut scanned = 0;
+    // Inside a line over the cap: its bytes are dropped as they arrive, up to its newline.
     let mut discarding = false;
     let reason = loop {
         let buf = Vec::with_capacity(READ_CHUNK);
         let (res, buf) = stdout.read(buf).await;
-        match res {
+        let mut fresh = match res {
             Ok(0) => break "stdout closed".to_string(),
             Err(e) => break format!("stdout read failed: {e}"),
-            Ok(_) => pending.extend_from_slice(&buf),
-        }
-        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
-            let line = pending.split_to(pos + 1).freeze();
-            if std::mem::take(&mut discarding) {
-                continue;
+            Ok(_) => &buf[..],
+        };
+        if discarding {
+            match fresh.iter().position(|&b| b == b'\n') {
+                Some(end) => (discarding, fresh) = (false, &fresh[end + 1..]),
+                None => continue,
             }
+        }
+        pending.extend_from_slice(fresh);
+        while let Some(off) = pending[scanned..].iter().position(|&b| b == b'\n') {
+            let line = pending.split_to(scanned + off + 1).freeze();
+            scanned = 0;
             let line = line.slice(..line.len() - 1);
             if !line.iter().all(u8::is_ascii_whitespace) {
                 dispatch(line, &routes, &tx, &unsolicited, &name);
             }
         }
+        scanned = pending.len();
         if pending.len() > max_line {
             log::warn!("server '{name}': stdout line over {max_line} bytes discarded");
             pending.clear();
+            scanned = 0;
             discarding = true;
         }
     };

@@ -437,3 +437,30 @@ fn the_stdio_front_never_asks_a_client_that_did_not_declare_sampling() {
     let text = done["result"]["content"][0]["text"].as_str().unwrap_or("");
     assert!(text.starts_with("sampled: error"), "{done}");
 }
+
+/// A stdio server that first writes garbage lines and one 50 MB line to stdout, then turns into the
+/// demo server: the garbage is logged and skipped, the huge line discarded (never buffered whole),
+/// the server comes up with its tools, and the other server is unaffected.
+#[test]
+fn garbage_lines_and_a_50_mb_line_from_a_child_are_contained() {
+    let script = r#"printf 'this is not json\n{"jsonrpc":"2.0","id":\n\n'; head -c 50000000 /dev/zero | tr '\0' x; printf '\n'; exec "$0" demo-server --transport stdio --name noisy"#;
+    let noisy = format!(
+        "[[server]]\nname = \"noisy\"\ntransport = \"stdio\"\ncommand = \"sh\"\nargs = [\"-c\", {}, \"{}\"]\n",
+        serde_json::to_string(script).unwrap(),
+        env!("CARGO_BIN_EXE_ringgate")
+    );
+    let e = Env::with_config(vec![], &config(&noisy));
+    let s = e.session("2025-11-25");
+    let add = |tool: &str| {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{"a":2,"b":3}}}}}}"#
+        );
+        e.call(&s, &body).json()["result"]["structuredContent"]["sum"].as_f64()
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || add("noisy__add") == Some(5.0)),
+        "the noisy server never came up behind its garbage"
+    );
+    assert_eq!(add("kid__add"), Some(5.0), "the other server is unaffected");
+    assert_eq!(add("noisy__add"), Some(5.0));
+}
