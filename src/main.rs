@@ -79,9 +79,13 @@ fn run_demo() -> Result<(), String> {
     let a = demo::spawn(demo::DemoOptions::new("demo")).map_err(|e| e.to_string())?;
     let b = demo::spawn(demo::DemoOptions::new("notes")).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let text = demo::demo_config_toml(&a.url(), &b.url(), &exe.to_string_lossy());
+    let text = demo::demo_config_toml(&a.url(), &b.sse_url(), &exe.to_string_lossy());
     let config = config::parse_str(&text, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
-    eprintln!("ringgate demo: MCP endpoint http://127.0.0.1:8787/mcp, admin http://127.0.0.1:8788 (Ctrl-C to stop)");
+    let (mcp, admin) = (demo::DEMO_LISTEN, demo::DEMO_ADMIN_LISTEN);
+    eprintln!(
+        "ringgate demo: servers demo (Streamable HTTP), notes (HTTP+SSE), local (stdio) in one catalog\n\
+         MCP endpoint http://{mcp}/mcp (HTTP+SSE clients: http://{mcp}/sse), admin http://{admin} (Ctrl-C to stop)"
+    );
     let result = runtime::run(config).map_err(|e| e.to_string());
     drop((a, b));
     result
@@ -97,12 +101,13 @@ fn run_demo_server(
         opts.listen = l;
     }
     match transport {
-        "http" => demo::run_foreground(opts),
+        // One listener speaks both: Streamable HTTP at /mcp, HTTP+SSE at /sse + /messages.
+        "http" | "sse" => demo::run_foreground(opts),
         "stdio" => demo::run_stdio(opts),
         "stdio-modern" => demo::run_stdio_modern(opts),
         other => {
             return Err(format!(
-                "demo-server transport '{other}' is not available (use http, stdio or stdio-modern)"
+                "demo-server transport '{other}' is not available (use http, sse, stdio or stdio-modern)"
             ))
         }
     }

@@ -27,8 +27,10 @@ USAGE:
 
 COMMANDS:
     (none), demo
-        Start two built-in demo MCP servers and front them with the gateway on
-        127.0.0.1:8787 (MCP at http://127.0.0.1:8787/mcp). No config needed; a
+        Start three built-in demo MCP servers, one per transport (demo over
+        Streamable HTTP, notes over HTTP+SSE, local as a stdio child), and front
+        them as one catalog on 127.0.0.1:8787 (MCP at http://127.0.0.1:8787/mcp,
+        HTTP+SSE clients at /sse; admin on 127.0.0.1:8788). No config needed; a
         quick way to try a client against ringgate.
 
     serve --config FILE
@@ -38,7 +40,8 @@ COMMANDS:
 
     stdio --config FILE
         Serve MCP over stdin/stdout instead of HTTP, for clients that launch
-        their servers as subprocesses. Arrives with the stdio transport work.
+        their servers as subprocesses (one client, the whole catalog of FILE's
+        servers).
 
     check --config FILE
         Validate FILE without starting anything. Prints every problem, one
@@ -46,8 +49,10 @@ COMMANDS:
 
     demo-server [--transport http] [--listen ADDR] [--name NAME]
         Run a single demo MCP server (the same one the demo uses), e.g. as a
-        downstream for your own config.
-            --transport T    http, stdio or stdio-modern (default: http)
+        downstream for your own config. Over HTTP it serves Streamable HTTP at
+        /mcp and legacy HTTP+SSE at /sse (messages to /messages) on one port.
+            --transport T    http (same as sse), stdio or stdio-modern
+                             (default: http)
             --listen ADDR    IP:PORT to listen on (http)
             --name NAME      serverInfo.name it reports
 

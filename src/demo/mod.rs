@@ -1,10 +1,13 @@
 //! The built-in demo MCP server (`ringgate demo-server`): small, but a real MCP server.
 //!
 //! It speaks Streamable HTTP in the legacy era (sessions, 404 on unknown sessions, DELETE, a GET
-//! notification stream, SSE replies carrying progress), offers a few tools, a resource, a resource
-//! template and a prompt, and can change its tool list at runtime (`set_extra_tools`, which sends
-//! `notifications/tools/list_changed`). The no-argument demo runs two of these in-process and fronts
-//! them; the integration tests use it as their harness downstream. [`DemoOptions`] exposes the knobs
+//! notification stream, SSE replies carrying progress) at `/mcp` and, on the same listener, the
+//! legacy HTTP+SSE transport (`GET /sse` + `POST /messages`, see `sse`); it also serves stdio
+//! (`stdio`). It offers a few tools, a resource, a resource template and a prompt, the same over
+//! every transport, and can change its tool list at runtime (`set_extra_tools`, which sends
+//! `notifications/tools/list_changed`). The no-argument demo runs two of these in-process and a
+//! third as a stdio child, and fronts them over three transports ([`demo_config_toml`]); the
+//! integration tests use it as their harness downstream. [`DemoOptions`] exposes the knobs
 //! tests need (generated tools, downstream pagination, the `ask` tool, the 2026-07-28 era).
 //!
 //! With [`DemoOptions::modern`] it is a 2026-07-28 server instead: no sessions, `server/discover`,
@@ -13,6 +16,7 @@
 
 mod ask;
 mod sampling;
+mod sse;
 mod stdio;
 mod tasks;
 mod tools;
@@ -34,7 +38,7 @@ use monoio::net::TcpListener;
 use crate::runtime::front::media_accepted;
 use crate::session::streams::StreamHub;
 use crate::transport::http::{HttpLimits, Method, Request, ServerConn};
-use crate::wire::{self, code, encode, method, sse, Kind};
+use crate::wire::{self, code, encode, method, Kind};
 
 /// Settings of one demo server.
 #[derive(Debug, Clone)]
@@ -77,9 +81,14 @@ pub struct DemoHandle {
 }
 
 impl DemoHandle {
-    /// The MCP endpoint URL.
+    /// The MCP endpoint URL (Streamable HTTP).
     pub fn url(&self) -> String {
         format!("http://{}/mcp", self.addr)
+    }
+
+    /// The legacy HTTP+SSE endpoint URL (the event stream; messages go to `/messages`).
+    pub fn sse_url(&self) -> String {
+        format!("http://{}{}", self.addr, sse::SSE_PATH)
     }
 
     /// How many sessions clients ended with `DELETE` (tests check that the gateway ends its own).
@@ -144,8 +153,9 @@ pub fn spawn(opts: DemoOptions) -> std::io::Result<DemoHandle> {
 /// Runs a demo server in the foreground (`ringgate demo-server`).
 pub fn run_foreground(opts: DemoOptions) -> std::io::Result<()> {
     let handle = spawn(opts)?;
-    log::info!("demo MCP server listening on {}", handle.url());
-    eprintln!("demo MCP server listening on {}", handle.url());
+    let (url, sse_url) = (handle.url(), handle.sse_url());
+    log::info!("demo MCP server listening on {url} (Streamable HTTP) and {sse_url} (HTTP+SSE)");
+    eprintln!("demo MCP server listening on {url} (Streamable HTTP) and {sse_url} (HTTP+SSE)");
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
@@ -167,6 +177,8 @@ pub struct Demo {
     cancelled: Cell<u64>,
     /// Sessions ended by `DELETE` (shared with the handle).
     deletes: Arc<AtomicUsize>,
+    /// Open legacy HTTP+SSE sessions (`sse`).
+    sse: sse::Sessions,
 }
 
 impl Demo {
@@ -180,6 +192,7 @@ impl Demo {
             tasks: tasks::Table::default(),
             cancelled: Cell::new(0),
             deletes: Arc::default(),
+            sse: sse::Sessions::default(),
         }
     }
 }
@@ -223,6 +236,8 @@ async fn connection<S: AsyncReadRent + AsyncWriteRent>(demo: Rc<Demo>, stream: S
         let ok = match (req.method, req.path_str()) {
             (Method::Post, "/mcp") => post(&demo, &mut conn, &req).await,
             (Method::Get, "/mcp") => get(&demo, &mut conn, &req).await,
+            (Method::Get, sse::SSE_PATH) => sse::open_stream(&demo, &mut conn).await,
+            (Method::Post, sse::MESSAGES_PATH) => sse::post_message(&demo, &mut conn, &req).await,
             (Method::Delete, "/mcp") => {
                 let known = session_of(&req).is_some_and(|s| demo.sessions.borrow_mut().remove(&s));
                 if known {
@@ -348,7 +363,7 @@ async fn sse_with_progress<S: AsyncReadRent + AsyncWriteRent>(
     let write = async {
         while let Some(m) = rx.recv().await {
             events.clear();
-            sse::encode_event(&mut events, Some("message"), None, &m);
+            wire::sse::encode_event(&mut events, Some("message"), None, &m);
             if conn
                 .write_chunk(&[Bytes::copy_from_slice(&events)])
                 .await
@@ -379,7 +394,7 @@ async fn get<S: AsyncReadRent + AsyncWriteRent>(
     let mut out = Vec::new();
     while let Some(msg) = reg.rx.recv().await {
         out.clear();
-        sse::encode_event(&mut out, Some("message"), None, &msg);
+        wire::sse::encode_event(&mut out, Some("message"), None, &msg);
         if conn
             .write_chunk(&[Bytes::copy_from_slice(&out)])
             .await
@@ -415,17 +430,25 @@ fn new_session_id() -> String {
     raw.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The config the no-argument demo runs: two demo servers over Streamable HTTP (in-process) and
-/// one over stdio (a child process: this same binary as `demo-server --transport stdio`).
-pub fn demo_config_toml(demo_url: &str, notes_url: &str, exe: &str) -> String {
+/// Where the no-argument demo's gateway serves MCP (`/mcp`, and `/sse` for HTTP+SSE clients).
+pub const DEMO_LISTEN: &str = "127.0.0.1:8787";
+/// Where the no-argument demo's gateway serves its admin endpoints.
+pub const DEMO_ADMIN_LISTEN: &str = "127.0.0.1:8788";
+
+/// The config the no-argument demo runs: three demo servers, one per transport, in one catalog:
+/// `demo` over Streamable HTTP (`demo_url`, an in-process server's `/mcp`), `notes` over legacy
+/// HTTP+SSE (`notes_sse_url`, an in-process server's `/sse`) and `local` over stdio (a child
+/// process: `exe`, this same binary, as `demo-server --transport stdio`). The gateway listens on
+/// [`DEMO_LISTEN`] and [`DEMO_ADMIN_LISTEN`].
+pub fn demo_config_toml(demo_url: &str, notes_sse_url: &str, exe: &str) -> String {
     let mut exe_json = Vec::new();
     crate::wire::encode::write_json_string(&mut exe_json, exe);
     let exe_json = String::from_utf8_lossy(&exe_json);
     format!(
-        r#"# The built-in demo: three demo MCP servers, two transports, one catalog.
+        r#"# The built-in demo: three demo MCP servers, three transports, one catalog.
 [gateway]
-listen = "127.0.0.1:8787"
-admin_listen = "127.0.0.1:8788"
+listen = "{DEMO_LISTEN}"
+admin_listen = "{DEMO_ADMIN_LISTEN}"
 
 [[server]]
 name = "demo"
@@ -434,8 +457,8 @@ url = "{demo_url}"
 
 [[server]]
 name = "notes"
-transport = "http"
-url = "{notes_url}"
+transport = "sse"
+url = "{notes_sse_url}"
 
 [[server]]
 name = "local"

@@ -5,6 +5,7 @@ mod harness;
 mod bad_input;
 mod bridge;
 mod catalog;
+mod demo;
 mod layering;
 mod modern;
 mod modern_back;

@@ -9,15 +9,16 @@ use std::time::Duration;
 use crate::harness::*;
 use ringgate::demo::DemoOptions;
 
-/// A raw HTTP+SSE client: opens /sse, reads the endpoint, posts, reads replies off the stream.
-struct SseClient {
+/// A raw HTTP+SSE client: opens /sse, reads the endpoint, posts, reads replies off the stream
+/// (also used against the demo server's own /sse in `demo`).
+pub struct SseClient {
     reader: BufReader<TcpStream>,
-    endpoint: String,
+    pub endpoint: String,
     addr: std::net::SocketAddr,
 }
 
 impl SseClient {
-    fn open(addr: std::net::SocketAddr) -> SseClient {
+    pub fn open(addr: std::net::SocketAddr) -> SseClient {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         write!(
@@ -45,11 +46,11 @@ impl SseClient {
         }
     }
 
-    fn post(&self, body: &str) -> u16 {
+    pub fn post(&self, body: &str) -> u16 {
         request(self.addr, "POST", &self.endpoint, &[], body.as_bytes()).status
     }
 
-    fn next(&mut self) -> serde_json::Value {
+    pub fn next(&mut self) -> serde_json::Value {
         let mut line = String::new();
         loop {
             line.clear();
