@@ -123,6 +123,10 @@ pub struct Envelope {
     pub reference: Option<Reference>,
     /// Raw token span of `params.requestId` (string or number), for `notifications/cancelled`.
     pub request_id: Option<Span>,
+    /// Raw value span of `params.requestState` (a 2026-07-28 retry), found by the same scan.
+    pub request_state: Option<Span>,
+    /// Raw value span of `params.inputResponses` (a 2026-07-28 retry).
+    pub input_responses: Option<Span>,
 }
 
 impl Envelope {

@@ -163,6 +163,10 @@ pub mod key {
     pub const TYPE: &[u8] = b"type";
     /// `params.requestId`: the cancelled request (`notifications/cancelled`).
     pub const REQUEST_ID: &[u8] = b"requestId";
+    /// `params.requestState`: a 2026-07-28 retry's opaque state (multi round-trip requests).
+    pub const REQUEST_STATE: &[u8] = b"requestState";
+    /// `params.inputResponses`: a 2026-07-28 retry's answers (multi round-trip requests).
+    pub const INPUT_RESPONSES: &[u8] = b"inputResponses";
     /// `taskId`: a task (experimental tasks).
     pub const TASK_ID: &[u8] = b"taskId";
     /// `params.task` (a task-augmented request) / `result.task` (`CreateTaskResult`).

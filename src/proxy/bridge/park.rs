@@ -378,20 +378,10 @@ fn request_digest(body: &[u8]) -> [u8; DIGEST_LEN] {
 }
 
 /// The retry fields of a modern request's params: `requestState` and `inputResponses` (raw
-/// spans), if it carries a `requestState`. On every modern call to a legacy server: a skim of
-/// the params' top level (the envelope scan already validated them), no second validation.
-pub fn retry_fields(body: &[u8], env: &Envelope) -> Option<(Span, Option<Span>)> {
-    let params = env.params?;
-    let (mut state, mut responses) = (None, None);
-    modern::members(body, params.start as usize, |k, escaped, v| {
-        let k = k.get(body);
-        if wire::scan::key_eq(k, escaped, b"requestState") {
-            state = Some(v);
-        } else if wire::scan::key_eq(k, escaped, b"inputResponses") {
-            responses = Some(v);
-        }
-    });
-    state.map(|s| (s, responses))
+/// spans), if it carries a `requestState`. The envelope scan records both, so a modern call to a
+/// legacy server pays nothing more to learn whether it is a retry.
+pub fn retry_fields(env: &Envelope) -> Option<(Span, Option<Span>)> {
+    env.request_state.map(|s| (s, env.input_responses))
 }
 
 /// The error for a request state that cannot be honoured.

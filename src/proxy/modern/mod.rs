@@ -339,7 +339,7 @@ async fn execute(
             let hint = read.then_some(LEGACY_HINT);
             // A retry carrying the gateway's own requestState resumes a parked call.
             if !snap.servers[server].link.is_modern() {
-                if let Some(fields) = super::bridge::retry_fields(body, env) {
+                if let Some(fields) = super::bridge::retry_fields(env) {
                     return super::bridge::resume(
                         gw,
                         w,

@@ -37,6 +37,8 @@ mod bit {
     pub const REQUEST_ID: u16 = 1 << 11;
     pub const PROGRESS: u16 = 1 << 12;
     pub const TYPE: u16 = 1 << 13;
+    pub const REQUEST_STATE: u16 = 1 << 14;
+    pub const INPUT_RESPONSES: u16 = 1 << 15;
 }
 
 /// Everything gathered while walking the message, judged only in [`Draft::finish`].
@@ -60,6 +62,8 @@ pub(super) struct Draft {
     params_progress: Option<Span>,
     reference: Option<Reference>,
     request_id: Option<Span>,
+    request_state: Option<Span>,
+    input_responses: Option<Span>,
     /// First shape violation seen; reported only if the JSON is valid throughout.
     invalid: Option<&'static str>,
 }
@@ -270,6 +274,16 @@ impl Draft {
                 self.params_progress = t;
                 (bit::PROGRESS, e)
             }
+            key::REQUEST_STATE => {
+                let e = skip_value_depth(buf, v, depth)?;
+                self.request_state = Some(Span::new(v, e));
+                (bit::REQUEST_STATE, e)
+            }
+            key::INPUT_RESPONSES => {
+                let e = skip_value_depth(buf, v, depth)?;
+                self.input_responses = Some(Span::new(v, e));
+                (bit::INPUT_RESPONSES, e)
+            }
             _ => return skip_value_depth(buf, v, depth),
         };
         self.seen(seen, b, "duplicate member in params");
@@ -404,6 +418,8 @@ impl Draft {
             },
             reference: self.reference,
             request_id: self.request_id,
+            request_state: self.request_state,
+            input_responses: self.input_responses,
         })
     }
 }

@@ -449,3 +449,21 @@ fn mutated_messages_agree_with_serde_json() {
         "{ok} {parse_err} {invalid}"
     );
 }
+
+#[test]
+fn a_modern_retry_s_request_state_and_input_responses_are_found_by_the_one_scan() {
+    let doc = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"t","arguments":{"requestState":"not this"},"inputResponses":{"elicitation":{"action":"accept"}},"requestState":"k1.abc"}}"#;
+    let e = parse(doc.as_bytes()).unwrap();
+    assert_eq!(text(doc, e.request_state), Some(r#""k1.abc""#));
+    assert_eq!(
+        text(doc, e.input_responses),
+        Some(r#"{"elicitation":{"action":"accept"}}"#)
+    );
+    let plain = parse(CALL.as_bytes()).unwrap();
+    assert_eq!((plain.request_state, plain.input_responses), (None, None));
+    let twice = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"requestState":"a","requestState":"b"}}"#;
+    assert!(
+        parse(twice.as_bytes()).is_err(),
+        "a duplicate member is refused"
+    );
+}
