@@ -166,6 +166,10 @@ pub fn gateway_changes(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChang
             "gateway.limits.idle_timeout_ms",
         ),
         (
+            la.stream_keepalive != lb.stream_keepalive,
+            "gateway.limits.stream_keepalive_ms",
+        ),
+        (
             la.max_response_bytes != lb.max_response_bytes,
             "gateway.limits.max_response_bytes",
         ),

@@ -69,6 +69,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 /// Default `gateway.limits.idle_timeout_ms`: an idle keep-alive connection is closed after this.
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+/// Default `gateway.limits.stream_keepalive_ms`: a quiet event stream (a GET stream, `/sse`, a
+/// `subscriptions/listen` stream) gets a keep-alive comment after this long, so intermediaries keep
+/// it open and a vanished client is noticed.
+pub const DEFAULT_STREAM_KEEPALIVE_MS: u64 = 25_000;
 /// Default `gateway.limits.max_response_bytes`: cap on one downstream reply body.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// Default `gateway.limits.max_sse_event_bytes`: cap on one server-sent event.
@@ -156,6 +160,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Idle keep-alive connections are closed after this.
     pub idle_timeout: Duration,
+    /// A quiet event stream gets a keep-alive comment after this long.
+    pub stream_keepalive: Duration,
     /// Maximum downstream reply body size in bytes.
     pub max_response_bytes: usize,
     /// Maximum size of one server-sent event in bytes.
@@ -175,6 +181,7 @@ impl Default for Limits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             header_read_timeout: Duration::from_millis(DEFAULT_HEADER_READ_TIMEOUT_MS),
             idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
+            stream_keepalive: Duration::from_millis(DEFAULT_STREAM_KEEPALIVE_MS),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_sse_event_bytes: DEFAULT_MAX_SSE_EVENT_BYTES,
             max_json_depth: DEFAULT_MAX_JSON_DEPTH,

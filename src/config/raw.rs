@@ -18,8 +18,8 @@ use super::{
     DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_JSON_DEPTH,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SSE_EVENT_BYTES,
-    DEFAULT_PAGE_SIZE, DEFAULT_SERVER_NAME, DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_UNAVAILABLE,
-    DEFAULT_WORKERS,
+    DEFAULT_PAGE_SIZE, DEFAULT_SERVER_NAME, DEFAULT_SHUTDOWN_TIMEOUT_MS,
+    DEFAULT_STREAM_KEEPALIVE_MS, DEFAULT_UNAVAILABLE, DEFAULT_WORKERS,
 };
 
 /// The whole file.
@@ -108,6 +108,8 @@ pub(super) struct RawLimits {
     pub header_read_timeout_ms: u64,
     /// Keep-alive idle timeout, milliseconds.
     pub idle_timeout_ms: u64,
+    /// Keep-alive comment interval on quiet event streams, milliseconds.
+    pub stream_keepalive_ms: u64,
     /// Maximum downstream reply body bytes.
     pub max_response_bytes: usize,
     /// Maximum bytes of one server-sent event.
@@ -126,6 +128,7 @@ impl Default for RawLimits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
             idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            stream_keepalive_ms: DEFAULT_STREAM_KEEPALIVE_MS,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_sse_event_bytes: DEFAULT_MAX_SSE_EVENT_BYTES,
             max_json_depth: DEFAULT_MAX_JSON_DEPTH,

@@ -73,6 +73,7 @@ max_headers = 32
 max_body_bytes = 1048576
 header_read_timeout_ms = 3000
 idle_timeout_ms = 30000
+stream_keepalive_ms = 15000
 max_response_bytes = 2097152
 max_sse_event_bytes = 65536
 max_json_depth = 64
@@ -117,6 +118,7 @@ fn full_expected() -> Config {
         max_body_bytes: 1_048_576,
         header_read_timeout: Duration::from_millis(3000),
         idle_timeout: Duration::from_millis(30_000),
+        stream_keepalive: Duration::from_millis(15_000),
         max_response_bytes: 2_097_152,
         max_sse_event_bytes: 65_536,
         max_json_depth: 64,

@@ -162,6 +162,7 @@ fn limits(raw: RawLimits, p: &mut Problems) -> Limits {
             p,
         ),
         idle_timeout: positive_ms(raw.idle_timeout_ms, &path("idle_timeout_ms"), p),
+        stream_keepalive: positive_ms(raw.stream_keepalive_ms, &path("stream_keepalive_ms"), p),
         max_response_bytes: bounded(
             raw.max_response_bytes,
             MAX_BYTES_CEILING,

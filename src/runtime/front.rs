@@ -14,7 +14,7 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
@@ -29,8 +29,6 @@ use super::sse_front;
 
 /// The MCP endpoint path.
 pub const MCP_PATH: &str = "/mcp";
-/// Interval of SSE keep-alive comments on idle notification streams (detects vanished clients).
-pub const STREAM_KEEPALIVE: Duration = Duration::from_secs(25);
 
 /// HTTP limits from the gateway config.
 pub fn http_limits(snap: &Snapshot) -> HttpLimits {
@@ -222,10 +220,11 @@ async fn stream_relay<S: AsyncReadRent + AsyncWriteRent>(
     // A listen stream may stay quiet for long: keep-alive comments keep intermediaries from
     // closing it and show a vanished client (whose stream, and resource subscriptions, then end).
     let listen = matches!(*relay, Relay::Listen(_));
+    let keepalive = w.snapshot().gateway.limits.stream_keepalive;
     loop {
         let next = relay.next(gw, w);
         let msg = if listen {
-            match monoio::time::timeout(STREAM_KEEPALIVE, next).await {
+            match monoio::time::timeout(keepalive, next).await {
                 Ok(msg) => msg,
                 Err(_) => {
                     let comment = Bytes::from_static(b": keep-alive\n\n");
@@ -304,6 +303,7 @@ pub(super) async fn pump_session_stream<S: AsyncReadRent + AsyncWriteRent>(
     opening: Vec<u8>,
 ) -> bool {
     let mut reg = w.streams.add(session);
+    let keepalive = w.snapshot().gateway.limits.stream_keepalive;
     let mut out = opening;
     let mut alive = conn
         .write_chunk(&[Bytes::copy_from_slice(&out)])
@@ -311,7 +311,7 @@ pub(super) async fn pump_session_stream<S: AsyncReadRent + AsyncWriteRent>(
         .is_ok();
     while alive {
         out.clear();
-        match monoio::time::timeout(STREAM_KEEPALIVE, reg.rx.recv()).await {
+        match monoio::time::timeout(keepalive, reg.rx.recv()).await {
             Ok(Some(msg)) => sse::encode_event(&mut out, Some("message"), None, &msg),
             Ok(None) => break,
             Err(_) => sse::encode_comment(&mut out, "keepalive"),

@@ -740,15 +740,18 @@ fn a_modern_request_must_accept_json_replies() {
 #[test]
 fn a_quiet_listen_stream_gets_keep_alive_comments() {
     use std::io::{BufRead, BufReader, Write};
-    let e = env();
+    let e = Env::start(
+        vec![DemoOptions::new("a"), DemoOptions::new("b")],
+        "[gateway.limits]\nstream_keepalive_ms = 300",
+    );
     let listen = body(
         31,
         "subscriptions/listen",
         r#""notifications":{"toolsListChanged":true}"#,
     );
     let mut s = std::net::TcpStream::connect(e.addr()).unwrap();
-    // The keep-alive interval is 25 s: a deadline well past it, polled by a blocking read.
-    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+    // The keep-alive interval is 300 ms here: a deadline well past it, polled by a blocking read.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     let head = format!(
         "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-protocol-version: {V}\r\nmcp-method: subscriptions/listen\r\ncontent-length: {}\r\n\r\n{listen}",
