@@ -131,8 +131,9 @@ pub fn spawn(
 /// just before `exec`, so it inherits nothing else of the gateway's (client connections, listeners,
 /// other children's pipes). `CLOSE_RANGE_CLOEXEC` rather than closing: std's own exec-error pipe
 /// must stay open until `exec`. On kernels without `close_range` (before 5.11) the call fails and
-/// is ignored: descriptors the gateway made close-on-exec itself are still not inherited.
-fn inherit_only_stdio(cmd: &mut Command) {
+/// is ignored: descriptors the gateway made close-on-exec itself are still not inherited. Public so
+/// that anything else in this process that spawns (the integration tests) leaks nothing either.
+pub fn inherit_only_stdio(cmd: &mut Command) {
     // SAFETY: the hook runs in the forked child before `exec`. It makes one raw system call,
     // which is async-signal-safe, allocates nothing, takes no lock and touches no Rust state.
     unsafe {

@@ -1,5 +1,6 @@
 //! stdio downstreams: a supervised child per server, reached from every worker.
 
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::*;
@@ -10,6 +11,20 @@ fn config(extra_server: &str) -> String {
          [[server]]\nname = \"kid\"\ntransport = \"stdio\"\ncommand = \"{}\"\nargs = [\"demo-server\", \"--transport\", \"stdio\", \"--name\", \"kid\"]\n{extra_server}\n",
         env!("CARGO_BIN_EXE_ringgate")
     )
+}
+
+/// `ringgate stdio --config CFG` with piped stdin/stdout, inheriting nothing else of this process:
+/// the tests share one process, and a socket another test's demo server just accepted (io_uring's
+/// accept does not set close-on-exec) would otherwise stay open in the child, so stopping that demo
+/// would send no FIN and a gateway call to it would hang instead of failing.
+fn front_command(cfg: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringgate"));
+    cmd.args(["stdio", "--config", cfg.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    ringgate::upstream::child::inherit_only_stdio(&mut cmd);
+    cmd
 }
 
 fn child_pid(e: &Env) -> Option<u32> {
@@ -129,7 +144,6 @@ fn a_command_that_cannot_start_is_reported_and_others_serve() {
 #[test]
 fn the_stdio_front_reaches_http_and_stdio_servers() {
     use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
     let demo = ringgate::demo::spawn(ringgate::demo::DemoOptions::new("web")).unwrap();
     let dir = std::env::temp_dir().join(format!("ringgate-stdio-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -139,13 +153,7 @@ fn the_stdio_front_reaches_http_and_stdio_servers() {
         demo.url()
     ));
     std::fs::write(&cfg, toml.replace("workers = 2\n", "")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringgate"))
-        .args(["stdio", "--config", cfg.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = front_command(&cfg).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut ask = |msg: &str| -> serde_json::Value {
@@ -335,7 +343,6 @@ struct StdioFront {
 
 impl StdioFront {
     fn launch(tag: &str) -> StdioFront {
-        use std::process::{Command, Stdio};
         let demo = ringgate::demo::spawn(ringgate::demo::DemoOptions::new("web")).unwrap();
         let dir = std::env::temp_dir().join(format!("ringgate-stdio-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -345,13 +352,7 @@ impl StdioFront {
             demo.url()
         ));
         std::fs::write(&cfg, toml.replace("workers = 2\n", "")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringgate"))
-            .args(["stdio", "--config", cfg.to_str().unwrap()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = front_command(&cfg).spawn().unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let (tx, lines) = std::sync::mpsc::channel();
