@@ -6,7 +6,8 @@
 //!
 //! What is recorded: top-level `jsonrpc`, `id`, `method`, `params`, `result`, `error`; inside an
 //! object `params`: `name`, `uri`, `cursor`, `_meta` (+ `_meta.progressToken`), `ref`
-//! (+ `type`, `name`, `uri`), `requestId`, `progressToken`. Every other member is validated
+//! (+ `type`, `name`, `uri`), `requestId`, `progressToken`, and a 2026-07-28 retry's
+//! `requestState` / `inputResponses` (value spans). Every other member is validated
 //! and skipped. `params` fields with an unexpected type are left `None` (the method handler
 //! decides whether that is an `INVALID_PARAMS`); the envelope layer only judges JSON-RPC shape.
 //!
