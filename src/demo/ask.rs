@@ -92,11 +92,7 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
     env: &Envelope,
 ) -> bool {
     let n = rounds(params(body, env).as_ref());
-    if conn
-        .start_stream(200, &[("content-type", &b"text/event-stream"[..])])
-        .await
-        .is_err()
-    {
+    if !sampling::start_stream(conn).await {
         return false;
     }
     let mut names = Vec::new();

@@ -348,11 +348,7 @@ async fn sse_with_progress<S: AsyncReadRent + AsyncWriteRent>(
     body: &[u8],
     env: &wire::Envelope,
 ) -> bool {
-    if conn
-        .start_stream(200, &[("content-type", &b"text/event-stream"[..])])
-        .await
-        .is_err()
-    {
+    if !sampling::start_stream(conn).await {
         return false;
     }
     let mut events = Vec::new();

@@ -25,6 +25,33 @@ pub struct Asks {
     pending: RefCell<HashMap<Bytes, local_sync::oneshot::Sender<Bytes>>>,
 }
 
+impl Asks {
+    /// A fresh id for a request to the client, and where its answer will arrive.
+    fn register(&self) -> (Bytes, local_sync::oneshot::Receiver<Bytes>) {
+        let n = self.next.get();
+        self.next.set(n + 1);
+        let ask_id = Bytes::from(format!("\"demo-ask-{n}\""));
+        let (tx, rx) = local_sync::oneshot::channel();
+        self.pending.borrow_mut().insert(ask_id.clone(), tx);
+        (ask_id, rx)
+    }
+}
+
+/// Starts the call's SSE reply; `false` if the connection broke.
+pub async fn start_stream<S: AsyncReadRent + AsyncWriteRent>(conn: &mut ServerConn<S>) -> bool {
+    conn.start_stream(200, &[("content-type", &b"text/event-stream"[..])])
+        .await
+        .is_ok()
+}
+
+/// The `sample` call's result: `sampled: TEXT`.
+fn sampled(body: &[u8], env: &Envelope, text: &str) -> Bytes {
+    let mut result = b"{\"content\":[{\"type\":\"text\",\"text\":".to_vec();
+    encode::write_json_string(&mut result, &format!("sampled: {text}"));
+    result.extend_from_slice(b"}]}");
+    encode::result_response(env.id_raw(body).unwrap_or(b"null"), &result)
+}
+
 /// Whether this is a `tools/call` of `sample`.
 pub fn is_sample_call(body: &[u8], env: &Envelope) -> bool {
     env.method(body) == Some(method::TOOLS_CALL) && env.name_str(body).as_deref() == Some("sample")
@@ -51,11 +78,7 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
     body: &[u8],
     env: &Envelope,
 ) -> bool {
-    if conn
-        .start_stream(200, &[("content-type", &b"text/event-stream"[..])])
-        .await
-        .is_err()
-    {
+    if !start_stream(conn).await {
         return false;
     }
     let params = br#"{"messages":[{"role":"user","content":{"type":"text","text":"Say hello"}}],"maxTokens":20}"#;
@@ -73,11 +96,7 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
         Some(Err(())) => "the client did not answer".to_string(),
         None => return false,
     };
-    let id = env.id_raw(body).unwrap_or(b"null");
-    let mut result = b"{\"content\":[{\"type\":\"text\",\"text\":".to_vec();
-    encode::write_json_string(&mut result, &format!("sampled: {text}"));
-    result.extend_from_slice(b"}]}");
-    finish(conn, encode::result_response(id, &result)).await
+    finish(conn, sampled(body, env, &text)).await
 }
 
 /// Whether `sample` was called with `"standalone": true`: the request then goes out on the
@@ -104,18 +123,10 @@ pub async fn call_standalone<S: AsyncReadRent + AsyncWriteRent>(
     body: &[u8],
     env: &Envelope,
 ) -> bool {
-    if conn
-        .start_stream(200, &[("content-type", &b"text/event-stream"[..])])
-        .await
-        .is_err()
-    {
+    if !start_stream(conn).await {
         return false;
     }
-    let n = asks.next.get();
-    asks.next.set(n + 1);
-    let ask_id = Bytes::from(format!("\"demo-ask-{n}\""));
-    let (tx, rx) = local_sync::oneshot::channel();
-    asks.pending.borrow_mut().insert(ask_id.clone(), tx);
+    let (ask_id, rx) = asks.register();
     let params = br#"{"messages":[{"role":"user","content":{"type":"text","text":"Say hello"}}],"maxTokens":20}"#;
     streams.broadcast(&encode::request(
         &ask_id,
@@ -129,11 +140,7 @@ pub async fn call_standalone<S: AsyncReadRent + AsyncWriteRent>(
             "the client did not answer".to_string()
         }
     };
-    let id = env.id_raw(body).unwrap_or(b"null");
-    let mut result = b"{\"content\":[{\"type\":\"text\",\"text\":".to_vec();
-    encode::write_json_string(&mut result, &format!("sampled: {text}"));
-    result.extend_from_slice(b"}]}");
-    finish(conn, encode::result_response(id, &result)).await
+    finish(conn, sampled(body, env, &text)).await
 }
 
 /// Sends the client a `method` request on this call's (started) stream and waits for its answer:
@@ -156,11 +163,7 @@ async fn ask_within<S: AsyncReadRent + AsyncWriteRent>(
     params: &[u8],
     cancel_after: Option<Duration>,
 ) -> Option<Result<Bytes, ()>> {
-    let n = asks.next.get();
-    asks.next.set(n + 1);
-    let ask_id = Bytes::from(format!("\"demo-ask-{n}\""));
-    let (tx, rx) = local_sync::oneshot::channel();
-    asks.pending.borrow_mut().insert(ask_id.clone(), tx);
+    let (ask_id, rx) = asks.register();
     let ask = encode::request(&ask_id, method_name, Some(params));
     let mut out = Vec::new();
     sse::encode_event(&mut out, Some("message"), None, &ask);
@@ -218,11 +221,7 @@ fn cancelled(ask_id: &[u8]) -> Bytes {
 /// `sample` over stdio: the request is a stdout line, the answer arrives on stdin (handed over by
 /// [`take_answer`]); the same `cancel_after_ms` behaviour as over HTTP.
 pub async fn call_lines(asks: &Asks, body: &[u8], env: &Envelope, write: impl Fn(&[u8])) {
-    let n = asks.next.get();
-    asks.next.set(n + 1);
-    let ask_id = Bytes::from(format!("\"demo-ask-{n}\""));
-    let (tx, rx) = local_sync::oneshot::channel();
-    asks.pending.borrow_mut().insert(ask_id.clone(), tx);
+    let (ask_id, rx) = asks.register();
     let params = br#"{"messages":[{"role":"user","content":{"type":"text","text":"Say hello"}}],"maxTokens":20}"#;
     write(&encode::request(
         &ask_id,
@@ -247,13 +246,7 @@ pub async fn call_lines(asks: &Asks, body: &[u8], env: &Envelope, write: impl Fn
         p.extend_from_slice(b",\"progress\":1,\"total\":1}");
         write(&encode::notification(method::PROGRESS, Some(&p)));
     }
-    let mut result = b"{\"content\":[{\"type\":\"text\",\"text\":".to_vec();
-    encode::write_json_string(&mut result, &format!("sampled: {text}"));
-    result.extend_from_slice(b"}]}");
-    write(&encode::result_response(
-        env.id_raw(body).unwrap_or(b"null"),
-        &result,
-    ));
+    write(&sampled(body, env, &text));
 }
 
 /// The text of a sampling result, or the error message.
