@@ -150,7 +150,8 @@ enum Flow {
     Emit(Bytes),
     /// Nothing for the client; read on.
     Skip,
-    /// The last message: the response (pieces, HTTP status) or the error ending the call.
+    /// The last message: the response (pieces, HTTP status) or the error ending the call. Whoever
+    /// takes it (`begin`, `next`) forgets the call in the worker's `calls` table: the one place.
     Final(Result<(Pieces, u16), GatewayError>),
 }
 
@@ -165,7 +166,10 @@ impl CallRelay {
     ) -> Result<Begun, GatewayError> {
         let leg = match leg {
             Ok(l) => l,
-            Err(e) => return Err(failed(gw, w, &ctx, e)),
+            Err(e) => {
+                w.calls_end(&ctx);
+                return Err(failed(gw, w, &ctx, e));
+            }
         };
         let mut relay = CallRelay {
             ctx,
@@ -179,6 +183,7 @@ impl CallRelay {
             match relay.step(gw, w).await {
                 Flow::Final(reply) => {
                     relay.done = true;
+                    w.calls_end(&relay.ctx);
                     return reply.map(|(p, s)| Begun::Done(p, s));
                 }
                 Flow::Skip => {}
@@ -206,6 +211,7 @@ impl CallRelay {
                 Flow::Skip => continue,
                 Flow::Final(reply) => {
                     self.done = true;
+                    w.calls_end(&self.ctx);
                     self.record(w, reply.is_ok());
                     return Some(match reply {
                         Ok((p, _)) => rewrite::concat(&p),
@@ -249,13 +255,11 @@ impl CallRelay {
             }
             Ok(Step::Missing(flag)) => {
                 self.leg = None;
-                w.calls_end(&self.ctx);
                 let r = missing_capability(w, &self.ctx, flag, false);
                 Flow::Final(Ok((one(r.to_jsonrpc(Some(&self.ctx.client_id))), r.status)))
             }
             Ok(Step::Failed(e)) | Err(e) => {
                 self.leg = None;
-                w.calls_end(&self.ctx);
                 Flow::Final(Err(failed(gw, w, &self.ctx, e)))
             }
         }
@@ -273,14 +277,10 @@ impl CallRelay {
                         self.asking = Some(asking);
                         Flow::Skip
                     }
-                    Err(e) => {
-                        w.calls_end(&self.ctx);
-                        Flow::Final(Err(e))
-                    }
+                    Err(e) => Flow::Final(Err(e)),
                 };
             }
         }
-        w.calls_end(&self.ctx);
         let downstream_time = match &leg {
             Some(Leg::Live(call)) => call.downstream_time,
             _ => Duration::ZERO,
@@ -291,7 +291,6 @@ impl CallRelay {
     /// A bridged round: waits for the client's answers, then retries the call downstream.
     async fn retry(&mut self, gw: &Gateway, w: &Worker, mut asking: Asking) -> Flow {
         if !self.ctx.accepts_sse && asking.waits() {
-            w.calls_end(&self.ctx);
             let why = "the server asked for client input, which cannot be answered inside a batch";
             return Flow::Final(Err(GatewayError::new(ErrorKind::InvalidRequest, why)));
         }
@@ -302,10 +301,7 @@ impl CallRelay {
             .and_then(|responses| asking.retry(w, &mut self.ctx, &responses));
         let spec = match started {
             Ok(spec) => spec,
-            Err(e) => {
-                w.calls_end(&self.ctx);
-                return Flow::Final(Err(e));
-            }
+            Err(e) => return Flow::Final(Err(e)),
         };
         w.calls_begin(
             self.ctx.session,
@@ -319,10 +315,7 @@ impl CallRelay {
                 self.leg = Some(Leg::Live(call));
                 Flow::Skip
             }
-            Err(e) => {
-                w.calls_end(&self.ctx);
-                Flow::Final(Err(failed(gw, w, &self.ctx, e)))
-            }
+            Err(e) => Flow::Final(Err(failed(gw, w, &self.ctx, e))),
         }
     }
 
@@ -341,7 +334,6 @@ impl CallRelay {
             },
             ServerAsk::Missing(flag) => {
                 self.leg = None;
-                w.calls_end(&self.ctx);
                 let r = missing_capability(w, &self.ctx, flag, true);
                 Flow::Final(Ok((one(r.to_jsonrpc(Some(&self.ctx.client_id))), r.status)))
             }
