@@ -185,10 +185,14 @@ impl SessionCodec {
         self.revoked.load().contains_key(&session.nonce)
     }
 
-    /// Ends a session (DELETE). Later opens of its id fail. Rare; copies the set.
+    /// Ends a session (DELETE). Later opens of its id fail. Rare; copies the set. Only a
+    /// [`caps::LATE`] session as minted (the HTTP+SSE front ends its stream's session with it)
+    /// touches the table of late declarations.
     pub fn revoke(&self, session: &FrontSession) {
-        if let Ok(mut late) = self.late.lock() {
-            late.remove(&session.nonce);
+        if session.client_caps & caps::LATE != 0 {
+            if let Ok(mut late) = self.late.lock() {
+                late.remove(&session.nonce);
+            }
         }
         self.revoked.rcu(|old| {
             let mut next = HashMap::clone(old);
