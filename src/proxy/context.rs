@@ -134,8 +134,27 @@ pub const MAX_OPENED_SESSIONS: usize = 16 * 1024;
 /// A forwarded call in flight: the route and server it went to, and the id the server knows.
 pub type InFlight = (Route, Arc<ServerLink>, u64);
 
-/// A value computed from one snapshot (identified by its address and generation).
-type PerSnapshot<T> = (usize, u64, T);
+/// A value computed from one snapshot (identified by its address and generation), kept until
+/// the worker sees another.
+type PerSnapshot<T> = RefCell<Option<(usize, u64, T)>>;
+
+/// The value `cell` holds for `snap`, built (and kept in place of the old one) when `cell` holds
+/// another snapshot's. `T` is cheap to clone (`Rc`).
+fn per_snapshot<T: Clone>(
+    cell: &PerSnapshot<T>,
+    snap: &Arc<Snapshot>,
+    build: impl FnOnce(&Snapshot) -> T,
+) -> T {
+    let key = (Arc::as_ptr(snap) as usize, snap.generation);
+    if let Some((ptr, generation, value)) = &*cell.borrow() {
+        if (*ptr, *generation) == key {
+            return value.clone();
+        }
+    }
+    let value = build(snap);
+    *cell.borrow_mut() = Some((key.0, key.1, value.clone()));
+    value
+}
 
 /// One worker's own state.
 pub struct Worker {
@@ -163,10 +182,10 @@ pub struct Worker {
     next_id: Cell<u64>,
     cache: RefCell<Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>>,
     /// `Mcp-Param-*` annotations of the snapshot last seen (by address and generation).
-    param_index: RefCell<Option<(usize, u64, Rc<ParamIndex>)>>,
+    param_index: PerSnapshot<Rc<ParamIndex>>,
     /// Which servers of the snapshot last seen take task-augmented tool calls (by address and
     /// generation), so a plain `tools/call` pays no capability scan.
-    task_servers: RefCell<Option<PerSnapshot<Rc<[bool]>>>>,
+    task_servers: PerSnapshot<Rc<[bool]>>,
 }
 
 impl Worker {
@@ -191,34 +210,19 @@ impl Worker {
 
     /// The `Mcp-Param-*` annotations of `snap`'s tools, read once per snapshot on this worker.
     pub fn param_index(&self, snap: &Arc<Snapshot>) -> Rc<ParamIndex> {
-        let key = (Arc::as_ptr(snap) as usize, snap.generation);
-        if let Some((ptr, generation, index)) = &*self.param_index.borrow() {
-            if (*ptr, *generation) == key {
-                return index.clone();
-            }
-        }
-        let index = Rc::new(ParamIndex::build(snap));
-        *self.param_index.borrow_mut() = Some((key.0, key.1, index.clone()));
-        index
+        per_snapshot(&self.param_index, snap, |s| Rc::new(ParamIndex::build(s)))
     }
 
     /// Whether server `index` of `snap` takes task-augmented `tools/call`s (read once per
     /// snapshot on this worker).
     pub fn takes_tasks(&self, snap: &Arc<Snapshot>, index: usize) -> bool {
-        let key = (Arc::as_ptr(snap) as usize, snap.generation);
-        if let Some((ptr, generation, servers)) = &*self.task_servers.borrow() {
-            if (*ptr, *generation) == key {
-                return servers.get(index).copied().unwrap_or(false);
-            }
-        }
-        let servers: Rc<[bool]> = snap
-            .servers
-            .iter()
-            .map(|s| super::tasks::takes_task_calls(&s.link))
-            .collect();
-        let takes = servers.get(index).copied().unwrap_or(false);
-        *self.task_servers.borrow_mut() = Some((key.0, key.1, servers));
-        takes
+        let servers = per_snapshot(&self.task_servers, snap, |s| {
+            s.servers
+                .iter()
+                .map(|s| super::tasks::takes_task_calls(&s.link))
+                .collect()
+        });
+        servers.get(index).copied().unwrap_or(false)
     }
 
     /// The snapshot in force (a per-worker cache: ~1 ns when unchanged, vs ~24 ns for a load).
