@@ -43,15 +43,7 @@ fn start_call(addr: SocketAddr, session: &str, body: &str) -> BufReader<TcpStrea
 
 /// POSTs a call and returns the open reply, to read as SSE events.
 fn open_call(addr: SocketAddr, session: &str, body: &str) -> BufReader<TcpStream> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-session-id: {session}\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut r = BufReader::new(s);
+    let mut r = start_call(addr, session, body);
     let mut status = String::new();
     r.read_line(&mut status).unwrap();
     assert!(status.contains(" 200 "), "{status}");
@@ -67,6 +59,21 @@ fn next_event(r: &mut BufReader<TcpStream>) -> Value {
             return serde_json::from_str(d).unwrap();
         }
     }
+}
+
+/// The client's answer to the sampling request it was sent as `token`.
+fn answer_sampling(e: &Env, session: &str, token: &str) {
+    let answer = format!(
+        r#"{{"jsonrpc":"2.0","id":"{token}","result":{{"role":"assistant","content":{{"type":"text","text":"hi"}},"model":"m"}}}}"#
+    );
+    assert_eq!(e.call(session, &answer).status, 202);
+}
+
+/// The text of a `sample` call's result.
+fn sampled(result: &Value) -> &str {
+    result["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or("")
 }
 
 fn sample(tool: &str, args: &str) -> String {
@@ -103,10 +110,12 @@ fn a_servers_cancellation_of_its_request_reaches_the_client_over_stdio() {
     cancellation_reaches_the_client(&e, "kid__sample");
 }
 
-/// A `sleep` call on the stdio server that is surely in flight (its first progress was read).
-fn sleeping(e: &Env, session: &str) -> BufReader<TcpStream> {
-    let body = r#"{"jsonrpc":"2.0","id":"z","method":"tools/call","params":{"name":"kid__sleep","arguments":{"ms":3000,"steps":30},"_meta":{"progressToken":"p"}}}"#;
-    let mut r = open_call(e.addr(), session, body);
+/// A call of `tool` (a demo's `sleep`) that is surely in flight (its first progress was read).
+fn sleeping(e: &Env, session: &str, tool: &str) -> BufReader<TcpStream> {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":"z","method":"tools/call","params":{{"name":"{tool}","arguments":{{"ms":3000,"steps":30}},"_meta":{{"progressToken":"p"}}}}}}"#
+    );
+    let mut r = open_call(e.addr(), session, &body);
     let first = next_event(&mut r);
     assert_eq!(first["method"], "notifications/progress", "{first}");
     r
@@ -116,31 +125,24 @@ fn sleeping(e: &Env, session: &str) -> BufReader<TcpStream> {
 fn on_stdio_a_server_request_reaches_the_one_session_with_calls_in_flight() {
     let e = Env::with_config(vec![], &stdio_config());
     let s = sampling_session(&e);
-    let _busy = sleeping(&e, &s);
+    let _busy = sleeping(&e, &s, "kid__sleep");
     let mut reply = open_call(e.addr(), &s, &sample("kid__sample", "{}"));
     let ask = next_event(&mut reply);
     assert_eq!(ask["method"], "sampling/createMessage", "{ask}");
     let token = ask["id"].as_str().unwrap();
-    let answer = format!(
-        r#"{{"jsonrpc":"2.0","id":"{token}","result":{{"role":"assistant","content":{{"type":"text","text":"hi"}},"model":"m"}}}}"#
-    );
-    assert_eq!(e.call(&s, &answer).status, 202);
+    answer_sampling(&e, &s, token);
     let done = next_event(&mut reply);
-    assert_eq!(
-        done["result"]["content"][0]["text"], "sampled: hi",
-        "{done}"
-    );
+    assert_eq!(sampled(&done), "sampled: hi", "{done}");
 }
 
 #[test]
 fn on_stdio_a_server_request_is_refused_when_several_sessions_have_calls_in_flight() {
     let e = Env::with_config(vec![], &stdio_config());
     let (busy, asking) = (sampling_session(&e), sampling_session(&e));
-    let mut busy_reply = sleeping(&e, &busy);
+    let mut busy_reply = sleeping(&e, &busy, "kid__sleep");
     let v = e.call(&asking, &sample("kid__sample", "{}")).json();
-    let text = v["result"]["content"][0]["text"].as_str().unwrap_or("");
     assert!(
-        text.starts_with("sampled: error"),
+        sampled(&v).starts_with("sampled: error"),
         "refused to the server: {v}"
     );
     // The busy session never saw the request: its stream carries only progress and its result.
@@ -221,15 +223,9 @@ fn over_http_a_request_on_the_servers_own_stream_reaches_the_one_session_calling
     };
     let token = ask["id"].as_str().expect("a sealed id");
     assert!(token.starts_with("k1."), "{token}");
-    let answer = format!(
-        r#"{{"jsonrpc":"2.0","id":"{token}","result":{{"role":"assistant","content":{{"type":"text","text":"hi"}},"model":"m"}}}}"#
-    );
-    assert_eq!(e.call(&s, &answer).status, 202);
+    answer_sampling(&e, &s, token);
     let done = reply_of(&mut reply);
-    assert_eq!(
-        done["result"]["content"][0]["text"], "sampled: hi",
-        "{done}"
-    );
+    assert_eq!(sampled(&done), "sampled: hi", "{done}");
 }
 
 #[test]
@@ -238,12 +234,7 @@ fn over_http_a_request_on_the_servers_own_stream_is_refused_when_it_is_ambiguous
     let (busy, asking) = (sampling_session(&e), sampling_session(&e));
     let mut busy_stream = Stream::open(e.addr(), &busy);
     watcher_ready(&e, &busy, &mut busy_stream);
-    let body = r#"{"jsonrpc":"2.0","id":"z","method":"tools/call","params":{"name":"alpha__sleep","arguments":{"ms":3000,"steps":30},"_meta":{"progressToken":"p"}}}"#;
-    let mut busy_reply = open_call(e.addr(), &busy, body);
-    assert_eq!(
-        next_event(&mut busy_reply)["method"],
-        "notifications/progress"
-    );
+    let _busy_reply = sleeping(&e, &busy, "alpha__sleep");
     // Two sessions have calls in flight to the server: the request is refused to the server at
     // once (the call's result says so) and neither session sees it.
     let mut reply = start_call(
@@ -252,9 +243,8 @@ fn over_http_a_request_on_the_servers_own_stream_is_refused_when_it_is_ambiguous
         &sample("alpha__sample", r#"{"standalone":true}"#),
     );
     let done = reply_of(&mut reply);
-    let text = done["result"]["content"][0]["text"].as_str().unwrap_or("");
     assert!(
-        text.starts_with("sampled: error"),
+        sampled(&done).starts_with("sampled: error"),
         "refused to the server: {done}"
     );
     while let Some(d) = busy_stream.next_data(Duration::from_millis(200)) {
@@ -274,9 +264,8 @@ fn over_http_a_request_on_the_servers_own_stream_is_refused_without_the_capabili
         &sample("alpha__sample", r#"{"standalone":true}"#),
     );
     let done = reply_of(&mut reply);
-    let text = done["result"]["content"][0]["text"].as_str().unwrap_or("");
     assert!(
-        text.starts_with("sampled: error"),
+        sampled(&done).starts_with("sampled: error"),
         "refused to the server: {done}"
     );
 }
