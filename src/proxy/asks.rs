@@ -10,8 +10,8 @@
 //! `notifications/tasks/status` goes to the session that created the task: relayed here (id
 //! sealed) when that is this call's session, else sent to its owner (or dropped when unknown).
 //!
-//! Performance: one envelope scan per notification on a call's stream (the relay already parses
-//! log messages for modern clients); the list of asked ids is inline for one request.
+//! Performance: no scan of its own: the relay parses each notification once and every change is
+//! a splice on it; the list of asked ids is inline for one request.
 
 use std::cell::RefCell;
 
@@ -22,8 +22,8 @@ use super::context::Gateway;
 use super::relay::RelayCtx;
 use super::tasks;
 use crate::wire::names::meta;
-use crate::wire::scan::path;
-use crate::wire::{self, key, method, rewrite, Envelope, Span, Splice};
+use crate::wire::scan::{member, path};
+use crate::wire::{key, method, Envelope, Span, Splice};
 
 /// The server requests a call relayed to its client: (server's raw id, sealed token the client saw).
 #[derive(Default)]
@@ -75,38 +75,49 @@ pub fn request_edits(
     edits
 }
 
-/// A notification from the call's server, as the client should get it (`None`: not for it).
-pub fn on_call_stream(gw: &Gateway, ctx: &RelayCtx, n: Bytes) -> Option<Bytes> {
-    let Ok(env) = wire::parse(&n) else {
-        return Some(n);
-    };
-    match env.method(&n) {
+/// The splices making a notification from the call's server (`n`, parsed as `env`) what the
+/// client should get; `false`: it is not for the client.
+pub fn on_call_stream(
+    gw: &Gateway,
+    ctx: &RelayCtx,
+    n: &Bytes,
+    env: &Envelope,
+    edits: &mut SmallVec<[Splice; 2]>,
+) -> bool {
+    let slot = ctx.link.slot;
+    match env.method(n) {
         Some(method::CANCELLED) => {
-            let span = env.request_id?;
-            let token = ctx.asked.token_for(span.get(&n))?;
-            Some(rewrite::concat(&rewrite::splice(&n, &mut [(span, token)])))
+            let Some(span) = env.request_id else {
+                return false;
+            };
+            let Some(token) = ctx.asked.token_for(span.get(n)) else {
+                return false;
+            };
+            edits.push((span, token));
+            true
         }
         Some(method::TASKS_STATUS) => {
-            let slot = ctx.link.slot;
-            let id = env
-                .params
-                .and_then(|p| crate::wire::scan::member(&n, p, key::TASK_ID))?;
-            let owner = gw.tasks.owner(slot, id.get(&n));
-            match (owner, ctx.session) {
+            let Some(id) = env.params.and_then(|p| member(n, p, key::TASK_ID)) else {
+                return false;
+            };
+            match (gw.tasks.owner(slot, id.get(n)), ctx.session) {
                 (Some(o), Some(s)) if o == s.nonce => {
-                    Some(tasks::seal_notification(gw, slot, o, n))
+                    tasks::notification_edits(gw, slot, o, n, env, edits);
+                    true
                 }
                 _ => {
-                    tasks::status_outside_call(gw, slot, &n);
-                    None
+                    tasks::status_outside_call(gw, slot, n);
+                    false
                 }
             }
         }
-        _ if ctx.task_ids => match ctx.session {
-            Some(s) => Some(tasks::seal_notification(gw, ctx.link.slot, s.nonce, n)),
-            None => Some(n),
-        },
-        _ => Some(n),
+        _ if ctx.task_ids => {
+            if let Some(s) = ctx.session {
+                tasks::notification_edits(gw, slot, s.nonce, n, env, edits);
+            }
+            true
+        }
+        _ => true,
     }
 }
 

@@ -359,36 +359,36 @@ impl Drop for CallRelay {
 }
 
 /// A notification for the client, or `None` when it is not to be relayed (a modern client gets log
-/// messages only at or above the level its request asked for).
+/// messages only at or above the level its request asked for). Parsed once: every change (the
+/// ids of `asks`, the client's own progress token) is a splice on the notification as received.
 fn relayable(gw: &Gateway, ctx: &RelayCtx, n: Bytes) -> Option<Bytes> {
-    let n = super::asks::on_call_stream(gw, ctx, n)?;
+    let Ok(env) = wire::parse(&n) else {
+        return Some(n);
+    };
     if let Some(m) = &ctx.modern {
-        if let Ok(env) = wire::parse(&n) {
-            if env.method(&n) == Some(method::MESSAGE) {
-                let level = modern::log_level_of(&n, &env);
-                if m.log_level.is_none_or(|min| level.is_none_or(|l| l < min)) {
-                    return None;
-                }
+        if env.method(&n) == Some(method::MESSAGE) {
+            let level = modern::log_level_of(&n, &env);
+            if m.log_level.is_none_or(|min| level.is_none_or(|l| l < min)) {
+                return None;
             }
         }
     }
-    restore_token(ctx, n)
-}
-
-/// Puts the client's own progress token back into a progress notification; `None` (dropped)
-/// when the client's token is empty: a resumed call whose retry asked for no progress.
-fn restore_token(ctx: &RelayCtx, n: Bytes) -> Option<Bytes> {
-    let Some(token) = &ctx.client_token else {
-        return Some(n);
-    };
-    match wire::parse(&n).ok().and_then(|env| env.progress_token) {
-        Some(_) if token.is_empty() => None,
-        Some(span) => Some(rewrite::concat(&rewrite::splice(
-            &n,
-            &mut [(span, token.clone())],
-        ))),
-        None => Some(n),
+    let mut edits: SmallVec<[Splice; 2]> = SmallVec::new();
+    if !super::asks::on_call_stream(gw, ctx, &n, &env, &mut edits) {
+        return None;
     }
+    // The client's own progress token goes back in; an empty one (a resumed call whose retry
+    // asked for no progress) drops the notification.
+    if let (Some(token), Some(span)) = (&ctx.client_token, env.progress_token) {
+        if token.is_empty() {
+            return None;
+        }
+        edits.push((span, token.clone()));
+    }
+    if edits.is_empty() {
+        return Some(n);
+    }
+    Some(rewrite::concat(&rewrite::splice(&n, &mut edits)))
 }
 
 /// Checks the downstream's response answers our minted id, splices the client's id back, records.

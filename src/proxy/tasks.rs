@@ -198,19 +198,31 @@ fn seal_at(
 /// `related-task`) sealed for the call's session; unchanged when it names no task.
 pub fn seal_notification(gw: &Gateway, slot: usize, session: u64, n: Bytes) -> Bytes {
     let Ok(env) = wire::parse(&n) else { return n };
-    let Some(params) = env.params else { return n };
     let mut edits: SmallVec<[Splice; 2]> = SmallVec::new();
-    if let Some(id) = member(&n, params, key::TASK_ID) {
-        seal_at(gw, slot, session, &n, id, &mut edits);
-    }
-    if let Some(id) = path(&n, params, &[key::META, meta::RELATED_TASK, key::TASK_ID]) {
-        seal_at(gw, slot, session, &n, id, &mut edits);
-    }
+    notification_edits(gw, slot, session, &n, &env, &mut edits);
     if edits.is_empty() {
         return n;
     }
     let pieces = rewrite::splice(&n, &mut edits);
     rewrite::concat(&pieces)
+}
+
+/// The splices sealing a notification's task ids for `session` (see [`seal_notification`]).
+pub fn notification_edits(
+    gw: &Gateway,
+    slot: usize,
+    session: u64,
+    msg: &[u8],
+    env: &Envelope,
+    edits: &mut SmallVec<[Splice; 2]>,
+) {
+    let Some(params) = env.params else { return };
+    if let Some(id) = member(msg, params, key::TASK_ID) {
+        seal_at(gw, slot, session, msg, id, edits);
+    }
+    if let Some(id) = path(msg, params, &[key::META, meta::RELATED_TASK, key::TASK_ID]) {
+        seal_at(gw, slot, session, msg, id, edits);
+    }
 }
 
 /// A `notifications/tasks/status` a server sent outside any call: to the session that created the
