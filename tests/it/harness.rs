@@ -36,6 +36,17 @@ impl Env {
         Env::with_config(demos, &toml)
     }
 
+    /// A gateway in front of one legacy stdio child, the demo server named `kid` (its tools are
+    /// `kid__*`).
+    pub fn stdio_kid() -> Env {
+        let toml = format!(
+            "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
+             [[server]]\nname = \"kid\"\ntransport = \"stdio\"\ncommand = \"{}\"\nargs = [\"demo-server\", \"--transport\", \"stdio\", \"--name\", \"kid\"]\n",
+            env!("CARGO_BIN_EXE_ringgate")
+        );
+        Env::with_config(vec![], &toml)
+    }
+
     /// Starts a gateway from literal TOML in front of already-running demos.
     pub fn with_config(demos: Vec<DemoHandle>, toml: &str) -> Env {
         let cfg = config::parse_str(toml, &|k| std::env::var(k).ok()).expect("valid config");

@@ -11,14 +11,6 @@ use serde_json::Value;
 use crate::harness::*;
 use ringgate::demo::DemoOptions;
 
-fn stdio_config() -> String {
-    format!(
-        "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
-         [[server]]\nname = \"kid\"\ntransport = \"stdio\"\ncommand = \"{}\"\nargs = [\"demo-server\", \"--transport\", \"stdio\", \"--name\", \"kid\"]\n",
-        env!("CARGO_BIN_EXE_ringgate")
-    )
-}
-
 fn sampling_session(e: &Env) -> String {
     let body = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{}},"clientInfo":{"name":"t","version":"1"}}}"#;
     post(e.addr(), &[], body)
@@ -106,7 +98,7 @@ fn a_servers_cancellation_of_its_request_reaches_the_client_over_http() {
 
 #[test]
 fn a_servers_cancellation_of_its_request_reaches_the_client_over_stdio() {
-    let e = Env::with_config(vec![], &stdio_config());
+    let e = Env::stdio_kid();
     cancellation_reaches_the_client(&e, "kid__sample");
 }
 
@@ -123,7 +115,7 @@ fn sleeping(e: &Env, session: &str, tool: &str) -> BufReader<TcpStream> {
 
 #[test]
 fn on_stdio_a_server_request_reaches_the_one_session_with_calls_in_flight() {
-    let e = Env::with_config(vec![], &stdio_config());
+    let e = Env::stdio_kid();
     let s = sampling_session(&e);
     let _busy = sleeping(&e, &s, "kid__sleep");
     let mut reply = open_call(e.addr(), &s, &sample("kid__sample", "{}"));
@@ -137,7 +129,7 @@ fn on_stdio_a_server_request_reaches_the_one_session_with_calls_in_flight() {
 
 #[test]
 fn on_stdio_a_server_request_is_refused_when_several_sessions_have_calls_in_flight() {
-    let e = Env::with_config(vec![], &stdio_config());
+    let e = Env::stdio_kid();
     let (busy, asking) = (sampling_session(&e), sampling_session(&e));
     let mut busy_reply = sleeping(&e, &busy, "kid__sleep");
     let v = e.call(&asking, &sample("kid__sample", "{}")).json();

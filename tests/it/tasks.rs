@@ -131,12 +131,7 @@ fn cancel_works_and_the_status_reaches_the_owning_session_only() {
 
 #[test]
 fn tasks_of_a_stdio_server_are_sealed_and_scoped_the_same_way() {
-    let toml = format!(
-        "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
-         [[server]]\nname = \"kid\"\ntransport = \"stdio\"\ncommand = \"{}\"\nargs = [\"demo-server\", \"--transport\", \"stdio\", \"--name\", \"kid\"]\n",
-        env!("CARGO_BIN_EXE_ringgate")
-    );
-    let e = Env::with_config(vec![], &toml);
+    let e = Env::stdio_kid();
     let (mine, other) = (e.session(VERSION), e.session(VERSION));
     let mut my_stream = Stream::open(e.addr(), &mine);
     let body = r#"{"jsonrpc":"2.0","id":"t","method":"tools/call","params":{"name":"kid__sleep","arguments":{"ms":60000},"task":{}}}"#;
