@@ -437,14 +437,11 @@ async fn forward(
     // A modern client has no session: its call is its own origin (high bit set, so it never
     // collides with the gateway's own 0), so a multiplexed server's request can be attributed.
     let origin = Origin {
-        session: session.map_or(
-            if modern.is_some() {
-                minted | 1 << 63
-            } else {
-                0
-            },
-            |s| s.nonce,
-        ),
+        session: match (session, &modern) {
+            (Some(s), _) => s.nonce,
+            (None, Some(_)) => minted | 1 << 63,
+            (None, None) => 0,
+        },
         task: tasks::task_of(method, name_edit.as_ref()),
     };
     // A legacy client's call to a modern server: its capabilities go downstream (the bridge
