@@ -41,7 +41,7 @@ pub(super) fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Byt
     let name = env.method(&msg).unwrap_or("");
     let needed = bridge::needed_capability(name, env.params.map(|p| p.get(&msg)));
     if let Some(m) = &ctx.modern {
-        if bridge::satisfies(modern::capability_flags(&m.caps), needed) {
+        if bridge::satisfies(m.capability_flags(), needed) {
             return ServerAsk::Park(msg);
         }
     }

@@ -29,7 +29,7 @@ use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 
 use super::super::context::{Gateway, Worker};
-use super::super::modern::{self, ModernCall, Reject};
+use super::super::modern::{ModernCall, Reject};
 use super::super::relay::{self, Leg, RelayCtx};
 use super::super::{classify, one, Answer, Inbound, Pieces};
 use super::{
@@ -119,10 +119,7 @@ pub fn park(
     ctx: &RelayCtx,
     request: Bytes,
 ) -> Result<(Pieces, u16), GatewayError> {
-    let caps = ctx
-        .modern
-        .as_ref()
-        .map_or(0, |m| modern::capability_flags(&m.caps));
+    let caps = ctx.modern.as_ref().map_or(0, ModernCall::capability_flags);
     if w.bridge.parked_len() >= MAX_PARKED_PER_WORKER {
         let refused = Driver::refusal(&request, "the gateway has too many calls waiting for input");
         call.reply_downstream(refused);
@@ -447,7 +444,7 @@ pub(in crate::proxy) async fn resume(
     let (listener, rx) = async_channel::unbounded();
     let resume = Resume {
         answer: responses.and_then(|r| first_response(body, r)),
-        caps: modern::capability_flags(&call.caps),
+        caps: call.capability_flags(),
         listener,
     };
     send(gw, w, token.worker, Delivery::Resume(token.parked, resume));

@@ -85,9 +85,9 @@ const LISTEN_STREAM: u64 = 0;
 /// What a forwarded call needs to know about its modern client.
 #[derive(Debug, Clone)]
 pub struct ModernCall {
-    /// The request's `clientCapabilities` object (a slice of the request body), read only if a
-    /// server request needs it.
-    pub caps: Bytes,
+    /// Where the request's `clientCapabilities` object sits in `request`; read only if a server
+    /// request needs it ([`ModernCall::capability_flags`]).
+    pub caps: Option<wire::Span>,
     /// Minimum severity of log messages to relay; `None`: relay none.
     pub log_level: Option<u8>,
     /// Cache hint to add to the result (`resources/read`), if the downstream gives none.
@@ -96,6 +96,14 @@ pub struct ModernCall {
     pub request: Bytes,
     /// Who made it (a `requestState` is bound to the principal too).
     pub principal: Principal,
+}
+
+impl ModernCall {
+    /// The [`crate::session::caps`] flags the request declared.
+    pub fn capability_flags(&self) -> u16 {
+        self.caps
+            .map_or(0, |c| capability_flags(c.get(&self.request)))
+    }
 }
 
 /// Header-first entry: route and authorize on the headers, then parse and verify the body.
@@ -289,7 +297,7 @@ async fn execute(
     let id = env.id_raw(body).unwrap_or(b"null");
     let reject = |e: GatewayError| Reject::from_gateway(&e);
     let call = |hint| ModernCall {
-        caps: m.caps.map(|c| body.slice(c.range())).unwrap_or_default(),
+        caps: m.caps,
         log_level: m.log_level,
         hint,
         request: body.clone(),
