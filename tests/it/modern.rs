@@ -484,15 +484,11 @@ fn listen_acknowledges_resource_subscriptions_and_delivers_their_updates() {
 /// A modern downstream: the official Rust SDK's Streamable HTTP server (dual-era), behind the
 /// gateway next to a legacy demo server.
 mod modern_back {
-    use hyper_util::rt::TokioIo;
-    use hyper_util::service::TowerToHyperService;
     use rmcp::model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
         ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
     };
     use rmcp::service::RequestContext;
-    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-    use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
     use rmcp::{ErrorData, RoleServer, ServerHandler};
     use serde_json::json;
 
@@ -539,31 +535,6 @@ mod modern_back {
         }
     }
 
-    fn spawn_rmcp(rt: &tokio::runtime::Runtime) -> String {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        std_listener.set_nonblocking(true).expect("nonblocking");
-        let addr = std_listener.local_addr().expect("addr");
-        let service: StreamableHttpService<Doubler, LocalSessionManager> =
-            StreamableHttpService::new(
-                || Ok(Doubler),
-                Default::default(),
-                StreamableHttpServerConfig::default(),
-            );
-        let _guard = rt.enter();
-        let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-        rt.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let svc = TowerToHyperService::new(service.clone());
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        format!("http://{addr}/mcp")
-    }
-
     #[test]
     fn eras_are_detected_and_every_pairing_is_bridged() {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -571,7 +542,7 @@ mod modern_back {
             .enable_all()
             .build()
             .expect("tokio");
-        let url = spawn_rmcp(&rt);
+        let url = crate::rmcp_peers::spawn_rmcp_server(&rt, Doubler);
         let demo = ringgate::demo::spawn(DemoOptions::new("a")).expect("demo");
         let toml = format!(
             "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
