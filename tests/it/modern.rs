@@ -358,9 +358,9 @@ fn legacy_clients_see_no_modern_fields() {
 }
 
 /// Opens a `subscriptions/listen` stream with `notifications` (a `SubscriptionFilter`'s members);
-/// returns a reader of its `data:` payloads.
-fn listen(e: &Env, id: u32, notifications: &str) -> impl FnMut() -> Value {
-    use std::io::{BufRead, BufReader, Write};
+/// returns its raw lines (a blocking reader with a 10 s read timeout).
+fn open_listen(e: &Env, id: u32, notifications: &str) -> std::io::BufReader<std::net::TcpStream> {
+    use std::io::Write;
     let listen = body(
         id,
         "subscriptions/listen",
@@ -375,7 +375,14 @@ fn listen(e: &Env, id: u32, notifications: &str) -> impl FnMut() -> Value {
         listen.len()
     );
     s.write_all(head.as_bytes()).unwrap();
-    let mut reader = BufReader::new(s);
+    std::io::BufReader::new(s)
+}
+
+/// Opens a `subscriptions/listen` stream with `notifications` (a `SubscriptionFilter`'s members);
+/// returns a reader of its `data:` payloads.
+fn listen(e: &Env, id: u32, notifications: &str) -> impl FnMut() -> Value {
+    use std::io::BufRead;
+    let mut reader = open_listen(e, id, notifications);
     move || loop {
         let mut line = String::new();
         assert!(reader.read_line(&mut line).unwrap() > 0, "stream ended");
@@ -710,27 +717,14 @@ fn a_modern_request_must_accept_json_replies() {
 
 #[test]
 fn a_quiet_listen_stream_gets_keep_alive_comments() {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::BufRead;
     let e = Env::start(
         vec![DemoOptions::new("a"), DemoOptions::new("b")],
         "[gateway.limits]\nstream_keepalive_ms = 300",
     );
-    let listen = body(
-        31,
-        "subscriptions/listen",
-        r#""notifications":{"toolsListChanged":true}"#,
-    );
-    let mut s = std::net::TcpStream::connect(e.addr()).unwrap();
-    // The keep-alive interval is 300 ms here: a deadline well past it, polled by a blocking read.
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-protocol-version: {V}\r\nmcp-method: subscriptions/listen\r\ncontent-length: {}\r\n\r\n{listen}",
-        e.addr(),
-        listen.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    let mut reader = BufReader::new(s);
+    // The keep-alive interval is 300 ms here: the reader's 10 s timeout is a deadline well past it,
+    // polled by a blocking read.
+    let mut reader = open_listen(&e, 31, r#""toolsListChanged":true"#);
     let mut saw_ack = false;
     loop {
         let mut line = String::new();
