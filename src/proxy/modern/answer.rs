@@ -34,12 +34,6 @@ use crate::wire::{code, encode, Span, Splice};
 
 pub use crate::catalog::hint::{CacheHint, LEGACY_HINT};
 
-/// The hint for answers merged from every list (`server/discover`): captured from modern servers
-/// at list fetch and merged when the snapshot was built (`catalog::hint`).
-pub fn merged_hint(snap: &Snapshot) -> CacheHint {
-    snap.merged_hint()
-}
-
 /// A modern-era error: code, message, optional `data`, and the HTTP status its code calls for.
 #[derive(Debug, Clone)]
 pub struct Reject {
@@ -126,7 +120,8 @@ pub fn discover(snap: &Snapshot, id: &[u8]) -> Bytes {
         encode::write_json_string(&mut r, text);
     }
     r.push(b',');
-    merged_hint(snap).write(&mut r);
+    // The hint merged from every list when the snapshot was built (`catalog::hint`).
+    snap.merged_hint().write(&mut r);
     r.extend_from_slice(b",\"resultType\":\"complete\",\"_meta\":{");
     encode::write_json_string(&mut r, meta::SERVER_INFO);
     r.extend_from_slice(b":{\"name\":");
