@@ -325,7 +325,7 @@ pub fn input_required(
         minted: ctx.minted,
         expires_ms: now_ms() + timeout.as_millis() as u64,
         digest: request_digest(&m.request),
-        principal: request_state::principal_digest(&format!("{:?}", m.principal)),
+        principal: principal_of(m),
     };
     let state = gw
         .relay_ids
@@ -346,6 +346,12 @@ pub fn input_required(
     encode::write_json_string(&mut r, &state);
     r.push(b'}');
     Ok((one(encode::result_response(&ctx.client_id, &r)), 200))
+}
+
+/// The digest binding a request state to the principal that made the call (by its debug form:
+/// stable for as long as a token lives).
+fn principal_of(call: &ModernCall) -> [u8; 8] {
+    request_state::principal_digest(&format!("{:?}", call.principal))
 }
 
 /// The digest binding a request state to its request (method, target, arguments).
@@ -409,7 +415,7 @@ fn checked_token(
     let token = gw.relay_ids.states.open(content)?;
     let expected = StateToken {
         slot: slot as u32,
-        principal: request_state::principal_digest(&format!("{:?}", call.principal)),
+        principal: principal_of(call),
         digest: request_digest(body),
         ..token
     };
