@@ -40,7 +40,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::session::request_state::{self, StateToken, DIGEST_LEN};
 use crate::upstream::call::{Call, CallEvent};
 use crate::upstream::UpstreamError;
-use crate::wire::{self, code, encode, method, rewrite, Envelope, Kind, Span};
+use crate::wire::{self, code, encode, method, Envelope, Kind, Span};
 
 /// A modern client's retry, handed to the parked call it names.
 pub struct Resume {
@@ -286,12 +286,7 @@ impl Driver {
 
 /// Sends the server of `call` (minted id `minted`) `notifications/cancelled`.
 fn cancel(call: &Call, minted: u64, reason: &str) {
-    let mut params = b"{\"requestId\":".to_vec();
-    params.extend_from_slice(rewrite::format_u64_id(minted).as_bytes());
-    params.extend_from_slice(b",\"reason\":");
-    encode::write_json_string(&mut params, reason);
-    params.push(b'}');
-    call.reply_downstream(encode::notification(method::CANCELLED, Some(&params)));
+    call.reply_downstream(super::super::server_asks::cancelled_note(minted, reason));
 }
 
 /// The key an input request is given in `inputRequests` (one per round).
