@@ -41,7 +41,7 @@ pub(super) fn server_request(gw: &Gateway, ctx: &RelayCtx, call: &Call, msg: Byt
     let name = env.method(&msg).unwrap_or("");
     let needed = bridge::needed_capability(name, env.params.map(|p| p.get(&msg)));
     if let Some(m) = &ctx.modern {
-        if bridge::satisfies(modern::capability_flags(&m.caps), needed) {
+        if bridge::satisfies(m.capability_flags(), needed) {
             return ServerAsk::Park(msg);
         }
     }
@@ -84,17 +84,21 @@ pub(super) fn missing_capability(w: &Worker, ctx: &RelayCtx, flag: u16, cancel: 
 
 /// Sends `notifications/cancelled` for this call's minted id (detached).
 pub(super) fn cancel_downstream(route: &Route, ctx: &RelayCtx, reason: &str) {
-    let mut params = b"{\"requestId\":".to_vec();
-    params.extend_from_slice(rewrite::format_u64_id(ctx.minted).as_bytes());
-    params.extend_from_slice(b",\"reason\":");
-    encode::write_json_string(&mut params, reason);
-    params.push(b'}');
     let limits = ReplyLimits {
         max_body: 64 * 1024,
         max_event: 64 * 1024,
     };
-    let note = encode::notification(method::CANCELLED, Some(&params));
-    route.send_detached(ctx.link.clone(), note, limits);
+    route.send_detached(ctx.link.clone(), cancelled_note(ctx.minted, reason), limits);
+}
+
+/// `notifications/cancelled` for the call the downstream knows by `minted`, giving `reason`.
+pub(super) fn cancelled_note(minted: u64, reason: &str) -> Bytes {
+    let mut params = b"{\"requestId\":".to_vec();
+    params.extend_from_slice(rewrite::format_u64_id(minted).as_bytes());
+    params.extend_from_slice(b",\"reason\":");
+    encode::write_json_string(&mut params, reason);
+    params.push(b'}');
+    encode::notification(method::CANCELLED, Some(&params))
 }
 
 /// How long the control thread waits for the workers' answers to a claim (they answer from their

@@ -122,8 +122,13 @@ pub fn write_capabilities(m: &mut Vec<u8>, caps: u16) {
 
 /// `"_meta":{…}` as the gateway writes it for a request of its own.
 pub fn meta_param() -> Vec<u8> {
+    meta_param_of(&meta_members())
+}
+
+/// `"_meta":{<members>}`.
+fn meta_param_of(members: &[u8]) -> Vec<u8> {
     let mut m = b"\"_meta\":{".to_vec();
-    m.extend_from_slice(&meta_members());
+    m.extend_from_slice(members);
     m.push(b'}');
     m
 }
@@ -207,22 +212,16 @@ fn meta_edit_with(msg: &[u8], env: &wire::Envelope, members: Vec<u8>) -> Option<
         }
         (Span::new(at, at), Bytes::from(v))
     };
-    let param = || {
-        let mut m = b"\"_meta\":{".to_vec();
-        m.extend_from_slice(&members);
-        m.push(b'}');
-        m
-    };
     match (env.meta, env.params) {
-        (Some(meta), _) => Some(insert_first(meta, members.clone())),
+        (Some(meta), _) => Some(insert_first(meta, members)),
         (None, Some(params)) if msg.get(params.start as usize) == Some(&b'{') => {
-            Some(insert_first(params, param()))
+            Some(insert_first(params, meta_param_of(&members)))
         }
         (None, Some(_)) => None,
         (None, None) => {
             let close = msg.iter().rposition(|&b| b == b'}')?;
             let mut v = b",\"params\":{".to_vec();
-            v.extend_from_slice(&param());
+            v.extend_from_slice(&meta_param_of(&members));
             v.push(b'}');
             Some((Span::new(close, close), Bytes::from(v)))
         }

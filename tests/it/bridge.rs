@@ -432,16 +432,12 @@ fn notifications_before_the_question_stream_and_input_required_ends_the_stream()
 /// A modern downstream that asks with `input_required`: the official Rust SDK (rmcp), not the
 /// project's own demo.
 mod rmcp_back {
-    use hyper_util::rt::TokioIo;
-    use hyper_util::service::TowerToHyperService;
     use rmcp::model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
         InputRequest, InputRequests, InputRequiredResult, ListToolsResult, PaginatedRequestParams,
         ServerCapabilities, ServerConfig, Tool,
     };
     use rmcp::service::RequestContext;
-    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-    use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
     use rmcp::{ErrorData, RoleServer, ServerHandler};
 
     use super::*;
@@ -497,31 +493,6 @@ mod rmcp_back {
         }
     }
 
-    fn spawn_rmcp(rt: &tokio::runtime::Runtime) -> String {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        std_listener.set_nonblocking(true).expect("nonblocking");
-        let addr = std_listener.local_addr().expect("addr");
-        let service: StreamableHttpService<Confirmer, LocalSessionManager> =
-            StreamableHttpService::new(
-                || Ok(Confirmer),
-                Default::default(),
-                StreamableHttpServerConfig::default(),
-            );
-        let _guard = rt.enter();
-        let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-        rt.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let svc = TowerToHyperService::new(service.clone());
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        format!("http://{addr}/mcp")
-    }
-
     #[test]
     fn an_rmcp_server_s_input_required_reaches_a_legacy_client() {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -529,7 +500,7 @@ mod rmcp_back {
             .enable_all()
             .build()
             .expect("tokio");
-        let url = spawn_rmcp(&rt);
+        let url = crate::rmcp_peers::spawn_rmcp_server(&rt, Confirmer);
         let toml = format!(
             "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
              [[server]]\nname = \"rs\"\ntransport = \"http\"\nurl = \"{url}\"\n"

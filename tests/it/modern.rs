@@ -358,9 +358,9 @@ fn legacy_clients_see_no_modern_fields() {
 }
 
 /// Opens a `subscriptions/listen` stream with `notifications` (a `SubscriptionFilter`'s members);
-/// returns a reader of its `data:` payloads.
-fn listen(e: &Env, id: u32, notifications: &str) -> impl FnMut() -> Value {
-    use std::io::{BufRead, BufReader, Write};
+/// returns its raw lines (a blocking reader with a 10 s read timeout).
+fn open_listen(e: &Env, id: u32, notifications: &str) -> std::io::BufReader<std::net::TcpStream> {
+    use std::io::Write;
     let listen = body(
         id,
         "subscriptions/listen",
@@ -375,7 +375,14 @@ fn listen(e: &Env, id: u32, notifications: &str) -> impl FnMut() -> Value {
         listen.len()
     );
     s.write_all(head.as_bytes()).unwrap();
-    let mut reader = BufReader::new(s);
+    std::io::BufReader::new(s)
+}
+
+/// Opens a `subscriptions/listen` stream with `notifications` (a `SubscriptionFilter`'s members);
+/// returns a reader of its `data:` payloads.
+fn listen(e: &Env, id: u32, notifications: &str) -> impl FnMut() -> Value {
+    use std::io::BufRead;
+    let mut reader = open_listen(e, id, notifications);
     move || loop {
         let mut line = String::new();
         assert!(reader.read_line(&mut line).unwrap() > 0, "stream ended");
@@ -484,15 +491,11 @@ fn listen_acknowledges_resource_subscriptions_and_delivers_their_updates() {
 /// A modern downstream: the official Rust SDK's Streamable HTTP server (dual-era), behind the
 /// gateway next to a legacy demo server.
 mod modern_back {
-    use hyper_util::rt::TokioIo;
-    use hyper_util::service::TowerToHyperService;
     use rmcp::model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
         ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
     };
     use rmcp::service::RequestContext;
-    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-    use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
     use rmcp::{ErrorData, RoleServer, ServerHandler};
     use serde_json::json;
 
@@ -539,31 +542,6 @@ mod modern_back {
         }
     }
 
-    fn spawn_rmcp(rt: &tokio::runtime::Runtime) -> String {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        std_listener.set_nonblocking(true).expect("nonblocking");
-        let addr = std_listener.local_addr().expect("addr");
-        let service: StreamableHttpService<Doubler, LocalSessionManager> =
-            StreamableHttpService::new(
-                || Ok(Doubler),
-                Default::default(),
-                StreamableHttpServerConfig::default(),
-            );
-        let _guard = rt.enter();
-        let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-        rt.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let svc = TowerToHyperService::new(service.clone());
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        format!("http://{addr}/mcp")
-    }
-
     #[test]
     fn eras_are_detected_and_every_pairing_is_bridged() {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -571,7 +549,7 @@ mod modern_back {
             .enable_all()
             .build()
             .expect("tokio");
-        let url = spawn_rmcp(&rt);
+        let url = crate::rmcp_peers::spawn_rmcp_server(&rt, Doubler);
         let demo = ringgate::demo::spawn(DemoOptions::new("a")).expect("demo");
         let toml = format!(
             "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 2\n\
@@ -739,27 +717,14 @@ fn a_modern_request_must_accept_json_replies() {
 
 #[test]
 fn a_quiet_listen_stream_gets_keep_alive_comments() {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::BufRead;
     let e = Env::start(
         vec![DemoOptions::new("a"), DemoOptions::new("b")],
         "[gateway.limits]\nstream_keepalive_ms = 300",
     );
-    let listen = body(
-        31,
-        "subscriptions/listen",
-        r#""notifications":{"toolsListChanged":true}"#,
-    );
-    let mut s = std::net::TcpStream::connect(e.addr()).unwrap();
-    // The keep-alive interval is 300 ms here: a deadline well past it, polled by a blocking read.
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-protocol-version: {V}\r\nmcp-method: subscriptions/listen\r\ncontent-length: {}\r\n\r\n{listen}",
-        e.addr(),
-        listen.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    let mut reader = BufReader::new(s);
+    // The keep-alive interval is 300 ms here: the reader's 10 s timeout is a deadline well past it,
+    // polled by a blocking read.
+    let mut reader = open_listen(&e, 31, r#""toolsListChanged":true"#);
     let mut saw_ack = false;
     loop {
         let mut line = String::new();

@@ -159,14 +159,17 @@ impl ServerHandler for Toolbox {
     }
 }
 
-/// Serves `toolbox` over rmcp's Streamable HTTP server (default config: stateful sessions, SSE
+/// Serves `handler` over rmcp's Streamable HTTP server (default config: stateful sessions, SSE
 /// replies) on a loopback port of its own, on `rt`. Returns the endpoint URL.
-fn spawn_rmcp_server(rt: &tokio::runtime::Runtime, toolbox: Toolbox) -> String {
+pub(crate) fn spawn_rmcp_server<H>(rt: &tokio::runtime::Runtime, handler: H) -> String
+where
+    H: ServerHandler + Clone + Send + Sync + 'static,
+{
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind rmcp server");
     std_listener.set_nonblocking(true).expect("nonblocking");
     let addr = std_listener.local_addr().expect("local addr");
-    let service: StreamableHttpService<Toolbox, LocalSessionManager> = StreamableHttpService::new(
-        move || Ok(toolbox.clone()),
+    let service: StreamableHttpService<H, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(handler.clone()),
         Default::default(),
         StreamableHttpServerConfig::default(),
     );

@@ -145,8 +145,8 @@ pub fn send(gw: &Gateway, w: &Worker, worker: u16, d: Delivery) {
     }
 }
 
-/// A fresh random id for a parked call or an ask.
-fn random_id() -> u64 {
+/// A fresh random id for a parked call, an ask or a listen stream's key.
+pub(in crate::proxy) fn random_id() -> u64 {
     let mut raw = [0u8; 8];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw);
     u64::from_le_bytes(raw)

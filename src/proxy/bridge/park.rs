@@ -29,7 +29,7 @@ use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 
 use super::super::context::{Gateway, Worker};
-use super::super::modern::{self, ModernCall, Reject};
+use super::super::modern::{ModernCall, Reject};
 use super::super::relay::{self, Leg, RelayCtx};
 use super::super::{classify, one, Answer, Inbound, Pieces};
 use super::{
@@ -40,7 +40,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::session::request_state::{self, StateToken, DIGEST_LEN};
 use crate::upstream::call::{Call, CallEvent};
 use crate::upstream::UpstreamError;
-use crate::wire::{self, code, encode, method, rewrite, Envelope, Kind, Span};
+use crate::wire::{self, code, encode, method, Envelope, Kind, Span};
 
 /// A modern client's retry, handed to the parked call it names.
 pub struct Resume {
@@ -119,10 +119,7 @@ pub fn park(
     ctx: &RelayCtx,
     request: Bytes,
 ) -> Result<(Pieces, u16), GatewayError> {
-    let caps = ctx
-        .modern
-        .as_ref()
-        .map_or(0, |m| modern::capability_flags(&m.caps));
+    let caps = ctx.modern.as_ref().map_or(0, ModernCall::capability_flags);
     if w.bridge.parked_len() >= MAX_PARKED_PER_WORKER {
         let refused = Driver::refusal(&request, "the gateway has too many calls waiting for input");
         call.reply_downstream(refused);
@@ -289,12 +286,7 @@ impl Driver {
 
 /// Sends the server of `call` (minted id `minted`) `notifications/cancelled`.
 fn cancel(call: &Call, minted: u64, reason: &str) {
-    let mut params = b"{\"requestId\":".to_vec();
-    params.extend_from_slice(rewrite::format_u64_id(minted).as_bytes());
-    params.extend_from_slice(b",\"reason\":");
-    encode::write_json_string(&mut params, reason);
-    params.push(b'}');
-    call.reply_downstream(encode::notification(method::CANCELLED, Some(&params)));
+    call.reply_downstream(super::super::server_asks::cancelled_note(minted, reason));
 }
 
 /// The key an input request is given in `inputRequests` (one per round).
@@ -328,7 +320,7 @@ pub fn input_required(
         minted: ctx.minted,
         expires_ms: now_ms() + timeout.as_millis() as u64,
         digest: request_digest(&m.request),
-        principal: request_state::principal_digest(&format!("{:?}", m.principal)),
+        principal: principal_of(m),
     };
     let state = gw
         .relay_ids
@@ -349,6 +341,12 @@ pub fn input_required(
     encode::write_json_string(&mut r, &state);
     r.push(b'}');
     Ok((one(encode::result_response(&ctx.client_id, &r)), 200))
+}
+
+/// The digest binding a request state to the principal that made the call (by its debug form:
+/// stable for as long as a token lives).
+fn principal_of(call: &ModernCall) -> [u8; 8] {
+    request_state::principal_digest(&format!("{:?}", call.principal))
 }
 
 /// The digest binding a request state to its request (method, target, arguments).
@@ -412,7 +410,7 @@ fn checked_token(
     let token = gw.relay_ids.states.open(content)?;
     let expected = StateToken {
         slot: slot as u32,
-        principal: request_state::principal_digest(&format!("{:?}", call.principal)),
+        principal: principal_of(call),
         digest: request_digest(body),
         ..token
     };
@@ -447,7 +445,7 @@ pub(in crate::proxy) async fn resume(
     let (listener, rx) = async_channel::unbounded();
     let resume = Resume {
         answer: responses.and_then(|r| first_response(body, r)),
-        caps: modern::capability_flags(&call.caps),
+        caps: call.capability_flags(),
         listener,
     };
     send(gw, w, token.worker, Delivery::Resume(token.parked, resume));

@@ -34,12 +34,6 @@ use crate::wire::{code, encode, Span, Splice};
 
 pub use crate::catalog::hint::{CacheHint, LEGACY_HINT};
 
-/// The hint for answers merged from every list (`server/discover`): captured from modern servers
-/// at list fetch and merged when the snapshot was built (`catalog::hint`).
-pub fn merged_hint(snap: &Snapshot) -> CacheHint {
-    snap.merged_hint()
-}
-
 /// A modern-era error: code, message, optional `data`, and the HTTP status its code calls for.
 #[derive(Debug, Clone)]
 pub struct Reject {
@@ -126,7 +120,8 @@ pub fn discover(snap: &Snapshot, id: &[u8]) -> Bytes {
         encode::write_json_string(&mut r, text);
     }
     r.push(b',');
-    merged_hint(snap).write(&mut r);
+    // The hint merged from every list when the snapshot was built (`catalog::hint`).
+    snap.merged_hint().write(&mut r);
     r.extend_from_slice(b",\"resultType\":\"complete\",\"_meta\":{");
     encode::write_json_string(&mut r, meta::SERVER_INFO);
     r.extend_from_slice(b":{\"name\":");
@@ -214,19 +209,9 @@ pub fn has_result_type(msg: &[u8], result: Span) -> bool {
 /// A relayed error for a modern client: its code (with -32002 rewritten to -32602, and the splice
 /// doing it) and the HTTP status that code calls for.
 pub fn error_edit(msg: &[u8], error: Span) -> (Option<Splice>, u16) {
-    let mut code_span = None;
-    members(msg, error.start as usize, |k, escaped, v| {
-        if key_eq(k.get(msg), escaped, b"code") {
-            code_span = Some(v);
-        }
-    });
-    let Some(span) = code_span else {
+    let Some((span, code)) = error_code(msg, error) else {
         return (None, 200);
     };
-    let code = std::str::from_utf8(span.get(msg))
-        .ok()
-        .and_then(|c| c.parse::<i32>().ok())
-        .unwrap_or(0);
     if code == code::RESOURCE_NOT_FOUND {
         let fixed = Bytes::from(code::INVALID_PARAMS.to_string());
         return (Some((span, fixed)), 400);
@@ -237,14 +222,26 @@ pub fn error_edit(msg: &[u8], error: Span) -> (Option<Splice>, u16) {
 /// A modern server's error for a legacy client's `resources/read`: -32602 is how the 2026-07-28
 /// era says "resource not found", which the legacy era codes -32002 (the splice doing it).
 pub fn legacy_error_edit(msg: &[u8], error: Span) -> Option<Splice> {
+    let (span, code) = error_code(msg, error)?;
+    (code == code::INVALID_PARAMS)
+        .then(|| (span, Bytes::from(code::RESOURCE_NOT_FOUND.to_string())))
+}
+
+/// The span of an error object's `code` (the last, if repeated) and its value (0 when it is not
+/// an integer).
+fn error_code(msg: &[u8], error: Span) -> Option<(Span, i32)> {
     let mut code_span = None;
     members(msg, error.start as usize, |k, escaped, v| {
         if key_eq(k.get(msg), escaped, b"code") {
             code_span = Some(v);
         }
     });
-    let span = code_span.filter(|s| s.get(msg) == code::INVALID_PARAMS.to_string().as_bytes())?;
-    Some((span, Bytes::from(code::RESOURCE_NOT_FOUND.to_string())))
+    let span = code_span?;
+    let code = std::str::from_utf8(span.get(msg))
+        .ok()
+        .and_then(|c| c.parse::<i32>().ok())
+        .unwrap_or(0);
+    Some((span, code))
 }
 
 /// Members a legacy client must not see in a modern server's result.

@@ -85,9 +85,9 @@ const LISTEN_STREAM: u64 = 0;
 /// What a forwarded call needs to know about its modern client.
 #[derive(Debug, Clone)]
 pub struct ModernCall {
-    /// The request's `clientCapabilities` object (a slice of the request body), read only if a
-    /// server request needs it.
-    pub caps: Bytes,
+    /// Where the request's `clientCapabilities` object sits in `request`; read only if a server
+    /// request needs it ([`ModernCall::capability_flags`]).
+    pub caps: Option<wire::Span>,
     /// Minimum severity of log messages to relay; `None`: relay none.
     pub log_level: Option<u8>,
     /// Cache hint to add to the result (`resources/read`), if the downstream gives none.
@@ -96,6 +96,14 @@ pub struct ModernCall {
     pub request: Bytes,
     /// Who made it (a `requestState` is bound to the principal too).
     pub principal: Principal,
+}
+
+impl ModernCall {
+    /// The [`crate::session::caps`] flags the request declared.
+    pub fn capability_flags(&self) -> u16 {
+        self.caps
+            .map_or(0, |c| capability_flags(c.get(&self.request)))
+    }
 }
 
 /// Header-first entry: route and authorize on the headers, then parse and verify the body.
@@ -114,13 +122,14 @@ pub async fn header_first(
     run(gw, w, snap, req, env, Some(h), early).await
 }
 
-/// The header-first decision: the plan for `Mcp-Method` / `Mcp-Name`, and the policy verdict.
+/// The header-first decision: the plan for `Mcp-Method` / `Mcp-Name`, and the policy verdict (the
+/// principal it established).
 pub fn decide_from_headers(
     snap: &Snapshot,
     req: &Inbound<'_>,
     method_header: &[u8],
     name_header: Option<&[u8]>,
-) -> Result<Plan, GatewayError> {
+) -> Result<(Plan, Principal), GatewayError> {
     let name = name_header.and_then(decode_value);
     let name = name.as_deref().and_then(|n| std::str::from_utf8(n).ok());
     let m = std::str::from_utf8(method_header).unwrap_or("");
@@ -129,8 +138,8 @@ pub fn decide_from_headers(
         method: m,
         target: name.map(str::as_bytes),
     };
-    super::policy(snap, req, facts)?;
-    Ok(plan)
+    let who = super::policy(snap, req, facts)?;
+    Ok((plan, who))
 }
 
 /// Body-first entry (no `Mcp-Method` header, e.g. stdio): the envelope is already parsed.
@@ -169,7 +178,7 @@ async fn run(
     req: &Inbound<'_>,
     env: Envelope,
     h: Option<&RoutingHeaders<'_>>,
-    early: Option<Result<Plan, GatewayError>>,
+    early: Option<Result<(Plan, Principal), GatewayError>>,
 ) -> Outcome {
     let body = &req.body;
     let id = env.id_raw(body);
@@ -218,7 +227,7 @@ async fn phases(
     env: &Envelope,
     method_name: &str,
     h: Option<&RoutingHeaders<'_>>,
-    early: Option<Result<Plan, GatewayError>>,
+    early: Option<Result<(Plan, Principal), GatewayError>>,
 ) -> Result<Answer, Reject> {
     let m = verify(&req.body, env, h)?;
     if let (Some(h), wire::method::TOOLS_CALL) = (h, method_name) {
@@ -229,12 +238,12 @@ async fn phases(
             }
         }
     }
-    let plan = match early {
+    let (plan, who) = match early {
         Some(decided) => decided,
         None => decide_from_body(snap, req, env, method_name),
     }
     .map_err(|e| Reject::from_gateway(&e))?;
-    execute(gw, w, snap, req, env, plan, &m).await
+    execute(gw, w, snap, req, env, plan, &m, who).await
 }
 
 /// The ladder: reads the request's `_meta` and checks it, and the routing headers if any, against
@@ -249,13 +258,14 @@ pub fn verify(
     Ok(m)
 }
 
-/// Body-first decision: the plan for the body's method and name, and the policy verdict.
+/// Body-first decision: the plan for the body's method and name, and the policy verdict (the
+/// principal it established).
 pub fn decide_from_body(
     snap: &Snapshot,
     req: &Inbound<'_>,
     env: &Envelope,
     method_name: &str,
-) -> Result<Plan, GatewayError> {
+) -> Result<(Plan, Principal), GatewayError> {
     let body = &req.body;
     let name = if method_name == wire::method::RESOURCES_READ {
         env.uri_str(body)
@@ -267,11 +277,12 @@ pub fn decide_from_body(
         method: method_name,
         target: env.name.or(env.uri).map(|s| s.get(body)),
     };
-    super::policy(snap, req, facts)?;
-    Ok(plan)
+    let who = super::policy(snap, req, facts)?;
+    Ok((plan, who))
 }
 
-/// Acts on a verified plan.
+/// Acts on a verified plan for `who` (the principal the policy phase established).
+#[allow(clippy::too_many_arguments)]
 async fn execute(
     gw: &Gateway,
     w: &Worker,
@@ -280,19 +291,17 @@ async fn execute(
     env: &Envelope,
     plan: Plan,
     m: &RequestMeta,
+    who: Principal,
 ) -> Result<Answer, Reject> {
     let body = &req.body;
     let id = env.id_raw(body).unwrap_or(b"null");
     let reject = |e: GatewayError| Reject::from_gateway(&e);
     let call = |hint| ModernCall {
-        caps: m.caps.map(|c| body.slice(c.range())).unwrap_or_default(),
+        caps: m.caps,
         log_level: m.log_level,
         hint,
         request: body.clone(),
-        principal: snap
-            .policy
-            .authenticate(req.authorization)
-            .unwrap_or(Principal::Anonymous),
+        principal: who.clone(),
     };
     let (server, name_edit, hint) = match plan {
         Plan::Discover => return Ok(Answer::Reply(200, one(answer::discover(snap, id)))),

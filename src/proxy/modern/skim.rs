@@ -9,15 +9,8 @@
 //! the walk stops early (it never panics and never reads out of bounds); callers only use it on
 //! validated buffers.
 
-use crate::wire::scan::scan_string;
+use crate::wire::scan::{scan_string, skip_ws};
 use crate::wire::Span;
-
-fn skip_ws(buf: &[u8], mut i: usize) -> usize {
-    while matches!(buf.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        i += 1;
-    }
-    i
-}
 
 /// End (exclusive) of the string token starting at `start` (its opening quote), and whether it
 /// holds escapes (the scanner's word-at-a-time string skip; its checks cost nothing extra).

@@ -42,13 +42,6 @@ pub struct Watches {
     limits: ReplyLimits,
 }
 
-/// A random key for a listen stream (it shares the table and the hub with session nonces).
-fn random_key() -> u64 {
-    let mut raw = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw);
-    u64::from_le_bytes(raw)
-}
-
 /// `resources/subscribe` or `resources/unsubscribe` for `uri`, as the gateway's own request.
 fn request(method_name: &str, uri: &str) -> Bytes {
     let mut params = b"{\"uri\":".to_vec();
@@ -61,7 +54,8 @@ impl Watches {
     /// Subscribes the stream to each requested URI that a server owns.
     pub fn open(gw: &Gateway, w: &Worker, snap: &Snapshot, requested: Vec<String>) -> Watches {
         let mut watches = Watches {
-            key: random_key(),
+            // Random: the key shares the table and the hub with session nonces.
+            key: crate::proxy::bridge::random_id(),
             uris: Vec::with_capacity(requested.len()),
             subs: gw.subscriptions.clone(),
             reports: gw.reports.clone(),
