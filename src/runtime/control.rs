@@ -232,15 +232,24 @@ impl Control {
         if let Some(running) = link.mux.load_full() {
             return Ok(running);
         }
-        let unsolicited = self.unsolicited(slot);
+        let spawned = self.spawn_child(&link, None)?;
+        Ok(self.adopt_mux(&link, spawned.channel, spawned.exited))
+    }
+
+    /// Spawns a child of `link`'s stdio server (the shared one, or worker `lane`'s), not yet
+    /// initialized.
+    pub(super) fn spawn_child(
+        &self,
+        link: &ServerLink,
+        lane: Option<usize>,
+    ) -> Result<child::Spawned, UpstreamError> {
         let max_line = self.gateway().limits.max_response_bytes;
-        let spawned = child::spawn(&link.config, max_line, unsolicited, None).map_err(|e| {
+        child::spawn(&link.config, max_line, self.unsolicited(link.slot), lane).map_err(|e| {
             UpstreamError::Unreachable(format!(
                 "cannot start '{}': {e}",
                 link.config.command.as_deref().unwrap_or("")
             ))
-        })?;
-        Ok(self.adopt_mux(&link, spawned.channel, spawned.exited))
+        })
     }
 
     /// What handles the messages a server of `slot` sends outside any call (list_changed etc.).

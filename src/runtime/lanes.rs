@@ -154,12 +154,7 @@ impl Control {
         i: usize,
     ) -> Result<(), UpstreamError> {
         let slot = link.slot;
-        let max_line = self.gateway().limits.max_response_bytes;
-        let spawned = child::spawn(&link.config, max_line, self.unsolicited(slot), Some(i))
-            .map_err(|e| {
-                let command = link.config.command.as_deref().unwrap_or("");
-                UpstreamError::Unreachable(format!("cannot start '{command}': {e}"))
-            })?;
+        let spawned = self.spawn_child(link, Some(i))?;
         let route = Route::Mux(spawned.channel.clone());
         let name = self.gateway().server_name.clone();
         let initialized = handshake::initialize(&route, link, &name, self.limits()).await;
