@@ -232,15 +232,24 @@ impl Control {
         if let Some(running) = link.mux.load_full() {
             return Ok(running);
         }
-        let unsolicited = self.unsolicited(slot);
+        let spawned = self.spawn_child(&link, None)?;
+        Ok(self.adopt_mux(&link, spawned.channel, spawned.exited))
+    }
+
+    /// Spawns a child of `link`'s stdio server (the shared one, or worker `lane`'s), not yet
+    /// initialized.
+    pub(super) fn spawn_child(
+        &self,
+        link: &ServerLink,
+        lane: Option<usize>,
+    ) -> Result<child::Spawned, UpstreamError> {
         let max_line = self.gateway().limits.max_response_bytes;
-        let spawned = child::spawn(&link.config, max_line, unsolicited, None).map_err(|e| {
+        child::spawn(&link.config, max_line, self.unsolicited(link.slot), lane).map_err(|e| {
             UpstreamError::Unreachable(format!(
                 "cannot start '{}': {e}",
                 link.config.command.as_deref().unwrap_or("")
             ))
-        })?;
-        Ok(self.adopt_mux(&link, spawned.channel, spawned.exited))
+        })
     }
 
     /// What handles the messages a server of `slot` sends outside any call (list_changed etc.).
@@ -271,29 +280,53 @@ impl Control {
         let slot = link.slot;
         link.mux.store(Some(channel.clone()));
         self.with_slot(slot, |s| s.exits = Some(exited.clone()));
+        let current = |link: &ServerLink| link.mux.load_full();
+        self.watch_exit(
+            slot,
+            &channel,
+            exited,
+            current,
+            move |me, link, current, why| {
+                let state = me.slot_state(slot);
+                if link.is_up() && state != Some(SlotState::Retired) {
+                    me.failed(slot, &why);
+                    if state == Some(SlotState::Live) {
+                        me.publish();
+                    }
+                } else {
+                    link.mux.store(None);
+                    current.tx.close();
+                }
+            },
+        );
+        channel
+    }
+
+    /// Watches a child or SSE session of `slot` for its exit: once `exited` fires, `on_exit` gets
+    /// the link, the channel and the reason, unless the slot is gone or `current` (where the link
+    /// publishes it) holds another channel by then (a newer one runs). The watcher holds the
+    /// channel weakly: strong references count calls in flight (drain).
+    pub(super) fn watch_exit(
+        self: &Rc<Self>,
+        slot: usize,
+        channel: &Arc<MuxChannel>,
+        exited: async_channel::Receiver<String>,
+        current: impl Fn(&ServerLink) -> Option<Arc<MuxChannel>> + 'static,
+        on_exit: impl FnOnce(&Rc<Self>, &Arc<ServerLink>, Arc<MuxChannel>, String) + 'static,
+    ) {
         let me = self.clone();
-        let watched = Arc::downgrade(&channel);
+        let watched = Arc::downgrade(channel);
         monoio::spawn(async move {
             let why = exited.recv().await.unwrap_or_else(|_| "stream gone".into());
             let Some(link) = me.link(slot) else { return };
-            // Only the stream this task watches may be declared dead (a newer one may be running).
-            let current = link.mux.load_full();
-            let Some(current) = current.filter(|c| std::ptr::eq(Arc::as_ptr(c), watched.as_ptr()))
+            // Only the channel this task watches may be declared dead (a newer one may run).
+            let Some(current) =
+                current(&link).filter(|c| std::ptr::eq(Arc::as_ptr(c), watched.as_ptr()))
             else {
                 return;
             };
-            let state = me.slot_state(slot);
-            if link.is_up() && state != Some(SlotState::Retired) {
-                me.failed(slot, &why);
-                if state == Some(SlotState::Live) {
-                    me.publish();
-                }
-            } else {
-                link.mux.store(None);
-                current.tx.close();
-            }
+            on_exit(&me, &link, current, why);
         });
-        channel
     }
 
     fn resolve(&self, link: &ServerLink) -> Result<(), UpstreamError> {

@@ -154,12 +154,7 @@ impl Control {
         i: usize,
     ) -> Result<(), UpstreamError> {
         let slot = link.slot;
-        let max_line = self.gateway().limits.max_response_bytes;
-        let spawned = child::spawn(&link.config, max_line, self.unsolicited(slot), Some(i))
-            .map_err(|e| {
-                let command = link.config.command.as_deref().unwrap_or("");
-                UpstreamError::Unreachable(format!("cannot start '{command}': {e}"))
-            })?;
+        let spawned = self.spawn_child(link, Some(i))?;
         let route = Route::Mux(spawned.channel.clone());
         let name = self.gateway().server_name.clone();
         let initialized = handshake::initialize(&route, link, &name, self.limits()).await;
@@ -197,22 +192,14 @@ impl Control {
                 lane.up_since = Some(Instant::now());
             }
         });
-        let me = self.clone();
-        let watched = Arc::downgrade(&channel);
-        monoio::spawn(async move {
-            let why = exited.recv().await.unwrap_or_else(|_| "stream gone".into());
-            let Some(link) = me.link(slot) else { return };
-            let lanes = link.lanes.load_full();
-            // Only the child this task watches may be declared dead (a newer one may run).
-            let Some(current) = lanes
-                .get(i)
-                .and_then(Option::clone)
-                .filter(|c| std::ptr::eq(Arc::as_ptr(c), watched.as_ptr()))
-            else {
-                return;
-            };
-            me.lane_exited(&link, i, &current, &why);
-        });
+        let current = move |link: &ServerLink| link.lanes.load().get(i).and_then(Option::clone);
+        self.watch_exit(
+            slot,
+            &channel,
+            exited,
+            current,
+            move |me, link, current, why| me.lane_exited(link, i, &current, &why),
+        );
     }
 
     /// Worker `i`'s child exited: its worker moves to a sibling and it is restarted, or, if it was

@@ -12,6 +12,7 @@
 //! `gateway.shutdown_timeout_ms`), then closes downstream connections.
 
 pub mod admin;
+mod config_file;
 pub mod control;
 pub mod front;
 mod lanes;
@@ -254,7 +255,7 @@ fn control_thread(
         // Reloads start once the startup config is in force; one task applies them in order.
         monoio::spawn(reload::serve(control.clone(), reload.requests));
         if let Some(path) = source {
-            monoio::spawn(reload::watch_file(control.clone(), path));
+            monoio::spawn(config_file::watch_file(control.clone(), path));
         }
         if let Some(l) = admin_listener {
             control.start_admin(l);

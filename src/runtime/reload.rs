@@ -1,11 +1,11 @@
 //! Hot reload: a new config applied live, without closing a client connection or failing a call.
 //!
 //! Triggers: `POST /v1/reload` on the admin listener (the config file again, or a posted TOML
-//! body), SIGHUP (`super::reload_on_sighup`), and a poll of the config file ([`watch_file`], every
-//! [`WATCH_INTERVAL`], debounced, atomic-rename safe; a version is its metadata plus a digest of its
-//! contents, and a watch-triggered reload applies exactly the version that settled, never a file
-//! caught while being written). All go through one queue ([`Reloader`]) served by one task on the
-//! control thread ([`serve`]), so reloads never overlap.
+//! body), SIGHUP (`super::reload_on_sighup`), and a poll of the config file (`super::config_file`,
+//! every `WATCH_INTERVAL`, debounced, atomic-rename safe; a version is its metadata plus a digest
+//! of its contents, and a watch-triggered reload applies exactly the version that settled, never a
+//! file caught while being written). All go through one queue ([`Reloader`]) served by one task on
+//! the control thread ([`serve`]), so reloads never overlap.
 //!
 //! A reload is prepare → commit → drain:
 //! 1. **prepare**: read and validate the whole config (every error is reported), diff it against
@@ -30,21 +30,17 @@
 //! restart (how many cores a thread-per-core process runs on is decided when it starts); a change
 //! to it is reported (`restartRequired`) and the rest of the reload still applies.
 
-use std::hash::{Hash, Hasher};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
+use super::config_file::{read_file, FileRead, FileStamp};
 use super::control::Control;
 use super::listeners::Listening;
 use crate::catalog::ListKind;
 use crate::config::diff::{self, GatewayChanges, Placement};
 use crate::config::{self, Config, ConfigError};
-
-/// How often the config file is checked for changes.
-pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What asked for a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,10 +255,10 @@ pub struct ReloadStatus {
     /// When the last reload applied.
     pub last_ok: Option<SystemTime>,
     /// The file as it was when last read (the watcher does not reload it again).
-    file_stamp: Option<FileStamp>,
+    pub(super) file_stamp: Option<FileStamp>,
     /// The file as the watcher last saw it settle: a watch-triggered reload applies exactly that
     /// version, or nothing.
-    settled: Option<FileStamp>,
+    pub(super) settled: Option<FileStamp>,
 }
 
 impl ReloadStatus {
@@ -277,62 +273,6 @@ impl ReloadStatus {
     }
 }
 
-/// What identifies a version of the config file: an editor's atomic rename changes the inode, an
-/// in-place write the size or modification time, and the content digest catches a rewrite that
-/// keeps both (timestamps coarser than the writes, `cp -p`, `touch -r`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct FileStamp {
-    len: u64,
-    modified: Option<SystemTime>,
-    inode: u64,
-    device: u64,
-    digest: u64,
-}
-
-impl FileStamp {
-    /// The stamp of the file at `path` (following symlinks); `None` while it does not exist, cannot
-    /// be read, or changes while it is read.
-    fn of(path: &Path) -> Option<FileStamp> {
-        read_file(path).ok().map(|(_, stamp)| stamp)
-    }
-
-    /// The metadata part of a stamp (digest 0).
-    fn meta(path: &Path) -> std::io::Result<FileStamp> {
-        let m = std::fs::metadata(path)?;
-        Ok(FileStamp {
-            len: m.len(),
-            modified: m.modified().ok(),
-            inode: m.ino(),
-            device: m.dev(),
-            digest: 0,
-        })
-    }
-}
-
-/// Why the config file could not be read as one settled version.
-#[derive(Debug)]
-enum FileRead {
-    /// Missing or unreadable.
-    Unreadable(std::io::Error),
-    /// Its metadata changed while it was read, or it is shorter or longer than it says: a writer
-    /// is at work (an in-place write truncates first).
-    Changing,
-}
-
-/// Reads the config file once, with the stamp of exactly what was read.
-fn read_file(path: &Path) -> Result<(Vec<u8>, FileStamp), FileRead> {
-    let before = FileStamp::meta(path).map_err(FileRead::Unreadable)?;
-    let bytes = std::fs::read(path).map_err(FileRead::Unreadable)?;
-    let after = FileStamp::meta(path).map_err(FileRead::Unreadable)?;
-    if before != after || bytes.len() as u64 != after.len {
-        return Err(FileRead::Changing);
-    }
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    let digest = hasher.finish();
-    Ok((bytes, FileStamp { digest, ..after }))
-}
-
 /// Serves the reload queue, one reload at a time, until every [`Reloader`] is closed or dropped.
 pub async fn serve(control: Rc<Control>, requests: async_channel::Receiver<ReloadRequest>) {
     while let Ok(request) = requests.recv().await {
@@ -340,35 +280,6 @@ pub async fn serve(control: Rc<Control>, requests: async_channel::Receiver<Reloa
         record(&control, request.trigger, &result);
         if let Some(reply) = request.reply {
             let _ = reply.try_send(result);
-        }
-    }
-}
-
-/// Polls the config file every [`WATCH_INTERVAL`] and queues a reload when it changed and then
-/// stayed the same for one interval (an editor still writing is not read half-way). A file that
-/// is briefly missing (delete and re-create) is waited for. The reload applies the version seen
-/// settled or nothing (`ReloadError::FileChanging`: written again meanwhile; the next settled
-/// version applies), so a write that truncates the file in place is never read half-way either.
-/// Ends when reloads are refused.
-pub async fn watch_file(control: Rc<Control>, path: PathBuf) {
-    let mut seen = FileStamp::of(&path);
-    let mut requested = seen.clone();
-    loop {
-        monoio::time::sleep(WATCH_INTERVAL).await;
-        let now = FileStamp::of(&path);
-        if now != seen {
-            seen = now;
-            continue;
-        }
-        let read = control.reload.borrow().file_stamp.clone();
-        if now.is_none() || now == read || now == requested {
-            continue;
-        }
-        log::info!("config file {} changed: reloading", path.display());
-        control.reload.borrow_mut().settled = now.clone();
-        requested = now;
-        if !control.reloader.trigger(ReloadSource::File, Trigger::File) {
-            return;
         }
     }
 }
@@ -558,53 +469,6 @@ fn list_label(kind: ListKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp(tag: &str) -> PathBuf {
-        std::env::temp_dir().join(format!("ringgate-reload-{}-{tag}.toml", std::process::id()))
-    }
-
-    /// Rewrites `path` in place (same inode, same length) and puts its old modification time back:
-    /// what two writes within one timestamp tick, or `cp -p`, leave behind.
-    fn rewrite_keeping_mtime(path: &Path, text: &str) {
-        let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
-        std::fs::write(path, text).unwrap();
-        let f = std::fs::File::options().write(true).open(path).unwrap();
-        f.set_modified(mtime).unwrap();
-    }
-
-    #[test]
-    fn a_stamp_names_the_content_read() {
-        let path = temp("stamp");
-        std::fs::write(&path, "# prefix aa\n").unwrap();
-        let (bytes, stamp) = read_file(&path).unwrap();
-        assert_eq!(bytes, b"# prefix aa\n");
-        assert_eq!(
-            FileStamp::of(&path),
-            Some(stamp.clone()),
-            "unchanged: same stamp"
-        );
-        rewrite_keeping_mtime(&path, "# prefix bb\n");
-        let meta = FileStamp::meta(&path).unwrap();
-        assert_eq!(
-            meta,
-            FileStamp {
-                digest: 0,
-                ..stamp.clone()
-            },
-            "metadata alone is blind"
-        );
-        let (bytes, again) = read_file(&path).unwrap();
-        assert_eq!(bytes, b"# prefix bb\n");
-        assert_ne!(again, stamp, "the digest tells the versions apart");
-        let _ = std::fs::remove_file(&path);
-    }
-
-    #[test]
-    fn a_missing_file_has_no_stamp() {
-        let path = temp("missing");
-        assert!(matches!(read_file(&path), Err(FileRead::Unreadable(_))));
-        assert_eq!(FileStamp::of(&path), None);
-    }
 
     #[test]
     fn file_changing_is_a_conflict_not_a_config_error() {

@@ -18,7 +18,7 @@ use super::lanes::{self, Lane};
 use crate::catalog::{ListKind, ServerLists, Snapshot};
 use crate::config::diff::Current;
 use crate::config::{GatewayConfig, ServerConfig, Transport};
-use crate::session::downstream::ServerLink;
+use crate::session::downstream::{MuxChannel, ServerLink};
 use crate::upstream::child;
 use crate::upstream::route::end_session;
 
@@ -170,21 +170,10 @@ impl Control {
             .slots
             .borrow_mut()
             .values_mut()
-            .flat_map(|s| {
-                let shared = s.link.mux.swap(None).zip(s.exits.take());
-                shared.into_iter().chain(lanes::take(s))
-            })
+            .flat_map(take_children)
             .collect();
         // All children stop at once: shutdown takes one grace period, not one per server.
-        let stopping: Vec<_> = running
-            .into_iter()
-            .map(|(child, exited)| {
-                monoio::spawn(async move { child::terminate(&child, &exited).await })
-            })
-            .collect();
-        for s in stopping {
-            s.await;
-        }
+        terminate_all(running).await;
     }
 
     /// Forgets a `Pending` slot of a reload that failed, stopping whatever was started for it.
@@ -194,9 +183,7 @@ impl Control {
         };
         s.stop.close();
         s.link.mark_down("reload abandoned");
-        let children = lanes::take(&mut s);
-        let shared = s.link.mux.swap(None).zip(s.exits);
-        for (child, exited) in children.into_iter().chain(shared) {
+        for (child, exited) in take_children(&mut s) {
             monoio::spawn(async move { child::terminate(&child, &exited).await });
         }
         self.pools.retain(|l| l.slot != slot);
@@ -245,22 +232,30 @@ impl Control {
             }
         }
         drop(channels);
-        let children = self.with_slot(slot, |s| {
-            let shared = s.link.mux.swap(None).zip(s.exits.take());
-            lanes::take(s).into_iter().chain(shared).collect::<Vec<_>>()
-        });
-        let stopping: Vec<_> = children
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(child, exited)| {
-                monoio::spawn(async move { child::terminate(&child, &exited).await })
-            })
-            .collect();
-        for s in stopping {
-            s.await;
-        }
+        let children = self.with_slot(slot, take_children);
+        terminate_all(children.unwrap_or_default()).await;
         self.pools.retain(|l| l.slot != slot);
         self.slots.borrow_mut().remove(&slot);
         log::info!("server '{}' (slot {slot}) closed after reload", link.name);
+    }
+}
+
+/// Takes every running child of a slot out of its link (its shared child or SSE session, or its
+/// lanes), with what fires on each one's exit; the caller terminates them.
+fn take_children(s: &mut Slot) -> Vec<(Arc<MuxChannel>, async_channel::Receiver<String>)> {
+    let shared = s.link.mux.swap(None).zip(s.exits.take());
+    lanes::take(s).into_iter().chain(shared).collect()
+}
+
+/// Terminates `children` all at once and waits until every one is gone.
+async fn terminate_all(children: Vec<(Arc<MuxChannel>, async_channel::Receiver<String>)>) {
+    let stopping: Vec<_> = children
+        .into_iter()
+        .map(|(child, exited)| {
+            monoio::spawn(async move { child::terminate(&child, &exited).await })
+        })
+        .collect();
+    for s in stopping {
+        s.await;
     }
 }

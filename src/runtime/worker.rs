@@ -20,7 +20,7 @@ use monoio::net::{TcpListener, TcpStream};
 use super::WorkerMsg;
 use crate::proxy::{Gateway, Worker};
 use crate::runtime::front;
-use crate::transport::listener::{set_cloexec, set_nodelay};
+use crate::transport::listener::accept;
 use crate::transport::stream::NetStream;
 use crate::transport::tls;
 
@@ -70,14 +70,12 @@ pub async fn run(
     let inbox_task = monoio::spawn(serve_inbox(w.clone(), inbox, stop_tx, Some(moved_tx)));
     loop {
         let wake = monoio::select! {
-            accepted = listener.accept() => Wake::Accepted(accepted),
+            accepted = accept(&listener) => Wake::Accepted(accepted),
             moved = moved_rx.recv() => moved.map_or(Wake::Stop, Wake::Moved),
             _ = &mut stop_rx => Wake::Stop,
         };
         match wake {
             Wake::Accepted(Ok((stream, peer))) => {
-                let _ = set_cloexec(&stream);
-                let _ = set_nodelay(&stream);
                 monoio::spawn(serve_accepted(gw.clone(), w.clone(), stream, peer));
             }
             Wake::Accepted(Err(e)) => log::warn!("worker {index}: accept failed: {e}"),
