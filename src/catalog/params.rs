@@ -21,7 +21,7 @@ use simd_json::OwnedValue;
 
 use crate::session::modern::encode_header_value;
 use crate::wire::envelope::content_str;
-use crate::wire::scan::{for_each_member, key_eq};
+use crate::wire::scan::{for_each_member, key_eq, member};
 use crate::wire::Span;
 
 /// The header name prefix a token is joined to.
@@ -152,20 +152,9 @@ pub fn of_tool(tool: &OwnedValue) -> Option<Box<[Param]>> {
 }
 
 /// The raw value at `path` inside the object starting at `at`, if present.
-pub fn value_at(body: &[u8], mut at: Span, path: &[Box<str>]) -> Option<Span> {
-    for step in path {
-        if body.get(at.start as usize) != Some(&b'{') {
-            return None;
-        }
-        let mut next = None;
-        let _ = for_each_member(body, at.start as usize, |k, escaped, v| {
-            if next.is_none() && key_eq(k.get(body), escaped, step.as_bytes()) {
-                next = Some(v);
-            }
-        });
-        at = next?;
-    }
-    Some(at)
+pub fn value_at(body: &[u8], at: Span, path: &[Box<str>]) -> Option<Span> {
+    path.iter()
+        .try_fold(at, |span, step| member(body, span, step.as_bytes()))
 }
 
 /// A raw JSON scalar as the client mirrors it into a header (before base64 wrapping).

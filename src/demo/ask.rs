@@ -17,6 +17,7 @@ use simd_json::prelude::*;
 use simd_json::OwnedValue;
 
 use super::sampling::{self, Asks};
+use super::tools::{self, params};
 use crate::transport::http::ServerConn;
 use crate::wire::{code, encode, method, Envelope};
 
@@ -36,11 +37,6 @@ const STATE_PREFIX: &str = "demo-ask:";
 /// Whether this is a `tools/call` of `ask`.
 pub fn is_ask_call(body: &[u8], env: &Envelope) -> bool {
     env.method(body) == Some(method::TOOLS_CALL) && env.name_str(body).as_deref() == Some("ask")
-}
-
-fn params(body: &[u8], env: &Envelope) -> Option<OwnedValue> {
-    let mut scratch = env.params?.get(body).to_vec();
-    simd_json::to_owned_value(&mut scratch).ok()
 }
 
 fn rounds(p: Option<&OwnedValue>) -> u64 {
@@ -98,10 +94,7 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
     let mut names = Vec::new();
     for round in 1..=n as usize {
         if let Some(token) = env.progress_token {
-            let mut p = b"{\"progressToken\":".to_vec();
-            p.extend_from_slice(token.get(body));
-            p.extend_from_slice(format!(",\"progress\":{round},\"total\":{n}}}").as_bytes());
-            let note = encode::notification(method::PROGRESS, Some(&p));
+            let note = tools::progress(token.get(body), round as u64, n);
             if !sampling::send_event(conn, &note).await {
                 return false;
             }

@@ -351,20 +351,13 @@ async fn sse_with_progress<S: AsyncReadRent + AsyncWriteRent>(
     if !sampling::start_stream(conn).await {
         return false;
     }
-    let mut events = Vec::new();
     // Events are produced while sleeping between steps; collect then write each promptly.
     let (tx, rx) = local_sync::mpsc::unbounded::channel::<Bytes>();
     let produce = tools::call_with_progress(body, env, move |m| tx.send(m).is_ok());
     let mut rx = rx;
     let write = async {
         while let Some(m) = rx.recv().await {
-            events.clear();
-            wire::sse::encode_event(&mut events, Some("message"), None, &m);
-            if conn
-                .write_chunk(&[Bytes::copy_from_slice(&events)])
-                .await
-                .is_err()
-            {
+            if !sampling::send_event(conn, &m).await {
                 return false;
             }
         }
@@ -382,20 +375,12 @@ async fn get<S: AsyncReadRent + AsyncWriteRent>(
     if !session_of(req).is_some_and(|s| demo.sessions.borrow().contains(&s)) {
         return conn.write_response(404, &[], &[]).await.is_ok();
     }
-    let headers = [("content-type", &b"text/event-stream"[..])];
-    if conn.start_stream(200, &headers).await.is_err() {
+    if !sampling::start_stream(conn).await {
         return false;
     }
     let mut reg = demo.streams.add(0);
-    let mut out = Vec::new();
     while let Some(msg) = reg.rx.recv().await {
-        out.clear();
-        wire::sse::encode_event(&mut out, Some("message"), None, &msg);
-        if conn
-            .write_chunk(&[Bytes::copy_from_slice(&out)])
-            .await
-            .is_err()
-        {
+        if !sampling::send_event(conn, &msg).await {
             break;
         }
     }

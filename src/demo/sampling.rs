@@ -18,6 +18,10 @@ use crate::wire::{encode, method, sse, Envelope, Kind};
 /// How long the demo waits for the client's answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The `sampling/createMessage` params `sample` sends.
+const SAMPLE_PARAMS: &[u8] =
+    br#"{"messages":[{"role":"user","content":{"type":"text","text":"Say hello"}}],"maxTokens":20}"#;
+
 /// Requests the demo sent to clients and is waiting on.
 #[derive(Default)]
 pub struct Asks {
@@ -81,13 +85,12 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
     if !start_stream(conn).await {
         return false;
     }
-    let params = br#"{"messages":[{"role":"user","content":{"type":"text","text":"Say hello"}}],"maxTokens":20}"#;
     let cancel_after = cancel_after(body, env);
     let asked = ask_within(
         asks,
         conn,
         method::SAMPLING_CREATE_MESSAGE,
-        params,
+        SAMPLE_PARAMS,
         cancel_after,
     );
     let text = match asked.await {
@@ -102,11 +105,7 @@ pub async fn call<S: AsyncReadRent + AsyncWriteRent>(
 /// Whether `sample` was called with `"standalone": true`: the request then goes out on the
 /// server's standalone GET stream(s), naming no call (as server-everything sends `roots/list`).
 pub fn is_standalone(body: &[u8], env: &Envelope) -> bool {
-    let Some(params) = env.params else {
-        return false;
-    };
-    let mut scratch = params.get(body).to_vec();
-    simd_json::to_owned_value(&mut scratch).is_ok_and(|p| {
+    super::tools::params(body, env).is_some_and(|p| {
         p.get("arguments")
             .and_then(|a| a.get("standalone"))
             .and_then(|v| v.as_bool())
@@ -127,11 +126,10 @@ pub async fn call_standalone<S: AsyncReadRent + AsyncWriteRent>(
         return false;
     }
     let (ask_id, rx) = asks.register();
-    let params = br#"{"messages":[{"role":"user","content":{"type":"text","text":"Say hello"}}],"maxTokens":20}"#;
     streams.broadcast(&encode::request(
         &ask_id,
         method::SAMPLING_CREATE_MESSAGE,
-        Some(params),
+        Some(SAMPLE_PARAMS),
     ));
     let text = match monoio::time::timeout(ANSWER_TIMEOUT, rx).await {
         Ok(Ok(answer)) => answer_text(&answer),
@@ -164,10 +162,7 @@ async fn ask_within<S: AsyncReadRent + AsyncWriteRent>(
     cancel_after: Option<Duration>,
 ) -> Option<Result<Bytes, ()>> {
     let (ask_id, rx) = asks.register();
-    let ask = encode::request(&ask_id, method_name, Some(params));
-    let mut out = Vec::new();
-    sse::encode_event(&mut out, Some("message"), None, &ask);
-    if conn.write_chunk(&[Bytes::from(out)]).await.is_err() {
+    if !send_event(conn, &encode::request(&ask_id, method_name, Some(params))).await {
         return None;
     }
     match monoio::time::timeout(cancel_after.unwrap_or(ANSWER_TIMEOUT), rx).await {
@@ -197,15 +192,12 @@ pub async fn finish<S: AsyncReadRent + AsyncWriteRent>(
     conn: &mut ServerConn<S>,
     response: Bytes,
 ) -> bool {
-    let mut out = Vec::new();
-    sse::encode_event(&mut out, Some("message"), None, &response);
-    conn.write_chunk(&[Bytes::from(out)]).await.is_ok() && conn.finish_stream().await.is_ok()
+    send_event(conn, &response).await && conn.finish_stream().await.is_ok()
 }
 
 /// `arguments.cancel_after_ms`: wait that long for the answer, then cancel the request.
 fn cancel_after(body: &[u8], env: &Envelope) -> Option<Duration> {
-    let mut scratch = env.params?.get(body).to_vec();
-    let params = simd_json::to_owned_value(&mut scratch).ok()?;
+    let params = super::tools::params(body, env)?;
     let ms = params.get("arguments")?.get("cancel_after_ms")?.as_u64()?;
     Some(Duration::from_millis(ms.min(60_000)))
 }
@@ -222,11 +214,10 @@ fn cancelled(ask_id: &[u8]) -> Bytes {
 /// [`take_answer`]); the same `cancel_after_ms` behaviour as over HTTP.
 pub async fn call_lines(asks: &Asks, body: &[u8], env: &Envelope, write: impl Fn(&[u8])) {
     let (ask_id, rx) = asks.register();
-    let params = br#"{"messages":[{"role":"user","content":{"type":"text","text":"Say hello"}}],"maxTokens":20}"#;
     write(&encode::request(
         &ask_id,
         method::SAMPLING_CREATE_MESSAGE,
-        Some(params),
+        Some(SAMPLE_PARAMS),
     ));
     let cancel_after = cancel_after(body, env);
     let text = match monoio::time::timeout(cancel_after.unwrap_or(ANSWER_TIMEOUT), rx).await {
@@ -241,10 +232,7 @@ pub async fn call_lines(asks: &Asks, body: &[u8], env: &Envelope, write: impl Fn
     };
     // Progress after the answer (a call resumed through the era bridge must carry it back).
     if let Some(token) = env.progress_token {
-        let mut p = b"{\"progressToken\":".to_vec();
-        p.extend_from_slice(token.get(body));
-        p.extend_from_slice(b",\"progress\":1,\"total\":1}");
-        write(&encode::notification(method::PROGRESS, Some(&p)));
+        write(&super::tools::progress(token.get(body), 1, 1));
     }
     write(&sampled(body, env, &text));
 }

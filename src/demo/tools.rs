@@ -45,7 +45,8 @@ fn id<'a>(body: &'a [u8], env: &Envelope) -> &'a [u8] {
     env.id_raw(body).unwrap_or(b"null")
 }
 
-fn params(body: &[u8], env: &Envelope) -> Option<OwnedValue> {
+/// The request's `params`, parsed.
+pub(super) fn params(body: &[u8], env: &Envelope) -> Option<OwnedValue> {
     let mut scratch = env.params?.get(body).to_vec();
     simd_json::to_owned_value(&mut scratch).ok()
 }
@@ -193,6 +194,14 @@ async fn call(demo: &Demo, p: Option<&OwnedValue>) -> Result<Vec<u8>, (i32, Stri
     }
 }
 
+/// A `notifications/progress` for the raw progress token `token`: `progress` of `total`.
+pub(super) fn progress(token: &[u8], progress: u64, total: u64) -> Bytes {
+    let mut params = b"{\"progressToken\":".to_vec();
+    params.extend_from_slice(token);
+    params.extend_from_slice(format!(",\"progress\":{progress},\"total\":{total}}}").as_bytes());
+    encode::notification(method::PROGRESS, Some(&params))
+}
+
 /// Whether this is a `tools/call` of `sleep` that asked for progress (the one streaming tool).
 pub fn is_progress_sleep(body: &[u8], env: &Envelope) -> bool {
     env.method(body) == Some(method::TOOLS_CALL)
@@ -221,10 +230,7 @@ pub async fn call_with_progress(body: &[u8], env: &Envelope, mut emit: impl FnMu
         .unwrap_or_default();
     for step in 1..=steps {
         monoio::time::sleep(Duration::from_millis(ms / steps)).await;
-        let mut params = b"{\"progressToken\":".to_vec();
-        params.extend_from_slice(&token);
-        params.extend_from_slice(format!(",\"progress\":{step},\"total\":{steps}}}").as_bytes());
-        if !emit(encode::notification(method::PROGRESS, Some(&params))) {
+        if !emit(progress(&token, step, steps)) {
             return;
         }
     }

@@ -212,7 +212,6 @@ impl CoreStats {
     }
 }
 
-/// How a downstream call ended, for per-server counters.
 /// The era bridge on one worker: a gauge of parked calls (filled in at scrape: the bridge's
 /// table is the truth) and counters of how parked calls ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -234,6 +233,7 @@ impl BridgeStats {
     }
 }
 
+/// How a downstream call ended, for per-server counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallOutcome {
     /// A reply arrived (it may still be a JSON-RPC error from the tool: that is the server's answer).

@@ -21,15 +21,13 @@ way the callbacks below run, and `seen` records them.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-import traceback
 from typing import Any
 
-from mcp import Client, StdioServerParameters
+from client_common import fill_form, report_run, split_command, target
+from mcp import Client
 from mcp.client import ClientRequestContext
-from mcp.client.sse import sse_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
     CreateMessageRequestParams,
@@ -52,24 +50,7 @@ async def on_sampling(ctx: ClientRequestContext, params: CreateMessageRequestPar
 
 async def on_elicit(ctx: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
     seen.append(f"elicitation/create({params.mode})")
-    if params.mode == "url":
-        return ElicitResult(action="decline")
-    content: dict[str, Any] = {}
-    for key, prop in (params.requested_schema or {}).get("properties", {}).items():
-        kind = prop.get("type")
-        value = prop.get("default", {"string": NAME, "integer": 7, "number": 1.5, "boolean": True}.get(kind, NAME))
-        if "enum" in prop:
-            value = prop["enum"][0]
-        if kind == "string" and prop.get("format") == "email":
-            value = "ada@example.com"
-        elif kind == "string" and prop.get("format") == "uri":
-            value = "https://example.com"
-        elif kind == "string" and prop.get("format") == "date":
-            value = "1815-12-10"
-        elif kind == "string" and key == "name":
-            value = NAME
-        content[key] = value
-    return ElicitResult(action="accept", content=content)
+    return fill_form(params, NAME, "ada@example.com", "1815-12-10")
 
 
 async def on_roots(ctx: ClientRequestContext) -> ListRootsResult:
@@ -88,17 +69,9 @@ async def call(client: Client, name: str, args: dict[str, Any]) -> dict[str, Any
     return {"name": name, "is_error": bool(result.is_error), "texts": texts}
 
 
-def target(ns: argparse.Namespace) -> Any:
-    if ns.url == "stdio":
-        return StdioServerParameters(command=ns.command[0], args=ns.command[1:])
-    if ns.url.endswith("/sse"):
-        return sse_client(ns.url)
-    return ns.url
-
-
 async def run(ns: argparse.Namespace, report: dict[str, Any]) -> None:
     async with Client(
-        target(ns),
+        target(ns.url, ns.command),
         mode=ns.mode,
         read_timeout_seconds=ns.timeout,
         sampling_callback=on_sampling,
@@ -116,25 +89,11 @@ def main() -> int:
     p.add_argument("--mode", default="2026-07-28", help="auto | legacy | 2026-07-28")
     p.add_argument("--call", nargs=2, action="append", metavar=("NAME", "JSON"))
     p.add_argument("--timeout", type=float, default=20.0)
-    argv = sys.argv[1:]
-    command: list[str] = []
-    if "--" in argv:  # everything after "--" is the stdio server command line
-        i = argv.index("--")
-        argv, command = argv[:i], argv[i + 1 :]
+    argv, command = split_command(sys.argv[1:])
     ns = p.parse_args(argv)
     ns.command = command
     report: dict[str, Any] = {"mode": ns.mode, "calls": [], "seen": seen}
-    status = 0
-    try:
-        asyncio.run(asyncio.wait_for(run(ns, report), timeout=ns.timeout * 3))
-    except BaseException as e:  # noqa: BLE001 - report everything
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        report["fatal"] = f"{type(e).__name__}: {e}"
-        traceback.print_exc()
-        status = 1
-    print(json.dumps(report, default=str))
-    return status
+    return report_run(lambda: run(ns, report), report, ns.timeout * 3)
 
 
 if __name__ == "__main__":

@@ -41,13 +41,12 @@ import asyncio
 import json
 import sys
 import time
-import traceback
 import uuid
 from typing import Any
 
-from mcp import Client, StdioServerParameters
+from client_common import fill_form, report_run, split_command, target
+from mcp import Client
 from mcp.client import ClientRequestContext
-from mcp.client.sse import sse_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
     CreateMessageRequestParams,
@@ -74,24 +73,7 @@ async def on_sampling(ctx: ClientRequestContext, params: CreateMessageRequestPar
 
 async def on_elicit(ctx: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
     seen.append("elicitation/create")
-    if params.mode == "url":
-        return ElicitResult(action="decline")
-    content: dict[str, Any] = {}
-    for key, prop in (params.requested_schema or {}).get("properties", {}).items():
-        kind = prop.get("type")
-        value = prop.get("default", {"string": NAME, "integer": 7, "number": 1.5, "boolean": True}.get(kind, NAME))
-        if "enum" in prop:
-            value = prop["enum"][0]
-        if kind == "string" and prop.get("format") == "email":
-            value = "grace@example.com"
-        elif kind == "string" and prop.get("format") == "uri":
-            value = "https://example.com"
-        elif kind == "string" and prop.get("format") == "date":
-            value = "1906-12-09"
-        elif kind == "string" and key == "name":
-            value = NAME
-        content[key] = value
-    return ElicitResult(action="accept", content=content)
+    return fill_form(params, NAME, "grace@example.com", "1906-12-09")
 
 
 async def on_roots(ctx: ClientRequestContext) -> ListRootsResult:
@@ -145,17 +127,9 @@ async def roots_changed_during_long_call(client: Client, ds: str, timeout: float
     return await running
 
 
-def target(ns: argparse.Namespace) -> Any:
-    if ns.url == "stdio":
-        return StdioServerParameters(command=ns.command[0], args=ns.command[1:])
-    if ns.url.endswith("/sse"):
-        return sse_client(ns.url)
-    return ns.url
-
-
 async def run(ns: argparse.Namespace, report: dict[str, Any]) -> None:
     async with Client(
-        target(ns),
+        target(ns.url, ns.command),
         mode="legacy",
         read_timeout_seconds=ns.timeout,
         sampling_callback=on_sampling,
@@ -173,7 +147,7 @@ async def run(ns: argparse.Namespace, report: dict[str, Any]) -> None:
             report["calls"].append(await roots_changed_during_long_call(client, ds, ns.timeout))
             report["calls"].append(await call(client, ds, "get-roots-list", {}, ns.timeout))
     # No callbacks: this session declares no client capability at all.
-    async with Client(target(ns), mode="legacy", read_timeout_seconds=ns.timeout) as bare:
+    async with Client(target(ns.url, ns.command), mode="legacy", read_timeout_seconds=ns.timeout) as bare:
         for ds in ns.ds:
             args = {"prompt": "say hi", "maxTokens": 10}
             report["refused"].append(await call(bare, ds, "trigger-sampling-request", args, ns.refuse_timeout))
@@ -259,24 +233,11 @@ def main() -> int:
     p.add_argument("--ds", action="append", required=True, help="a downstream's prefix")
     p.add_argument("--timeout", type=float, default=20.0)
     p.add_argument("--refuse-timeout", type=float, default=10.0)
-    command: list[str] = []
-    if "--" in argv:  # everything after "--" is the stdio server command line
-        i = argv.index("--")
-        argv, command = argv[:i], argv[i + 1 :]
+    argv, command = split_command(argv)
     ns = p.parse_args(argv)
     ns.command = command
     report: dict[str, Any] = {"via": ns.url, "calls": [], "refused": [], "seen": seen}
-    status = 0
-    try:
-        asyncio.run(asyncio.wait_for(run(ns, report), timeout=ns.timeout * 6))
-    except BaseException as e:  # noqa: BLE001 - report everything
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        report["fatal"] = f"{type(e).__name__}: {e}"
-        traceback.print_exc()
-        status = 1
-    print(json.dumps(report, default=str))
-    return status
+    return report_run(lambda: run(ns, report), report, ns.timeout * 6)
 
 
 if __name__ == "__main__":

@@ -32,19 +32,6 @@ fn no_argument_demo() -> Env {
     Env::with_config(vec![a, b], &moved)
 }
 
-fn tool_names(e: &Env, s: &str) -> Vec<String> {
-    let v = e
-        .call(s, r#"{"jsonrpc":"2.0","id":"l","method":"tools/list"}"#)
-        .json();
-    v["result"]["tools"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|t| t["name"].as_str()))
-        .into_iter()
-        .flatten()
-        .map(str::to_string)
-        .collect()
-}
-
 fn call_text(e: &Env, s: &str, tool: &str, args: &str) -> String {
     let body = format!(
         r#"{{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#

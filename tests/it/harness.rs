@@ -275,6 +275,20 @@ pub fn respawn_demo(opts: DemoOptions) -> DemoHandle {
     }
 }
 
+/// The tool names a `tools/list` on session `s` lists (none when the reply has no tool list).
+pub fn tool_names(e: &Env, s: &str) -> Vec<String> {
+    let v = e
+        .call(s, r#"{"jsonrpc":"2.0","id":"l","method":"tools/list"}"#)
+        .json();
+    v["result"]["tools"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t["name"].as_str()))
+        .into_iter()
+        .flatten()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Polls `f` until it returns true or `within` passes.
 pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;

@@ -359,17 +359,8 @@ fn stdio_servers_are_probed_modern_ones_spoken_to_in_their_era() {
     assert_eq!(r.status, 200, "{}", r.body);
     let note = stream.next_data(WAIT).expect("list_changed");
     assert!(note.contains("notifications/tools/list_changed"), "{note}");
-    let listed = e
-        .call(&s, r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#)
-        .json();
-    assert!(
-        listed["result"]["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["name"] == "new__tool_000"),
-        "{listed}"
-    );
+    let listed = tool_names(&e, &s);
+    assert!(listed.iter().any(|t| t == "new__tool_000"), "{listed:?}");
 }
 
 #[test]

@@ -36,17 +36,8 @@ fn child_pid(e: &Env) -> Option<u32> {
 fn a_stdio_server_is_listed_and_called_from_every_worker() {
     let e = Env::with_config(vec![], &config(""));
     let s = e.session("2025-11-25");
-    let v = e
-        .call(&s, r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
-        .json();
-    assert!(
-        v["result"]["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["name"] == "kid__add"),
-        "{v}"
-    );
+    let listed = tool_names(&e, &s);
+    assert!(listed.iter().any(|t| t == "kid__add"), "{listed:?}");
     // Concurrent calls from several connections (both workers) multiplex onto the one child.
     add_from_everywhere(&e, &s);
 }
