@@ -404,8 +404,20 @@ fn a_modern_server_s_listen_stream_brings_list_changes_and_resource_updates() {
         "a listen stream with the subscribed URI"
     );
     assert!(m.seen("resources/subscribe").is_empty());
-    m.push(&json!({"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"fixture://doc"}}));
-    let note = stream.next_data(WAIT).expect("resources/updated");
+    // The fixture records the request before it registers the stream: push until one arrives.
+    let update = json!({"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"fixture://doc"}});
+    let mut note = None;
+    assert!(
+        eventually(WAIT, || {
+            m.push(&update);
+            note = stream
+                .next_data(Duration::from_millis(500))
+                .filter(|n| n.contains("notifications/resources/updated"));
+            note.is_some()
+        }),
+        "resources/updated"
+    );
+    let note = note.unwrap_or_default();
     assert!(note.contains("notifications/resources/updated"), "{note}");
     assert!(note.contains("fixture://doc"), "{note}");
 }
