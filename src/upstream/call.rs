@@ -191,12 +191,12 @@ impl Call {
             self.downstream_time += started.elapsed();
             match sent {
                 Err(_) => return Err(UpstreamError::Timeout),
-                Ok(Err(UpstreamError::Unreachable(_))) if pooled => {
-                    // The server closed this keep-alive connection while it was idle: try a fresh one.
-                    conn = pool.open().await?;
-                    pooled = false;
+                // A keep-alive connection the server closed while idle: once more, fresh.
+                Ok(Err(e)) => {
+                    if !pool.renew(&mut conn, &mut pooled, &e).await? {
+                        return Err(e);
+                    }
                 }
-                Ok(Err(e)) => return Err(e),
                 Ok(Ok((Reply::Json(body), _))) => {
                     pool.release(conn);
                     self.source = Source::Json(body);
@@ -393,15 +393,15 @@ impl Call {
                         )
                         .await;
                         match sent {
-                            // A keep-alive connection the server closed while idle: a fresh one
-                            // (an answer to the server's request must not be lost to it).
-                            Ok(Err(UpstreamError::Unreachable(_))) if pooled => {
-                                let Ok(fresh) = pool.open().await else {
-                                    return;
-                                };
-                                (conn, pooled) = (fresh, false);
-                            }
                             Ok(Ok((Reply::Accepted, _))) => return pool.release(conn),
+                            // A keep-alive connection the server closed while idle: once more,
+                            // fresh (an answer to the server's request must not be lost to it).
+                            Ok(Err(e)) => {
+                                if !matches!(pool.renew(&mut conn, &mut pooled, &e).await, Ok(true))
+                                {
+                                    return;
+                                }
+                            }
                             _ => return,
                         }
                     }

@@ -65,6 +65,23 @@ impl Pool {
         Ok((self.open().await?, false))
     }
 
+    /// After an exchange on `conn` failed with `e`: when `conn` came from the pool and the server
+    /// had closed it while idle (`Unreachable`), it is replaced by a fresh one, once (`pooled`
+    /// turns false), and the answer is `Ok(true)`: try again. Anything else: `Ok(false)`.
+    pub async fn renew(
+        &self,
+        conn: &mut Conn,
+        pooled: &mut bool,
+        e: &UpstreamError,
+    ) -> Result<bool, UpstreamError> {
+        if !*pooled || !matches!(e, UpstreamError::Unreachable(_)) {
+            return Ok(false);
+        }
+        *conn = self.open().await?;
+        *pooled = false;
+        Ok(true)
+    }
+
     /// Opens a fresh connection: TCP connect, then the TLS handshake for an https server (SNI and
     /// verification against the URL host, the server's shared rustls config).
     pub async fn open(&self) -> Result<Conn, UpstreamError> {

@@ -132,22 +132,18 @@ impl Route {
         match self {
             Route::Http(pool) => {
                 let session = link.session.load_full();
-                let (mut conn, pooled) = pool.acquire().await?;
-                let reply = match post(
-                    &mut conn,
-                    link,
-                    session.as_deref(),
-                    std::slice::from_ref(&body),
-                    limits,
-                )
-                .await
-                {
-                    // A keep-alive connection the server closed while idle: once more, fresh.
-                    Err(UpstreamError::Unreachable(_)) if pooled => {
-                        conn = pool.open().await?;
-                        post(&mut conn, link, session.as_deref(), &[body], limits).await?
+                let (mut conn, mut pooled) = pool.acquire().await?;
+                let message = std::slice::from_ref(&body);
+                let reply = loop {
+                    match post(&mut conn, link, session.as_deref(), message, limits).await {
+                        Ok(reply) => break reply,
+                        // A keep-alive connection the server closed while idle: once more, fresh.
+                        Err(e) => {
+                            if !pool.renew(&mut conn, &mut pooled, &e).await? {
+                                return Err(e);
+                            }
+                        }
                     }
-                    other => other?,
                 };
                 match reply {
                     (Reply::Sse(mut sse), _) => {

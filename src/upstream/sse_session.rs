@@ -222,11 +222,11 @@ async fn post_message(
         match post_once(&mut conn, endpoint, &url.authority, &headers, &body, limits).await {
             Ok(done) => break done,
             // A kept-alive connection the server closed while idle: once more on a fresh one.
-            Err(UpstreamError::Unreachable(_)) if pooled => {
-                conn = pool.open().await?;
-                pooled = false;
+            Err(e) => {
+                if !pool.renew(&mut conn, &mut pooled, &e).await? {
+                    return Err(e);
+                }
             }
-            Err(e) => return Err(e),
         }
     };
     pool.release(conn);
