@@ -26,6 +26,7 @@ pub use stdio::{run_stdio, run_stdio_modern};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -198,31 +199,40 @@ impl Demo {
 }
 
 async fn serve(demo: Rc<Demo>, listener: TcpListener, stop: async_channel::Receiver<()>) {
-    let open = Rc::new(Cell::new(0usize));
+    // The open connections' descriptors: a task removes its own right after its stream is
+    // dropped, with no await in between, so a descriptor listed here is still this server's.
+    let open: Rc<RefCell<HashSet<RawFd>>> = Rc::default();
     loop {
         monoio::select! {
             accepted = listener.accept() => if let Ok((stream, _)) = accepted {
                 let _ = crate::transport::listener::set_cloexec(&stream);
                 let _ = stream.set_nodelay(true);
+                let fd = stream.as_raw_fd();
                 let (demo, stop, open) = (demo.clone(), stop.clone(), open.clone());
-                open.set(open.get() + 1);
+                open.borrow_mut().insert(fd);
                 monoio::spawn(async move {
                     // A stopped server drops its connections at once, like a killed process.
                     monoio::select! {
                         _ = connection(demo, stream) => {},
                         _ = stop.recv() => {},
                     }
-                    open.set(open.get() - 1);
+                    open.borrow_mut().remove(&fd);
                 });
             },
             _ = stop.recv() => break,
         }
     }
+    // Like a killed process, the peers get their FIN now: a shutdown does not wait for the
+    // descriptors to close, which io_uring does only once cancelled operations complete (and
+    // which a loaded machine can delay past the moment a test expects the server gone).
+    for fd in open.borrow().iter() {
+        let _ = nix::sys::socket::shutdown(*fd, nix::sys::socket::Shutdown::Both);
+    }
     // Let every connection task see the stop and close its socket before the runtime goes
     // (tasks still pending when a runtime is dropped would keep their sockets open).
     drop(listener);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    while open.get() > 0 && std::time::Instant::now() < deadline {
+    while !open.borrow().is_empty() && std::time::Instant::now() < deadline {
         monoio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     // A cancelled io_uring read completes (and its socket really closes) only when the runtime
